@@ -1,0 +1,80 @@
+"""An endless, seeded, resumable stream of training batches from a ground-truth data set.
+
+Batch i of the stream is drawn with its own Generator, `np.random.default_rng([seed, i])`. So the
+stream is a function of `seed` alone: it is the same with any number of workers (worker w of W
+makes batches w, w + W, ..., and the DataLoader hands them out in order), and resuming only needs
+the number of batches already consumed, not a generator's state.
+"""
+
+import warnings
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from disent.data.base import GroundTruthData
+
+
+class BatchStream(IterableDataset):
+    """Yields batch `start`, `start + 1`, ... forever: (batch_size, C, H, W) float32 tensors."""
+
+    def __init__(self, dataset: GroundTruthData, batch_size: int, seed: int, start: int = 0):
+        self.dataset, self.batch_size, self.seed, self.start = dataset, batch_size, seed, start
+
+    def batch(self, i: int) -> torch.Tensor:
+        """Batch number `i` of the stream."""
+        rng = np.random.default_rng([self.seed, i])
+        return torch.from_numpy(self.dataset.sample_observations(self.batch_size, rng))
+
+    def __iter__(self):
+        worker = get_worker_info()
+        i, step = (self.start, 1) if worker is None else (self.start + worker.id, worker.num_workers)
+        while True:
+            yield self.batch(i)
+            i += step
+
+
+class GroundTruthDataModule(L.LightningDataModule):
+    """Training batches of uniformly sampled observations; no validation set (metrics sample their own).
+
+    `batches_served` counts the batches the Trainer's training loop has taken (counted in
+    `on_before_batch_transfer`, which the Trainer calls once per training batch). It is saved in
+    checkpoints through `state_dict`, and `train_dataloader()` starts the stream there, so a resumed
+    run sees exactly the batches the uninterrupted run would have seen. Iterating the loader by hand
+    does not count; set `batches_served` yourself if you need to.
+    """
+
+    def __init__(self, dataset: GroundTruthData, batch_size: int = 64, num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        if batch_size < 1 or num_workers < 0 or seed < 0:
+            raise ValueError(f"need batch_size >= 1, num_workers >= 0 and seed >= 0, "
+                             f"got {batch_size}, {num_workers}, {seed}")
+        self.dataset, self.batch_size, self.num_workers, self.seed = dataset, batch_size, num_workers, seed
+        self.batches_served = 0
+
+    def train_dataloader(self) -> DataLoader:
+        stream = BatchStream(self.dataset, self.batch_size, self.seed, start=self.batches_served)
+        return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def on_before_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
+        if self.trainer is None or self.trainer.training:
+            self.batches_served += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "batch_size": self.batch_size, "batches_served": self.batches_served}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Resume the stream after `state_dict["batches_served"]` batches.
+
+        With another seed or batch size the stream differs from the checkpoint's; that is allowed
+        (e.g. on purpose), but said out loud.
+        """
+        for key in ("seed", "batch_size"):
+            if key in state_dict and state_dict[key] != getattr(self, key):
+                warnings.warn(f"the checkpoint's data stream had {key}={state_dict[key]}, this datamodule "
+                              f"has {key}={getattr(self, key)}: the resumed stream is a different one",
+                              stacklevel=2)
+        self.batches_served = int(state_dict["batches_served"])

@@ -1,0 +1,163 @@
+"""`disent-train`: the Hydra entry point that trains one model and writes its job directory.
+
+A job directory holds `.hydra/config.yaml` (the resolved config), `checkpoints/last.ckpt`,
+`results.json`, `reconstructions_traversals.png` and the logger's files.
+"""
+
+import logging
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import hydra
+import lightning as L
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from disent.data.datamodule import GroundTruthDataModule
+from disent.data.dsprites import DSprites
+from disent.models import VAE, build_model
+from disent.results import write_json_atomic
+from disent.viz import image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
+
+log = logging.getLogger(__name__)
+
+
+def _find_conf_dir() -> Path:
+    """conf/ beside the package in a source checkout (editable install), else inside the package."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir.parent / "conf", package_dir / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"disent's conf/ directory was not found next to {package_dir}")
+
+
+CONF_DIR = _find_conf_dir()
+
+
+def build_dataset(dataset_cfg: DictConfig):
+    """The ground-truth data set named by `dataset.name`."""
+    if dataset_cfg.name == "dsprites":
+        return DSprites(path=dataset_cfg.path)
+    raise ValueError(f"unknown dataset '{dataset_cfg.name}': choose one of ['dsprites']")
+
+
+def _hydra_job_info() -> tuple[Path, str | None]:
+    """(the job's output directory, the multirun directory's name or None for a single run)."""
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    sweep_name = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return job_dir, sweep_name
+
+
+def run_name(cfg: DictConfig) -> str:
+    """e.g. 'beta_vae_beta=4.0_seed=3'."""
+    knob = cfg.model.get("hyperparameter")
+    value = f"_{knob}={cfg.model[knob]}" if knob else ""
+    return f"{cfg.model.name}{value}_seed={cfg.seed}"
+
+
+def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
+    """The Lightning logger chosen by `logger.name` (csv or wandb)."""
+    if cfg.logger.name == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=job_dir, name="", version="")
+    if cfg.logger.name == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        if cfg.logger.mode not in ("offline", "online"):
+            raise ValueError(f"logger.mode must be 'offline' or 'online', got '{cfg.logger.mode}'")
+        knob = cfg.model.get("hyperparameter")
+        tags = [cfg.model.name, cfg.dataset.name, *([f"{knob}={cfg.model[knob]}"] if knob else []),
+                *cfg.logger.tags]
+        return WandbLogger(
+            project=cfg.logger.project, entity=cfg.logger.entity, save_dir=str(job_dir),
+            offline=cfg.logger.mode == "offline", name=run_name(cfg),
+            group=cfg.logger.group or cfg.study_name or sweep_name, job_type=cfg.model.name, tags=tags,
+            config=OmegaConf.to_container(cfg, resolve=True),
+        )
+    raise ValueError(f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'wandb']")
+
+
+def write_figures(model: VAE, dataset, cfg: DictConfig, job_dir: Path) -> list[str]:
+    """Reconstructions above latent traversals, in one PNG; returns the file names written."""
+    rng = np.random.default_rng([cfg.seed, 1])  # its own stream: figures never shift training's
+    x = torch.from_numpy(dataset.sample_observations(max(cfg.figures.num_examples, 64), rng)).to(model.device)
+    model.eval()
+    recon = reconstruction_rows(x[: cfg.figures.num_examples], model.encode, model.decode)
+    traversals, _ = latent_traversals(x[:1], x, model.encode, model.decode,
+                                      cfg.figures.traversal_range, cfg.figures.traversal_steps)
+    picture = stack_vertically([image_grid(recon), image_grid(traversals)])
+    save_png(picture, job_dir / "reconstructions_traversals.png")
+    return ["reconstructions_traversals.png"]
+
+
+def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
+    """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    knob = cfg.model.get("hyperparameter")
+    results = {
+        "status": "running",
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "hyperparameter": {"name": knob, "value": cfg.model[knob] if knob else None},
+        "hyperparameters": OmegaConf.to_container(cfg.model, resolve=True),
+        "seed": cfg.seed,
+        "batch_size": cfg.loader.batch_size,
+        "max_steps": cfg.trainer.max_steps,
+        "study_name": cfg.study_name or sweep_name,
+    }
+    write_json_atomic(job_dir / "results.json", results)
+    logger = None
+    try:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        dataset = build_dataset(cfg.dataset)
+        datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
+                                           num_workers=cfg.loader.num_workers, seed=cfg.seed)
+        model = build_model(cfg, dataset.observation_shape)
+        logger = build_logger(cfg, job_dir, sweep_name)
+        checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
+                                     every_n_train_steps=cfg.checkpoint.every_n_steps)
+        trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger,
+                            callbacks=[checkpoint], default_root_dir=job_dir, max_epochs=-1)
+        with warnings.catch_warnings():
+            # Lightning suggests worker processes; on a 2-core CPU rendering in-process is faster.
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            # the CSV logger shares the job directory with results.json on purpose
+            warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+            trainer.fit(model, datamodule=datamodule)
+        trainer.save_checkpoint(job_dir / "checkpoints" / "last.ckpt")
+        figures = write_figures(model, dataset, cfg, job_dir)
+        results.update(status="completed", steps=trainer.global_step, final_losses=model.final_losses(),
+                       checkpoint="checkpoints/last.ckpt", figures=figures)
+    except BaseException as error:
+        results.update(status="failed", error=f"{type(error).__name__}: {error}",
+                       traceback=traceback.format_exc())
+        raise
+    finally:
+        results["wall_time_s"] = round(time.time() - start, 3)
+        write_json_atomic(job_dir / "results.json", results)
+        if logger is not None and cfg.logger.name == "wandb":
+            import wandb
+
+            # one W&B run per job: a multirun's next job must not log into this one
+            wandb.finish(exit_code=0 if results["status"] == "completed" else 1)
+    log.info("%s: %s in %.1f s -> %s", run_name(cfg), results["status"], results["wall_time_s"], job_dir)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> None:
+    job_dir, sweep_name = _hydra_job_info()
+    train(cfg, job_dir, sweep_name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Tiling images into one picture."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def image_grid(images: np.ndarray, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Tile images (rows, cols, C, H, W) with values in [0, 1] into one uint8 RGB array (H', W', 3)."""
+    rows, cols, channels, height, width = images.shape
+    if channels == 1:
+        images = np.repeat(images, 3, axis=2)
+    elif channels != 3:
+        raise ValueError(f"images need 1 or 3 channels, got {channels}")
+    out = np.full((rows * (height + padding) + padding, cols * (width + padding) + padding, 3),
+                  pad_value, dtype=np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            top, left = padding + r * (height + padding), padding + c * (width + padding)
+            out[top:top + height, left:left + width] = images[r, c].transpose(1, 2, 0)
+    return (np.clip(out, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def stack_vertically(pictures: list[np.ndarray], gap: int = 6) -> np.ndarray:
+    """Stack uint8 RGB pictures of possibly different widths, left-aligned on a white canvas."""
+    width = max(p.shape[1] for p in pictures)
+    height = sum(p.shape[0] for p in pictures) + gap * (len(pictures) - 1)
+    out = np.full((height, width, 3), 255, dtype=np.uint8)
+    top = 0
+    for picture in pictures:
+        out[top:top + picture.shape[0], :picture.shape[1]] = picture
+        top += picture.shape[0] + gap
+    return out
+
+
+def save_png(picture: np.ndarray, path: str | Path) -> Path:
+    """Write a uint8 RGB array as PNG (via a temporary file, so a crash leaves no half-written PNG)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(picture).save(tmp, format="PNG")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,101 @@
+"""End-to-end training: the loss falls, seeds repeat, and the job directory holds what it should."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from disent.config import load_config
+from disent.train import train
+
+SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "loader.batch_size=32"]
+
+
+def _train(tmp_path: Path, overrides: list[str], name: str = "job") -> dict:
+    cfg = load_config(SMALL + overrides)
+    return train(cfg, tmp_path / name)
+
+
+def test_300_steps_lower_the_loss(tmp_path):
+    results = _train(tmp_path, ["trainer.max_steps=300", "model.optimizer.lr=0.001"])
+    assert results["status"] == "completed" and results["steps"] == 300
+    trace = json.loads((tmp_path / "job" / "results.json").read_text())
+    assert trace["final_losses"]["loss"] < 0.8 * _first_losses(tmp_path / "job")
+
+
+def _first_losses(job_dir: Path) -> float:
+    """Mean loss of the first logged steps, read back from the CSV logger's file."""
+    import pandas as pd
+
+    frame = pd.read_csv(job_dir / "metrics.csv").dropna(subset=["train/loss"])
+    return float(frame["train/loss"].iloc[:2].mean())
+
+
+def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
+    def losses(seed: int, name: str) -> list[float]:
+        import pandas as pd
+
+        _train(tmp_path, ["trainer.max_steps=20", "trainer.log_every_n_steps=1", f"seed={seed}"], name)
+        return pd.read_csv(tmp_path / name / "metrics.csv")["train/loss"].dropna().tolist()
+
+    first, again, other = losses(5, "a"), losses(5, "b"), losses(6, "c")
+    assert len(first) == 20 and first == again and first != other
+
+
+def test_job_directory_holds_results_checkpoint_and_figure(tmp_path):
+    results = _train(tmp_path, ["trainer.max_steps=5", "model.beta=4", "seed=2"])
+    job = tmp_path / "job"
+    on_disk = json.loads((job / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(results))
+    assert on_disk["model"] == "beta_vae" and on_disk["dataset"] == "dsprites" and on_disk["seed"] == 2
+    assert on_disk["hyperparameter"] == {"name": "beta", "value": 4.0}
+    assert {"loss", "reconstruction", "kl", "elbo", "kl_z0"} <= set(on_disk["final_losses"])
+    assert on_disk["wall_time_s"] > 0
+    assert (job / "checkpoints" / "last.ckpt").stat().st_size > 0
+    assert (job / "reconstructions_traversals.png").stat().st_size > 0
+
+
+def _cli() -> list[str]:
+    exe = shutil.which("disent-train")
+    return [exe] if exe else [sys.executable, "-m", "disent.train"]
+
+
+def test_cli_from_another_directory_writes_results_and_png(tmp_path):
+    done = subprocess.run(_cli() + ["trainer.max_steps=3", "trainer.enable_progress_bar=false"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (results,) = list((tmp_path / "outputs" / "runs").glob("*/results.json"))
+    assert json.loads(results.read_text())["status"] == "completed"
+    assert (results.parent / "reconstructions_traversals.png").exists()
+    assert (results.parent / ".hydra" / "config.yaml").exists()
+
+
+def test_multirun_with_wandb_writes_one_offline_run_per_job(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    done = subprocess.run(_cli() + ["-m", "model.beta=1,4", "seed=0,1", "trainer.max_steps=3", "logger=wandb",
+                                    "trainer.enable_progress_bar=false", "model.net=mlp", "model.hidden_dim=32"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/results.json"))
+    assert len(jobs) == 4
+    seen = set()
+    for path in jobs:
+        results = json.loads(path.read_text())
+        assert results["status"] == "completed"
+        seen.add((results["hyperparameter"]["value"], results["seed"]))
+        runs = list((path.parent / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, f"{path.parent} should hold its own offline W&B run"
+        assert list(runs[0].glob("*.wandb")), "the W&B run wrote no data file"
+    assert seen == {(1.0, 0), (1.0, 1), (4.0, 0), (4.0, 1)}
+
+
+def test_a_diverging_run_stops_and_says_failed_with_the_step(tmp_path):
+    cfg = load_config(SMALL + ["trainer.max_steps=5", "model.optimizer.lr=1e30"])
+    with pytest.raises(FloatingPointError, match="step"):
+        train(cfg, tmp_path / "job")
+    results = json.loads((tmp_path / "job" / "results.json").read_text())
+    assert results["status"] == "failed" and "non-finite loss at step" in results["error"]
