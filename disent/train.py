@@ -69,20 +69,40 @@ def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
 
         return CSVLogger(save_dir=job_dir, name="", version="")
     if cfg.logger.name == "wandb":
-        from lightning.pytorch.loggers import WandbLogger
-
-        if cfg.logger.mode not in ("offline", "online"):
-            raise ValueError(f"logger.mode must be 'offline' or 'online', got '{cfg.logger.mode}'")
-        knob = cfg.model.get("hyperparameter")
-        tags = [cfg.model.name, cfg.dataset.name, *([f"{knob}={cfg.model[knob]}"] if knob else []),
-                *cfg.logger.tags]
-        return WandbLogger(
-            project=cfg.logger.project, entity=cfg.logger.entity, save_dir=str(job_dir),
-            offline=cfg.logger.mode == "offline", name=run_name(cfg),
-            group=cfg.logger.group or cfg.study_name or sweep_name, job_type=cfg.model.name, tags=tags,
-            config=OmegaConf.to_container(cfg, resolve=True),
-        )
+        return _wandb_logger(cfg, job_dir, sweep_name)
     raise ValueError(f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'wandb']")
+
+
+def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
+    """A W&B logger whose run starts now; an online run that cannot start falls back to offline."""
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    if cfg.logger.mode not in ("offline", "online"):
+        raise ValueError(f"logger.mode must be 'offline' or 'online', got '{cfg.logger.mode}'")
+    knob = cfg.model.get("hyperparameter")
+    tags = [cfg.model.name, cfg.dataset.name, *([f"{knob}={cfg.model[knob]}"] if knob else []), *cfg.logger.tags]
+
+    def start(offline: bool) -> WandbLogger:
+        logger = WandbLogger(
+            project=cfg.logger.project, entity=cfg.logger.entity, save_dir=str(job_dir), offline=offline,
+            name=run_name(cfg), group=cfg.logger.group or cfg.study_name or sweep_name, job_type=cfg.model.name,
+            tags=tags, config=OmegaConf.to_container(cfg, resolve=True),
+            mode="offline" if offline else "online",  # explicit: wandb keeps settings of an earlier init
+            settings=wandb.Settings(init_timeout=cfg.logger.init_timeout_s),
+        )
+        logger.experiment  # noqa: B018 -- starts the run here, where a failure can still be handled
+        return logger
+
+    if cfg.logger.mode == "offline":
+        return start(offline=True)
+    try:
+        return start(offline=False)
+    except Exception as error:  # no network, no API key, W&B down: training must not depend on it
+        log.warning("W&B could not start an online run (%s); logging offline to %s/wandb instead, "
+                    "upload later with `wandb sync`", error, job_dir)
+        wandb.finish(exit_code=1)
+        return start(offline=True)
 
 
 def write_figures(model: VAE, dataset, cfg: DictConfig, job_dir: Path) -> list[str]:

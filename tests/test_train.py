@@ -99,3 +99,16 @@ def test_a_diverging_run_stops_and_says_failed_with_the_step(tmp_path):
         train(cfg, tmp_path / "job")
     results = json.loads((tmp_path / "job" / "results.json").read_text())
     assert results["status"] == "failed" and "non-finite loss at step" in results["error"]
+
+
+def test_wandb_online_without_network_or_key_falls_back_to_offline(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"), NETRC=str(tmp_path / "netrc"))
+    done = subprocess.run(_cli() + ["trainer.max_steps=2", "logger=wandb", "logger.mode=online",
+                                    "trainer.enable_progress_bar=false", "model.net=mlp", "model.hidden_dim=32"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "logging offline" in done.stderr + done.stdout
+    (results,) = list((tmp_path / "outputs" / "runs").glob("*/results.json"))
+    assert json.loads(results.read_text())["status"] == "completed"
+    assert list((results.parent / "wandb").glob("offline-run-*"))
