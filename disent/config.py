@@ -1,9 +1,21 @@
-"""Composing the Hydra config outside the command line (tests, scripts, notebooks)."""
+"""Where the Hydra configs live, and composing them outside the command line (tests, scripts, notebooks)."""
+
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from disent.train import CONF_DIR
+
+def _find_conf_dir() -> Path:
+    """conf/ beside the package in a source checkout (editable install), else inside the package (wheel)."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir.parent / "conf", package_dir / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"disent's conf/ directory was not found next to {package_dir}")
+
+
+CONF_DIR = _find_conf_dir()
 
 
 def load_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:

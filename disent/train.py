@@ -19,8 +19,10 @@ from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from disent.config import CONF_DIR
+from disent.data import build_dataset
 from disent.data.datamodule import GroundTruthDataModule
-from disent.data.dsprites import DSprites
+from disent.evaluate import check_metrics_config, encoder_of, evaluate, flatten
 from disent.models import VAE, build_model
 from disent.results import write_json_atomic
 from disent.viz import image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
@@ -28,23 +30,6 @@ from disent.viz import image_grid, latent_traversals, reconstruction_rows, save_
 log = logging.getLogger(__name__)
 
 
-def _find_conf_dir() -> Path:
-    """conf/ beside the package in a source checkout (editable install), else inside the package."""
-    package_dir = Path(__file__).resolve().parent
-    for candidate in (package_dir.parent / "conf", package_dir / "conf"):
-        if (candidate / "train.yaml").is_file():
-            return candidate
-    raise FileNotFoundError(f"disent's conf/ directory was not found next to {package_dir}")
-
-
-CONF_DIR = _find_conf_dir()
-
-
-def build_dataset(dataset_cfg: DictConfig):
-    """The ground-truth data set named by `dataset.name`."""
-    if dataset_cfg.name == "dsprites":
-        return DSprites(path=dataset_cfg.path)
-    raise ValueError(f"unknown dataset '{dataset_cfg.name}': choose one of ['dsprites']")
 
 
 def _hydra_job_info() -> tuple[Path, str | None]:
@@ -105,6 +90,21 @@ def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
         return start(offline=True)
 
 
+class PeriodicEvaluation(L.Callback):
+    """Scores the `periodic_metrics` set every `every_n_steps` training steps and logs it."""
+
+    def __init__(self, dataset, metrics_cfg: DictConfig):
+        self.dataset, self.metrics_cfg = dataset, metrics_cfg
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: VAE, *args) -> None:
+        step = trainer.global_step
+        if step % self.metrics_cfg.every_n_steps == 0 and step < trainer.max_steps:  # the last step: final set
+            values = evaluate(self.dataset, encoder_of(pl_module, self.metrics_cfg.encode_batch_size), self.metrics_cfg)
+            pl_module.train()
+            for logger in trainer.loggers:
+                logger.log_metrics({f"metrics/{k}": v for k, v in flatten(values).items()}, step=step)
+
+
 def write_figures(model: VAE, dataset, cfg: DictConfig, job_dir: Path) -> list[str]:
     """Reconstructions above latent traversals, in one PNG; returns the file names written."""
     rng = np.random.default_rng([cfg.seed, 1])  # its own stream: figures never shift training's
@@ -137,6 +137,8 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
     write_json_atomic(job_dir / "results.json", results)
     logger = None
     try:
+        check_metrics_config(cfg.metrics)
+        check_metrics_config(cfg.periodic_metrics)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         dataset = build_dataset(cfg.dataset)
         datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
@@ -145,8 +147,11 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         logger = build_logger(cfg, job_dir, sweep_name)
         checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
                                      every_n_train_steps=cfg.checkpoint.every_n_steps)
+        callbacks = [checkpoint]
+        if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
+            callbacks.append(PeriodicEvaluation(dataset, cfg.periodic_metrics))
         trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger,
-                            callbacks=[checkpoint], default_root_dir=job_dir, max_epochs=-1)
+                            callbacks=callbacks, default_root_dir=job_dir, max_epochs=-1)
         with warnings.catch_warnings():
             # Lightning suggests worker processes; on a 2-core CPU rendering in-process is faster.
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -154,9 +159,16 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
             trainer.fit(model, datamodule=datamodule)
         trainer.save_checkpoint(job_dir / "checkpoints" / "last.ckpt")
-        figures = write_figures(model, dataset, cfg, job_dir)
-        results.update(status="completed", steps=trainer.global_step, final_losses=model.final_losses(),
-                       checkpoint="checkpoints/last.ckpt", figures=figures)
+        results.update(steps=trainer.global_step, final_losses=model.final_losses(),
+                       checkpoint="checkpoints/last.ckpt")
+        write_json_atomic(job_dir / "results.json", results)  # the losses are safe before evaluation starts
+        results["figures"] = write_figures(model, dataset, cfg, job_dir)
+        results["metrics"] = evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
+        if logger is not None and results["metrics"]:
+            logger.log_metrics({f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()},
+                               step=trainer.global_step)
+            logger.save()
+        results["status"] = "completed"
     except BaseException as error:
         results.update(status="failed", error=f"{type(error).__name__}: {error}",
                        traceback=traceback.format_exc())

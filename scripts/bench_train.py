@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from disent.config import load_config
+from disent.data import build_dataset
 from disent.data.datamodule import GroundTruthDataModule
 from disent.models import build_model
 from disent.models.regularizers import gaussian_kl
 from disent.models.vae import reconstruction_loss
 from disent.nets import build_encoder_decoder
-from disent.train import build_dataset
 
 
 class StepTimer(L.Callback):

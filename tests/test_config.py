@@ -7,8 +7,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from disent.config import load_config
-from disent.train import CONF_DIR
+from disent.config import CONF_DIR, load_config
 
 
 def test_default_config_is_the_study_beta_vae_on_dsprites():

@@ -12,7 +12,11 @@ import pytest
 from disent.config import load_config
 from disent.train import train
 
-SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "loader.batch_size=32"]
+SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "loader.batch_size=32",
+         "metrics=none"]
+
+
+TINY_MLP = ["trainer.enable_progress_bar=false", "model.net=mlp", "model.hidden_dim=32", "metrics=none"]
 
 
 def _train(tmp_path: Path, overrides: list[str], name: str = "job") -> dict:
@@ -65,7 +69,7 @@ def _cli() -> list[str]:
 
 
 def test_cli_from_another_directory_writes_results_and_png(tmp_path):
-    done = subprocess.run(_cli() + ["trainer.max_steps=3", "trainer.enable_progress_bar=false"],
+    done = subprocess.run(_cli() + ["trainer.max_steps=3", "trainer.enable_progress_bar=false", "metrics=none"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (results,) = list((tmp_path / "outputs" / "runs").glob("*/results.json"))
@@ -77,7 +81,7 @@ def test_cli_from_another_directory_writes_results_and_png(tmp_path):
 def test_multirun_with_wandb_writes_one_offline_run_per_job(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     done = subprocess.run(_cli() + ["-m", "model.beta=1,4", "seed=0,1", "trainer.max_steps=3", "logger=wandb",
-                                    "trainer.enable_progress_bar=false", "model.net=mlp", "model.hidden_dim=32"],
+                                    *TINY_MLP],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/results.json"))
@@ -105,7 +109,7 @@ def test_wandb_online_without_network_or_key_falls_back_to_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path), WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"), NETRC=str(tmp_path / "netrc"))
     done = subprocess.run(_cli() + ["trainer.max_steps=2", "logger=wandb", "logger.mode=online",
-                                    "trainer.enable_progress_bar=false", "model.net=mlp", "model.hidden_dim=32"],
+                                    *TINY_MLP],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "logging offline" in done.stderr + done.stdout

@@ -7,4 +7,15 @@ metrics can use the data sets without importing Lightning.
 from disent.data.base import GroundTruthData, as_rng
 from disent.data.dsprites import DSprites
 
-__all__ = ["DSprites", "GroundTruthData", "as_rng"]
+DATASETS: dict[str, type[GroundTruthData]] = {"dsprites": DSprites}
+
+
+def build_dataset(dataset_cfg) -> GroundTruthData:
+    """The data set named `dataset_cfg.name`, built from the other keys of its `conf/dataset/` file."""
+    name = dataset_cfg["name"]
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}': choose one of {sorted(DATASETS)}")
+    return DATASETS[name](**{key: value for key, value in dataset_cfg.items() if key != "name"})
+
+
+__all__ = ["DATASETS", "DSprites", "GroundTruthData", "as_rng", "build_dataset"]

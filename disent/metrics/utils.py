@@ -164,24 +164,33 @@ def discrete_entropy(y) -> np.ndarray:
     return h
 
 
-def generate_batch_factor_code(data, represent, num_points: int, rng, batch_size: int = 16):
+def generate_batch_factor_code(data, represent, num_points: int, rng, batch_size: int = 16,
+                               encode_chunk: int = 1024):
     """Draw ``num_points`` (codes, factors) pairs in batches, as DL's helper of the same name.
 
     Per batch of ``b = min(batch_size, remaining)``: ``factors = data.sample_factors(b, rng)``,
     ``obs = data.sample_observations_from_factors(factors, rng)``, ``codes = represent(obs)``
     (the same RNG calls in the same order as DL's ``ground_truth_data.sample``).
 
+    When ``data.deterministic`` is true, rendering draws nothing from ``rng``, so all factor
+    batches are drawn first (the same values as the interleaved loop) and the observations are
+    rendered and represented ``encode_chunk`` at a time: a net encodes 1024 images far faster
+    than 64 batches of 16.
+
     Returns ``codes`` ``(num_points, D)`` and ``factors`` ``(num_points, K)`` (rows = samples;
     DL returns the transposes).
     """
     rng = as_rng(rng)
+    sizes = [min(batch_size, num_points - i) for i in range(0, num_points, batch_size)]
+    if getattr(data, "deterministic", False):
+        factors = np.concatenate([np.asarray(data.sample_factors(b, rng)) for b in sizes], axis=0)
+        codes = [np.asarray(represent(data.sample_observations_from_factors(factors[i:i + encode_chunk], rng)))
+                 for i in range(0, num_points, encode_chunk)]
+        return np.concatenate(codes, axis=0), factors
     codes, factors = [], []
-    i = 0
-    while i < num_points:
-        b = min(num_points - i, batch_size)
+    for b in sizes:
         f = np.asarray(data.sample_factors(b, rng))
         obs = data.sample_observations_from_factors(f, rng)
         codes.append(np.asarray(represent(obs)))
         factors.append(f)
-        i += b
     return np.concatenate(codes, axis=0), np.concatenate(factors, axis=0)

@@ -1,7 +1,10 @@
 """LightningModules, one model family per file, and `build_model` that makes one from config."""
 
 import inspect
+import zipfile
+from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from disent.models.regularizers import REGULARIZERS, Regularizer
@@ -34,4 +37,26 @@ def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int]) -> VAE
                config=OmegaConf.to_container(cfg, resolve=True))
 
 
-__all__ = ["VAE", "build_model", "build_regularizer", "MODEL_NAMES"]
+def load_model(checkpoint_path: str | Path) -> tuple[VAE, DictConfig]:
+    """The model saved in a `disent-train` checkpoint, and the run config it was trained with.
+
+    Loads with `weights_only=True`: a checkpoint cannot run pickled code.
+    """
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path} (pass the checkpoints/last.ckpt of a disent-train job)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
+        state_dict = checkpoint["state_dict"]
+    except (RuntimeError, EOFError, OSError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read the checkpoint {path}: {type(error).__name__}: {error}. Is the file complete "
+                         f"and written by disent-train? Re-run or resume the job to write it again.") from error
+    from disent.data import build_dataset
+
+    model = build_model(cfg, build_dataset(cfg.dataset).observation_shape)
+    model.load_state_dict(state_dict)
+    return model.eval(), cfg
+
+
+__all__ = ["VAE", "build_model", "build_regularizer", "load_model", "MODEL_NAMES"]

@@ -1,0 +1,230 @@
+"""Scoring representations with a configured metric suite (`conf/metrics/`), and `disent-eval`.
+
+The representation of a VAE is its encoder mean μ(x) ("mean", what the study reports) or a sample
+z ~ q(z|x) ("sampled"); disentanglement_lib evaluates both.
+
+Speed: for a data set whose observation is a function of its factors (`data.deterministic`), the
+score metrics alone would encode millions of images. When the factor grid is smaller than the
+number of images the suite would encode (and at most `cache_grid_max_size`), the whole grid is
+encoded once and every metric looks codes up by grid index: the same values for "mean" as
+encoding each sampled batch. For "sampled", z = μ + σ·ε is drawn at look-up time from the
+suite's seed, so it equals per-batch sampling in distribution, not draw for draw.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from disent import metrics as M
+from disent.config import CONF_DIR
+from disent.metrics.utils import generate_batch_factor_code
+from disent.results import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+Encode = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # observations -> (mu, logvar), (N, Z) each
+REPRESENTATIONS = ("mean", "sampled")
+
+
+# --- the metric suite -----------------------------------------------------------------------------
+# metrics on codes/factors drawn from the data set: (train, test, settings, seed, n_jobs) -> values
+DRAWN_METRICS = {
+    "mig": lambda train, test, s, seed, n_jobs: M.mig(*train, num_bins=s["num_bins"]),
+    "unsupervised": lambda train, test, s, seed, n_jobs: M.unsupervised(train[0], num_bins=s["num_bins"]),
+    "dci": lambda train, test, s, seed, n_jobs: M.dci(*train, *test, seed=seed, n_jobs=n_jobs),
+    "sap": lambda train, test, s, seed, n_jobs: M.sap(*train, *test, continuous_factors=s["continuous_factors"]),
+    "modularity": lambda train, test, s, seed, n_jobs: M.modularity_explicitness(*train, *test,
+                                                                                 num_bins=s["num_bins"]),
+}
+# metrics that draw their own samples through (data, represent, rng, **settings)
+SCORE_METRICS = {"beta_vae": M.beta_vae_score, "factor_vae": M.factor_vae_score}
+METRIC_NAMES = sorted(DRAWN_METRICS | SCORE_METRICS)
+
+
+def check_suite(suite: dict) -> None:
+    """Refuse unknown metric names before any work is done."""
+    unknown = sorted(set(suite) - set(METRIC_NAMES))
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown} in metrics.suite: choose from {METRIC_NAMES}")
+
+
+def images_encoded_per_batch(suite: dict) -> int:
+    """How many images the suite encodes when every sampled batch is encoded (upper bound)."""
+    total = 0
+    for name, s in suite.items():
+        if name == "beta_vae":
+            total += 2 * s["batch_size"] * (s["num_train"] + s["num_eval"])
+        elif name == "factor_vae":
+            total += s["num_variance_estimate"] + s["batch_size"] * (s["num_train"] + s["num_eval"])
+        else:
+            total += s["num_train"] + s.get("num_test", 0)
+    return total
+
+
+def score(data, represent: Callable[[np.ndarray], np.ndarray], suite: dict, seed: int,
+          dci_n_jobs: int | None = None) -> dict[str, float]:
+    """Every metric of `suite` (name -> settings) for one `represent` function; flat {"dci.completeness": ...}.
+
+    Each metric starts from a fresh `np.random.default_rng(seed)`, as disentanglement_lib gives
+    each metric its own `RandomState(seed)`; codes drawn with equal sizes are therefore the same
+    points and are drawn once and shared.
+    """
+    check_suite(suite)
+    drawn: dict[tuple[int, int], tuple] = {}
+
+    def draw(num_train: int, num_test: int):
+        if (num_train, num_test) not in drawn:
+            rng = np.random.default_rng(seed)
+            train = generate_batch_factor_code(data, represent, num_train, rng)
+            test = generate_batch_factor_code(data, represent, num_test, rng) if num_test else None
+            drawn[(num_train, num_test)] = (train, test)
+        return drawn[(num_train, num_test)]
+
+    results: dict[str, float] = {}
+    for name, settings in suite.items():
+        start = time.perf_counter()
+        if name in SCORE_METRICS:
+            values = SCORE_METRICS[name](data, represent, np.random.default_rng(seed), **settings)
+        else:
+            train, test = draw(settings["num_train"], settings.get("num_test", 0))
+            values = DRAWN_METRICS[name](train, test, settings, seed, dci_n_jobs)
+        log.info("metric %s: %.1f s", name, time.perf_counter() - start)
+        results |= {(k if k == name else f"{name}.{k}"): float(v) for k, v in values.items()}
+    return results
+
+
+# --- representations of a model ------------------------------------------------------------------
+def encoder_of(model: torch.nn.Module, batch_size: int) -> Encode:
+    """numpy observations (N, C, H, W) -> (mu, logvar) numpy, in batches, without gradients."""
+    device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def encode(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        model.eval()
+        mus, logvars = [], []
+        for i in range(0, len(observations), batch_size):
+            x = torch.as_tensor(np.asarray(observations[i:i + batch_size], dtype=np.float32), device=device)
+            mu, logvar = model.encode(x)
+            mus.append(mu.float().cpu().numpy())
+            logvars.append(logvar.float().cpu().numpy())
+        return np.concatenate(mus), np.concatenate(logvars)
+
+    return encode
+
+
+def _representation(encoded: tuple[np.ndarray, np.ndarray], kind: str, rng: np.random.Generator) -> np.ndarray:
+    mu, logvar = encoded
+    if kind == "mean":
+        return mu
+    return mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape).astype(mu.dtype)
+
+
+class _GridIndices:
+    """The data set seen through grid indices: 'observations' are indices into a table of codes."""
+
+    def __init__(self, data):
+        self.data = data
+        self.factor_sizes, self.num_factors, self.deterministic = data.factor_sizes, data.num_factors, True
+
+    def sample_factors(self, n: int, rng) -> np.ndarray:
+        return self.data.sample_factors(n, rng)
+
+    def sample_observations_from_factors(self, factors: np.ndarray, rng) -> np.ndarray:
+        return self.data.factors_to_index(factors)  # (n,) grid indices
+
+
+def encode_grid(data, encode: Encode, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar) of every grid image, in grid-index order: (len(data), Z) each."""
+    parts = []
+    for start in range(0, len(data), chunk):
+        indices = np.arange(start, min(start + chunk, len(data)))
+        observations = data.sample_observations_from_factors(data.index_to_factors(indices), np.random.default_rng(0))
+        parts.append(encode(observations))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def check_metrics_config(metrics_cfg: DictConfig | dict) -> None:
+    """Refuse unknown metrics or representations before any training or encoding is done."""
+    check_suite(metrics_cfg["suite"] or {})
+    unknown = sorted(set(metrics_cfg["representations"]) - set(REPRESENTATIONS))
+    if unknown:
+        raise ValueError(f"unknown representation(s) {unknown} in metrics.representations: choose from "
+                         f"{list(REPRESENTATIONS)}")
+
+
+def evaluate(data, encode: Encode, metrics_cfg: DictConfig | dict) -> dict[str, dict[str, float]]:
+    """Score a Gaussian encoder on `data` with the metric set `metrics_cfg` (a `conf/metrics/` file).
+
+    Returns {representation: {metric: value}}, e.g. {"mean": {"mig": 0.21, "dci.disentanglement": ...}}.
+    """
+    cfg = OmegaConf.to_container(metrics_cfg, resolve=True) if isinstance(metrics_cfg, DictConfig) else metrics_cfg
+    check_metrics_config(cfg)
+    suite = cfg["suite"] or {}
+    if not suite:
+        return {}
+    use_cache = (getattr(data, "deterministic", False) and len(data) <= cfg["cache_grid_max_size"]
+                 and len(data) < images_encoded_per_batch(suite))
+    if use_cache:
+        start = time.perf_counter()
+        grid = encode_grid(data, encode)
+        log.info("encoded the %d-image factor grid in %.1f s", len(data), time.perf_counter() - start)
+    results = {}
+    for kind in cfg["representations"]:
+        rng = np.random.default_rng([cfg["seed"], REPRESENTATIONS.index(kind)])  # noise of "sampled"
+        if use_cache:
+            view = _GridIndices(data)
+            represent = lambda indices, kind=kind, rng=rng: _representation(  # noqa: E731
+                (grid[0][indices], grid[1][indices]), kind, rng)
+        else:
+            view = data
+            represent = lambda x, kind=kind, rng=rng: _representation(encode(x), kind, rng)  # noqa: E731
+        results[kind] = score(view, represent, suite, cfg["seed"], cfg.get("dci_n_jobs"))
+    return results
+
+
+def flatten(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """{"mean": {"mig": x}} -> {"mean/mig": x}, for loggers."""
+    return {f"{kind}/{name}": value for kind, values in results.items() for name, value in values.items()}
+
+
+
+# --- disent-eval ------------------------------------------------------------------------------
+def evaluate_checkpoint(checkpoint: str | Path, metrics_cfg: DictConfig | dict,
+                        dataset_cfg: DictConfig | dict | None = None) -> dict:
+    """Score a `disent-train` checkpoint; the data set is the one it was trained on unless given."""
+    from disent.data import build_dataset
+    from disent.models import load_model
+
+    check_metrics_config(metrics_cfg)
+    model, run_cfg = load_model(checkpoint)
+    dataset_cfg = dataset_cfg or run_cfg.dataset
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    start = time.time()
+    values = evaluate(build_dataset(dataset_cfg), encoder_of(model, metrics_cfg["encode_batch_size"]), metrics_cfg)
+    as_dict = lambda c: OmegaConf.to_container(c, resolve=True) if isinstance(c, DictConfig) else dict(c)  # noqa: E731
+    return {"checkpoint": str(Path(checkpoint).resolve()), "model": run_cfg.model.name,
+            "dataset": as_dict(dataset_cfg), "metrics_config": as_dict(metrics_cfg),
+            "wall_time_s": round(time.time() - start, 3), "metrics": values}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    """disent-eval checkpoint=PATH [metrics=study] [output=metrics.json]"""
+    checkpoint = Path(cfg.checkpoint)
+    output = Path(cfg.output) if cfg.output else checkpoint.resolve().parent.parent / "metrics.json"
+    report = evaluate_checkpoint(checkpoint, cfg.metrics, cfg.dataset)
+    write_json_atomic(output, report)
+    for kind, values in report["metrics"].items():
+        for name, value in values.items():
+            print(f"{kind:8s} {name:45s} {value:.4f}")
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Scoring models: the grid cache gives the study's values, and disent-eval / disent-train write them."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from disent.config import load_config
+from disent.data import GroundTruthData
+from disent.evaluate import check_metrics_config, evaluate, images_encoded_per_batch
+from disent.train import train
+
+TINY_SUITE = {
+    "beta_vae": {"batch_size": 16, "num_train": 60, "num_eval": 30},
+    "factor_vae": {"batch_size": 16, "num_train": 60, "num_eval": 30, "num_variance_estimate": 300,
+                   "prune_threshold": 0.05},
+    "mig": {"num_train": 300, "num_bins": 20},
+    "dci": {"num_train": 150, "num_test": 60},
+    "sap": {"num_train": 300, "num_test": 100, "continuous_factors": False},
+    "modularity": {"num_train": 300, "num_test": 100, "num_bins": 20},
+    "unsupervised": {"num_train": 300, "num_bins": 20},
+}
+
+
+class Bars(GroundTruthData):
+    """A small deterministic data set: a 6x6 image with a bar at row `y`, of length `length`, brightness `b`."""
+
+    factor_names, factor_sizes, observation_shape = ("y", "length", "brightness"), (6, 5, 4), (1, 6, 6)
+
+    def sample_observations_from_factors(self, factors, rng=None):
+        factors = self.check_factors(factors)
+        images = np.zeros((len(factors), 1, 6, 6), dtype=np.float32)
+        for i, (y, length, brightness) in enumerate(factors):
+            images[i, 0, y, : length + 1] = (brightness + 1) / 4
+        return images
+
+
+def linear_encoder(seed: int = 0):
+    weights = np.random.default_rng(seed).normal(size=(36, 4)).astype(np.float32)
+
+    def encode(observations):
+        h = np.asarray(observations, dtype=np.float32).reshape(len(observations), -1) @ weights
+        return np.tanh(h), np.full_like(h, -2.0)
+
+    return encode
+
+
+def metrics_cfg(cache_grid_max_size: int, representations=("mean",)) -> dict:
+    return {"seed": 3, "representations": list(representations), "cache_grid_max_size": cache_grid_max_size,
+            "encode_batch_size": 64, "dci_n_jobs": None, "suite": TINY_SUITE}
+
+
+def test_grid_cache_gives_the_values_of_per_batch_encoding():
+    data = Bars()
+    assert len(data) < images_encoded_per_batch(TINY_SUITE)  # so the cache is used
+    cached = evaluate(data, linear_encoder(), metrics_cfg(cache_grid_max_size=10_000))
+    per_batch = evaluate(data, linear_encoder(), metrics_cfg(cache_grid_max_size=0))
+    assert cached.keys() == per_batch.keys() == {"mean"}
+    assert set(cached["mean"]) == set(per_batch["mean"])
+    for name, value in per_batch["mean"].items():
+        assert cached["mean"][name] == pytest.approx(value, abs=1e-9), name
+    names = cached["mean"]
+    assert {"beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig", "dci.disentanglement", "sap",
+            "modularity"} <= set(names)
+
+
+def test_sampled_representation_is_scored_too_and_noisier():
+    data = Bars()
+    results = evaluate(data, linear_encoder(), metrics_cfg(10_000, representations=("mean", "sampled")))
+    assert set(results) == {"mean", "sampled"}
+    assert results["sampled"]["mig"] != results["mean"]["mig"]
+    again = evaluate(data, linear_encoder(), metrics_cfg(10_000, representations=("mean", "sampled")))
+    assert again == results  # same seed, same values
+
+
+def test_unknown_metric_or_representation_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="unknown metric.*'mgi'.*mig"):
+        check_metrics_config({"suite": {"mgi": {}}, "representations": ["mean"]})
+    with pytest.raises(ValueError, match="'median'.*mean"):
+        check_metrics_config({"suite": {}, "representations": ["median"]})
+
+
+TINY_OVERRIDES = [f"metrics.suite.{metric}.{key}={value}" for metric, settings in TINY_SUITE.items()
+                  for key, value in settings.items()]
+
+
+def test_training_writes_all_six_metrics_and_disent_eval_rescores_the_checkpoint(tmp_path):
+    cfg = load_config(["model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=3",
+                       "trainer.enable_progress_bar=false", "metrics=fast", *TINY_OVERRIDES])
+    results = train(cfg, tmp_path / "job")
+    on_disk = json.loads((tmp_path / "job" / "results.json").read_text())
+    metrics = on_disk["metrics"]["mean"]
+    for name in ["beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig", "dci.disentanglement", "modularity",
+                 "sap"]:
+        assert np.isfinite(metrics[name]), name
+    assert metrics == results["metrics"]["mean"]
+
+    checkpoint = tmp_path / "job" / "checkpoints" / "last.ckpt"
+    done = subprocess.run([sys.executable, "-m", "disent.evaluate", f"checkpoint={checkpoint}", "metrics=fast",
+                           *TINY_OVERRIDES], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "job" / "metrics.json").read_text())
+    assert report["model"] == "beta_vae" and report["dataset"]["name"] == "dsprites"
+    # the same weights and metric seed: the same numbers as at the end of training
+    for name, value in metrics.items():
+        assert report["metrics"]["mean"][name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_disent_eval_on_a_missing_checkpoint_says_which_path(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "disent.evaluate", f"checkpoint={tmp_path}/nope.ckpt"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "nope.ckpt" in done.stderr
