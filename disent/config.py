@@ -3,7 +3,10 @@
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+# `${multiply:10,${.lambda_od}}`: ties one loss weight to another (DIP-VAE-I's λ_d = 10·λ_od)
+OmegaConf.register_new_resolver("multiply", lambda a, b: float(a) * float(b), replace=True)
 
 
 def _find_conf_dir() -> Path:

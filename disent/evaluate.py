@@ -176,16 +176,22 @@ def evaluate(data, encode: Encode, metrics_cfg: DictConfig | dict) -> dict[str, 
         log.info("encoded the %d-image factor grid in %.1f s", len(data), time.perf_counter() - start)
     results = {}
     for kind in cfg["representations"]:
-        rng = np.random.default_rng([cfg["seed"], REPRESENTATIONS.index(kind)])  # noise of "sampled"
-        if use_cache:
-            view = _GridIndices(data)
-            represent = lambda indices, kind=kind, rng=rng: _representation(  # noqa: E731
-                (grid[0][indices], grid[1][indices]), kind, rng)
-        else:
-            view = data
-            represent = lambda x, kind=kind, rng=rng: _representation(encode(x), kind, rng)  # noqa: E731
+        view, represent = representation(data, encode, kind, np.random.default_rng([cfg["seed"], 1 + len(results)]),
+                                         grid if use_cache else None)
         results[kind] = score(view, represent, suite, cfg["seed"], cfg.get("dci_n_jobs"))
     return results
+
+
+def representation(data, encode: Encode, kind: str, rng: np.random.Generator,
+                   grid: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[object, Callable]:
+    """(the data set as the metrics see it, represent) for one kind of representation.
+
+    With `grid` (from `encode_grid`), the metrics see grid indices and `represent` looks codes up;
+    otherwise `represent` encodes the observations. `rng` draws the noise of "sampled" codes.
+    """
+    if grid is None:
+        return data, lambda x: _representation(encode(x), kind, rng)
+    return _GridIndices(data), lambda indices: _representation((grid[0][indices], grid[1][indices]), kind, rng)
 
 
 def flatten(results: dict[str, dict[str, float]]) -> dict[str, float]:

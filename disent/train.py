@@ -143,7 +143,7 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         dataset = build_dataset(cfg.dataset)
         datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
                                            num_workers=cfg.loader.num_workers, seed=cfg.seed)
-        model = build_model(cfg, dataset.observation_shape)
+        model = build_model(cfg, dataset.observation_shape, len(dataset))
         logger = build_logger(cfg, job_dir, sweep_name)
         checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
                                      every_n_train_steps=cfg.checkpoint.every_n_steps)

@@ -42,7 +42,7 @@ def bench_project(cfg, steps: int, warmup: int) -> float:
     L.seed_everything(cfg.seed, verbose=False)
     dataset = build_dataset(cfg.dataset)
     datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size, num_workers=0, seed=cfg.seed)
-    model = build_model(cfg, dataset.observation_shape)
+    model = build_model(cfg, dataset.observation_shape, len(dataset))
     timer = StepTimer(warmup)
     with tempfile.TemporaryDirectory() as tmp:
         from lightning.pytorch.loggers import CSVLogger

@@ -14,25 +14,28 @@ from disent.nets import build_encoder_decoder
 MODEL_NAMES = sorted(REGULARIZERS)
 
 
-def build_regularizer(model_cfg: DictConfig) -> Regularizer:
-    """The regularizer named `model_cfg.name`, built from the config keys named like its arguments."""
+def build_regularizer(model_cfg: DictConfig, dataset_size: int) -> Regularizer:
+    """The regularizer named `model_cfg.name`, built from the config keys named like its arguments
+    (the data set's size, which β-TCVAE's estimator needs, comes from the data set itself)."""
     cls = REGULARIZERS[model_cfg.name]
     arguments = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
-    missing = [name for name in arguments if name not in model_cfg]
+    available = {**OmegaConf.to_container(model_cfg, resolve=True), "dataset_size": dataset_size}
+    missing = [name for name in arguments if name not in available]
     if missing:
         raise ValueError(f"model '{model_cfg.name}' needs the config keys {missing} (model.<key>=...)")
-    return cls(**{name: model_cfg[name] for name in arguments})
+    return cls(**{name: available[name] for name in arguments})
 
 
-def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int]) -> VAE:
+def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int], dataset_size: int) -> VAE:
     """The LightningModule described by the run config `cfg` (uses cfg.model and cfg.results)."""
     model_cfg = cfg.model
     if model_cfg.name not in REGULARIZERS:
         raise ValueError(f"unknown model '{model_cfg.name}': choose one of {MODEL_NAMES}")
     encoder, decoder = build_encoder_decoder(model_cfg.net, observation_shape, model_cfg.latent_dim,
                                              hidden_dim=model_cfg.hidden_dim)
-    return VAE(encoder, decoder, build_regularizer(model_cfg), reconstruction=model_cfg.reconstruction,
-               optimizer=OmegaConf.to_container(model_cfg.optimizer, resolve=True),
+    settings = OmegaConf.to_container(model_cfg, resolve=True)
+    return VAE(encoder, decoder, build_regularizer(model_cfg, dataset_size), reconstruction=model_cfg.reconstruction,
+               optimizer=settings["optimizer"], discriminator_optimizer=settings.get("discriminator_optimizer"),
                final_loss_window=cfg.results.final_loss_window,
                config=OmegaConf.to_container(cfg, resolve=True))
 
@@ -54,7 +57,8 @@ def load_model(checkpoint_path: str | Path) -> tuple[VAE, DictConfig]:
                          f"and written by disent-train? Re-run or resume the job to write it again.") from error
     from disent.data import build_dataset
 
-    model = build_model(cfg, build_dataset(cfg.dataset).observation_shape)
+    dataset = build_dataset(cfg.dataset)
+    model = build_model(cfg, dataset.observation_shape, len(dataset))
     model.load_state_dict(state_dict)
     return model.eval(), cfg
 

@@ -37,13 +37,20 @@ class VAE(L.LightningModule):
     """A Gaussian encoder, a decoder of logits, and a regularizer chosen by config."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, regularizer: Regularizer,
-                 reconstruction: str, optimizer: dict, final_loss_window: int, config: dict | None = None):
+                 reconstruction: str, optimizer: dict, final_loss_window: int, config: dict | None = None,
+                 discriminator_optimizer: dict | None = None):
         super().__init__()
         if reconstruction not in RECONSTRUCTIONS:
             raise ValueError(f"unknown reconstruction '{reconstruction}': choose one of {RECONSTRUCTIONS}")
         self.encoder, self.decoder, self.regularizer = encoder, decoder, regularizer
         self.reconstruction = reconstruction
         self.optimizer_settings = dict(optimizer)
+        self.discriminator_optimizer_settings = dict(discriminator_optimizer or {})
+        if getattr(regularizer, "discriminator", None) is not None:
+            if not discriminator_optimizer:
+                raise ValueError("a regularizer with a discriminator needs model.discriminator_optimizer settings")
+            # two optimizers per step: Lightning 2.x needs manual optimization for that
+            self.automatic_optimization = False
         # the resolved run config travels inside the checkpoint, so a checkpoint alone can be rebuilt
         self.save_hyperparameters({"config": config or {}})
         self.recent_losses: deque[dict[str, float]] = deque(maxlen=final_loss_window)
@@ -64,12 +71,16 @@ class VAE(L.LightningModule):
         return torch.sigmoid(self.decode(mu))
 
     # --- training --------------------------------------------------------------------------------
-    def compute_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All loss terms for a batch x (B, C, H, W); 'loss' is the one that is minimised."""
+    def posterior(self, x: torch.Tensor) -> Posterior:
+        """q(z|x) for a batch x (B, C, H, W), with one reparameterised sample z."""
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        posterior = Posterior(mu=mu, logvar=logvar, z=z, kl_per_latent=gaussian_kl(mu, logvar))
-        reconstruction = reconstruction_loss(self.decode(z), x, self.reconstruction)
+        return Posterior(mu=mu, logvar=logvar, z=z, kl_per_latent=gaussian_kl(mu, logvar))
+
+    def compute_losses(self, x: torch.Tensor, posterior: Posterior | None = None) -> dict[str, torch.Tensor]:
+        """All loss terms for a batch x (B, C, H, W); 'loss' is the one that is minimised."""
+        posterior = posterior or self.posterior(x)
+        reconstruction = reconstruction_loss(self.decode(posterior.z), x, self.reconstruction)
         regularization, extra = self.regularizer(posterior, self.global_step)
         kl_per_latent = posterior.kl_per_latent.mean(dim=0)  # (Z,)
         terms = {
@@ -83,8 +94,36 @@ class VAE(L.LightningModule):
         terms.update({f"kl_z{i}": value for i, value in enumerate(kl_per_latent)})
         return terms
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        terms = self.compute_losses(batch)
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
+        if self.automatic_optimization:
+            terms = self.compute_losses(batch)
+        else:
+            terms = self._adversarial_step(batch)
+        self._record(terms, batch.shape[0])
+        return terms["loss"] if self.automatic_optimization else None
+
+    def _adversarial_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One VAE step and one discriminator step on the same batch (FactorVAE)."""
+        vae_optimizer, discriminator_optimizer = self.optimizers()
+        second = None
+        if getattr(self.regularizer, "permute", "same") == "second":  # the paper's two batches: halves
+            batch, second_batch = batch.chunk(2)
+            second = self.posterior(second_batch)
+        posterior = self.posterior(batch)
+        terms = self.compute_losses(batch, posterior)
+        vae_optimizer.zero_grad()
+        self.manual_backward(terms["loss"])
+        vae_optimizer.step()
+        # the discriminator's step goes to the raw optimizer so that Lightning's global_step counts
+        # batches (as max_steps and the papers do), not optimizer steps
+        discriminator_loss, extra = self.regularizer.discriminator_loss(posterior, second)
+        discriminator_optimizer.zero_grad()
+        self.manual_backward(discriminator_loss)
+        discriminator_optimizer.optimizer.step()
+        return {**terms, **extra}
+
+    def _record(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Stop on a non-finite loss; keep the recent values for results.json; log everything."""
         # one device->host copy for all terms, used for the NaN check and the results file
         values = dict(zip(terms, torch.stack([t.detach().float() for t in terms.values()]).tolist(), strict=True))
         bad = [name for name, value in values.items() if not math.isfinite(value)]
@@ -96,8 +135,7 @@ class VAE(L.LightningModule):
         self.recent_losses.append(values)
         self.loss_trace.append(values["loss"])
         self.log_dict({f"train/{name}": value for name, value in terms.items()}, on_step=True,
-                      on_epoch=False, batch_size=batch.shape[0])
-        return terms["loss"]
+                      on_epoch=False, batch_size=batch_size)
 
     def final_losses(self) -> dict[str, float]:
         """Each loss term averaged over the last `final_loss_window` steps."""
@@ -106,7 +144,15 @@ class VAE(L.LightningModule):
         names = self.recent_losses[0].keys()
         return {name: sum(d[name] for d in self.recent_losses) / len(self.recent_losses) for name in names}
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        settings = self.optimizer_settings
-        return torch.optim.Adam(self.parameters(), lr=settings["lr"], betas=tuple(settings["betas"]),
-                                eps=settings["eps"], weight_decay=settings["weight_decay"])
+    def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
+        vae_parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
+        vae_optimizer = _adam(vae_parameters, self.optimizer_settings)
+        if getattr(self.regularizer, "discriminator", None) is None:
+            return vae_optimizer
+        return [vae_optimizer, _adam(self.regularizer.discriminator.parameters(),
+                                     self.discriminator_optimizer_settings)]
+
+
+def _adam(parameters, settings: dict) -> torch.optim.Adam:
+    return torch.optim.Adam(parameters, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"],
+                            weight_decay=settings["weight_decay"])
