@@ -23,9 +23,9 @@ from disent.config import CONF_DIR
 from disent.data import build_dataset
 from disent.data.datamodule import GroundTruthDataModule
 from disent.evaluate import check_metrics_config, encoder_of, evaluate, flatten
-from disent.models import VAE, build_model
+from disent.models import DisentModel, InfoGAN, build_model
 from disent.results import write_json_atomic
-from disent.viz import image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
+from disent.viz import code_traversals, image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class PeriodicEvaluation(L.Callback):
     def __init__(self, dataset, metrics_cfg: DictConfig):
         self.dataset, self.metrics_cfg = dataset, metrics_cfg
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: VAE, *args) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
         step = trainer.global_step
         if step % self.metrics_cfg.every_n_steps == 0 and step < trainer.max_steps:  # the last step: final set
             values = evaluate(self.dataset, encoder_of(pl_module, self.metrics_cfg.encode_batch_size), self.metrics_cfg)
@@ -105,11 +105,20 @@ class PeriodicEvaluation(L.Callback):
                 logger.log_metrics({f"metrics/{k}": v for k, v in flatten(values).items()}, step=step)
 
 
-def write_figures(model: VAE, dataset, cfg: DictConfig, job_dir: Path) -> list[str]:
-    """Reconstructions above latent traversals, in one PNG; returns the file names written."""
+def write_figures(model: DisentModel, dataset, cfg: DictConfig, job_dir: Path) -> list[str]:
+    """Reconstructions above latent traversals (VAEs) or code traversals (InfoGAN), in one PNG."""
+    model.eval()
+    if isinstance(model, InfoGAN):
+        generator = torch.Generator().manual_seed(cfg.seed)  # its own stream: figures never shift training's
+        noise = torch.randn(1, model.noise_dim, generator=generator).to(model.device)
+        labels = torch.zeros(1, len(model.categorical_codes), dtype=torch.long, device=model.device)
+        continuous = torch.zeros(1, model.continuous_codes, device=model.device)
+        rows = code_traversals(model.generate, noise, labels, continuous, model.categorical_codes,
+                               cfg.figures.traversal_range, cfg.figures.traversal_steps)
+        save_png(stack_vertically([image_grid(row) for row in rows], gap=0), job_dir / "code_traversals.png")
+        return ["code_traversals.png"]
     rng = np.random.default_rng([cfg.seed, 1])  # its own stream: figures never shift training's
     x = torch.from_numpy(dataset.sample_observations(max(cfg.figures.num_examples, 64), rng)).to(model.device)
-    model.eval()
     recon = reconstruction_rows(x[: cfg.figures.num_examples], model.encode, model.decode)
     traversals, _ = latent_traversals(x[:1], x, model.encode, model.decode,
                                       cfg.figures.traversal_range, cfg.figures.traversal_steps)

@@ -12,7 +12,8 @@ from disent.train import train
 
 MODELS = ["beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae"]
 STUDY_KNOBS = {"beta_vae": ("beta", 4), "annealed_vae": ("c_max", 10), "dip_vae_i": ("lambda_od", 2),
-               "dip_vae_ii": ("lambda_od", 2), "beta_tcvae": ("beta", 4), "factor_vae": ("gamma", 20)}
+               "dip_vae_ii": ("lambda_od", 2), "beta_tcvae": ("beta", 4), "factor_vae": ("gamma", 20),
+               "infogan": ("lambda_info", 2)}
 SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "metrics=none",
          "model.optimizer.lr=0.001", "loader.batch_size=32"]
 
@@ -31,7 +32,7 @@ def test_each_model_trains_with_finite_falling_loss(model, tmp_path):
     assert results["hyperparameter"]["name"] == knob
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [*MODELS, "infogan"])
 def test_study_hyperparameter_is_a_plain_override(model):
     knob, value = STUDY_KNOBS[model]
     cfg = load_config([f"model={model}", f"model.{knob}={value}"])
@@ -63,3 +64,27 @@ def test_factor_vae_paper_variant_splits_the_batch(tmp_path):
     cfg = load_config(["model=factor_vae", "model.permute=second", "trainer.max_steps=3", *SMALL,
                        "model.discriminator.hidden_dim=32", "model.discriminator.num_layers=2"])
     assert train(cfg, tmp_path / "job")["status"] == "completed"
+
+
+def test_infogan_trains_recovers_its_codes_and_is_scored(tmp_path):
+    cfg = load_config(["model=infogan", "trainer.max_steps=30", "trainer.log_every_n_steps=1", "loader.batch_size=32",
+                       "trainer.enable_progress_bar=false", "metrics=fast", "model.noise_dim=8",
+                       *[f"metrics.suite.{m}.num_train=100" for m in ("mig", "sap", "modularity", "unsupervised",
+                                                                        "dci")],
+                       *[f"metrics.suite.{m}.num_test=50" for m in ("sap", "modularity", "dci")],
+                       "metrics.suite.beta_vae.num_train=40", "metrics.suite.beta_vae.num_eval=20",
+                       "metrics.suite.factor_vae.num_train=40", "metrics.suite.factor_vae.num_eval=20",
+                       "metrics.suite.factor_vae.num_variance_estimate=200"])
+    results = train(cfg, tmp_path / "job")
+    assert results["status"] == "completed" and results["steps"] == 30
+    import pandas as pd
+
+    log = pd.read_csv(tmp_path / "job" / "metrics.csv")
+    for column in ["train/generator_loss", "train/discriminator_loss", "train/mutual_info_lower_bound"]:
+        assert np.isfinite(log[column].dropna()).all()
+    info = log["train/info_categorical"].dropna().to_numpy()
+    assert info[-5:].mean() < info[:5].mean()  # Q learns to read the categorical code back
+    # the representation is 4 continuous means + 3 categorical probabilities
+    assert results["metrics"]["mean"]["factor_vae.num_active_dims"] <= 7
+    assert np.isfinite(results["metrics"]["mean"]["mig"])
+    assert (tmp_path / "job" / "code_traversals.png").exists()

@@ -7,30 +7,42 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from disent.models.base import DisentModel
+from disent.models.infogan import InfoGAN
 from disent.models.regularizers import REGULARIZERS, Regularizer
 from disent.models.vae import VAE
 from disent.nets import build_encoder_decoder
 
-MODEL_NAMES = sorted(REGULARIZERS)
+MODEL_NAMES = sorted([*REGULARIZERS, "infogan"])
+
+
+def _arguments(cls: type, available: dict, what: str) -> dict:
+    """The entries of `available` named like the arguments of `cls`; a clear error for missing ones."""
+    names = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "final_loss_window", "config")]
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"{what} needs the config keys {missing} (model.<key>=...)")
+    return {n: available[n] for n in names}
 
 
 def build_regularizer(model_cfg: DictConfig, dataset_size: int) -> Regularizer:
     """The regularizer named `model_cfg.name`, built from the config keys named like its arguments
     (the data set's size, which β-TCVAE's estimator needs, comes from the data set itself)."""
-    cls = REGULARIZERS[model_cfg.name]
-    arguments = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
     available = {**OmegaConf.to_container(model_cfg, resolve=True), "dataset_size": dataset_size}
-    missing = [name for name in arguments if name not in available]
-    if missing:
-        raise ValueError(f"model '{model_cfg.name}' needs the config keys {missing} (model.<key>=...)")
-    return cls(**{name: available[name] for name in arguments})
+    cls = REGULARIZERS[model_cfg.name]
+    return cls(**_arguments(cls, available, f"model '{model_cfg.name}'"))
 
 
-def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int], dataset_size: int) -> VAE:
+def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int], dataset_size: int) -> DisentModel:
     """The LightningModule described by the run config `cfg` (uses cfg.model and cfg.results)."""
     model_cfg = cfg.model
-    if model_cfg.name not in REGULARIZERS:
+    if model_cfg.name not in MODEL_NAMES:
         raise ValueError(f"unknown model '{model_cfg.name}': choose one of {MODEL_NAMES}")
+    if model_cfg.name == "infogan":
+        available = {**OmegaConf.to_container(model_cfg, resolve=True), "observation_shape": tuple(observation_shape)}
+        arguments = _arguments(InfoGAN, available, "model 'infogan'")
+        return InfoGAN(**arguments, final_loss_window=cfg.results.final_loss_window,
+                       config=OmegaConf.to_container(cfg, resolve=True))
     encoder, decoder = build_encoder_decoder(model_cfg.net, observation_shape, model_cfg.latent_dim,
                                              hidden_dim=model_cfg.hidden_dim)
     settings = OmegaConf.to_container(model_cfg, resolve=True)
@@ -40,7 +52,7 @@ def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int], datase
                config=OmegaConf.to_container(cfg, resolve=True))
 
 
-def load_model(checkpoint_path: str | Path) -> tuple[VAE, DictConfig]:
+def load_model(checkpoint_path: str | Path) -> tuple[DisentModel, DictConfig]:
     """The model saved in a `disent-train` checkpoint, and the run config it was trained with.
 
     Loads with `weights_only=True`: a checkpoint cannot run pickled code.
@@ -63,4 +75,4 @@ def load_model(checkpoint_path: str | Path) -> tuple[VAE, DictConfig]:
     return model.eval(), cfg
 
 
-__all__ = ["VAE", "build_model", "build_regularizer", "load_model", "MODEL_NAMES"]
+__all__ = ["DisentModel", "InfoGAN", "VAE", "build_model", "build_regularizer", "load_model", "MODEL_NAMES"]

@@ -4,14 +4,11 @@ Reconstruction is summed over pixels and averaged over the batch, so β and the 
 are on the scale of the papers (not per-pixel averaged).
 """
 
-import math
-from collections import deque
-
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from disent.models.base import DisentModel, adam
 from disent.models.regularizers import Posterior, Regularizer, gaussian_kl
 
 RECONSTRUCTIONS = ("bernoulli", "gaussian")
@@ -33,13 +30,13 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, distribution: str
     return per_pixel.flatten(1).sum(dim=1).mean()
 
 
-class VAE(L.LightningModule):
+class VAE(DisentModel):
     """A Gaussian encoder, a decoder of logits, and a regularizer chosen by config."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, regularizer: Regularizer,
                  reconstruction: str, optimizer: dict, final_loss_window: int, config: dict | None = None,
                  discriminator_optimizer: dict | None = None):
-        super().__init__()
+        super().__init__(final_loss_window, config)
         if reconstruction not in RECONSTRUCTIONS:
             raise ValueError(f"unknown reconstruction '{reconstruction}': choose one of {RECONSTRUCTIONS}")
         self.encoder, self.decoder, self.regularizer = encoder, decoder, regularizer
@@ -51,10 +48,6 @@ class VAE(L.LightningModule):
                 raise ValueError("a regularizer with a discriminator needs model.discriminator_optimizer settings")
             # two optimizers per step: Lightning 2.x needs manual optimization for that
             self.automatic_optimization = False
-        # the resolved run config travels inside the checkpoint, so a checkpoint alone can be rebuilt
-        self.save_hyperparameters({"config": config or {}})
-        self.recent_losses: deque[dict[str, float]] = deque(maxlen=final_loss_window)
-        self.loss_trace: list[float] = []  # total loss per step, for tests and quick plots
 
     # --- inference -------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +92,7 @@ class VAE(L.LightningModule):
             terms = self.compute_losses(batch)
         else:
             terms = self._adversarial_step(batch)
-        self._record(terms, batch.shape[0])
+        self.record(terms, batch.shape[0])
         return terms["loss"] if self.automatic_optimization else None
 
     def _adversarial_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -122,37 +115,11 @@ class VAE(L.LightningModule):
         discriminator_optimizer.optimizer.step()
         return {**terms, **extra}
 
-    def _record(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
-        """Stop on a non-finite loss; keep the recent values for results.json; log everything."""
-        # one device->host copy for all terms, used for the NaN check and the results file
-        values = dict(zip(terms, torch.stack([t.detach().float() for t in terms.values()]).tolist(), strict=True))
-        bad = [name for name, value in values.items() if not math.isfinite(value)]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite loss at step {self.global_step}: "
-                + ", ".join(f"{name}={values[name]}" for name in bad)
-            )
-        self.recent_losses.append(values)
-        self.loss_trace.append(values["loss"])
-        self.log_dict({f"train/{name}": value for name, value in terms.items()}, on_step=True,
-                      on_epoch=False, batch_size=batch_size)
-
-    def final_losses(self) -> dict[str, float]:
-        """Each loss term averaged over the last `final_loss_window` steps."""
-        if not self.recent_losses:
-            return {}
-        names = self.recent_losses[0].keys()
-        return {name: sum(d[name] for d in self.recent_losses) / len(self.recent_losses) for name in names}
-
     def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
         vae_parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
-        vae_optimizer = _adam(vae_parameters, self.optimizer_settings)
+        vae_optimizer = adam(vae_parameters, self.optimizer_settings)
         if getattr(self.regularizer, "discriminator", None) is None:
             return vae_optimizer
-        return [vae_optimizer, _adam(self.regularizer.discriminator.parameters(),
+        return [vae_optimizer, adam(self.regularizer.discriminator.parameters(),
                                      self.discriminator_optimizer_settings)]
 
-
-def _adam(parameters, settings: dict) -> torch.optim.Adam:
-    return torch.optim.Adam(parameters, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"],
-                            weight_decay=settings["weight_decay"])

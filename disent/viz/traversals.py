@@ -40,3 +40,25 @@ def latent_traversals(x_ref: torch.Tensor, x_batch: torch.Tensor, encode: Encode
         z[:, latent] = values
         rows.append(torch.sigmoid(decode(z)))
     return torch.stack(rows).cpu().numpy(), kl[order].cpu().numpy()
+
+
+@torch.no_grad()
+def code_traversals(generate: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                    noise: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor,
+                    categorical_codes: list[int], traversal_range: float, steps: int) -> list[np.ndarray]:
+    """InfoGAN's traversals around one (noise (1, N), labels (1, n_cat), continuous (1, n_cont)) sample.
+
+    One row per categorical code showing each of its values, then one row per continuous code swept
+    over [-range, range]; returns a list of rows, each (1, columns, C, H, W) in [0, 1].
+    """
+    rows = []
+    for i, k in enumerate(categorical_codes):
+        row_labels = labels.repeat(k, 1)
+        row_labels[:, i] = torch.arange(k, device=labels.device)
+        rows.append(generate(noise.repeat(k, 1), row_labels, continuous.repeat(k, 1)))
+    values = torch.linspace(-traversal_range, traversal_range, steps, device=noise.device)
+    for j in range(continuous.shape[1]):
+        row_continuous = continuous.repeat(steps, 1)
+        row_continuous[:, j] = values
+        rows.append(generate(noise.repeat(steps, 1), labels.repeat(steps, 1), row_continuous))
+    return [row.cpu().numpy()[None] for row in rows]

@@ -1,0 +1,48 @@
+"""What every model of disent shares: the run config in its checkpoint, and how losses are recorded."""
+
+import math
+from collections import deque
+
+import lightning as L
+import torch
+
+
+class DisentModel(L.LightningModule):
+    """A LightningModule that stops on non-finite losses and remembers recent ones for results.json."""
+
+    def __init__(self, final_loss_window: int, config: dict | None = None):
+        super().__init__()
+        # the resolved run config travels inside the checkpoint, so a checkpoint alone can be rebuilt
+        self.save_hyperparameters({"config": config or {}})
+        self.recent_losses: deque[dict[str, float]] = deque(maxlen=final_loss_window)
+        self.loss_trace: list[float] = []  # total loss per step, for tests and quick plots
+
+    def record(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Stop on a non-finite loss term; keep the recent values; log every term under train/."""
+        # one device->host copy for all terms, used for the NaN check and the results file
+        values = dict(zip(terms, torch.stack([t.detach().float() for t in terms.values()]).tolist(), strict=True))
+        bad = [name for name, value in values.items() if not math.isfinite(value)]
+        if bad:
+            raise FloatingPointError(f"non-finite loss at step {self.global_step}: "
+                                     + ", ".join(f"{name}={values[name]}" for name in bad))
+        self.recent_losses.append(values)
+        self.loss_trace.append(values["loss"])
+        self.log_dict({f"train/{name}": value for name, value in terms.items()}, on_step=True, on_epoch=False,
+                      batch_size=batch_size)
+
+    def final_losses(self) -> dict[str, float]:
+        """Each loss term averaged over the last `final_loss_window` steps."""
+        if not self.recent_losses:
+            return {}
+        names = self.recent_losses[0].keys()
+        return {name: sum(d[name] for d in self.recent_losses) / len(self.recent_losses) for name in names}
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, C, H, W) -> (representation mean, its log-variance), each (B, D): what the metrics score."""
+        raise NotImplementedError
+
+
+def adam(parameters, settings: dict) -> torch.optim.Adam:
+    """Adam from a YAML `optimizer` block (lr, betas, eps, weight_decay)."""
+    return torch.optim.Adam(parameters, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"],
+                            weight_decay=settings["weight_decay"])
