@@ -13,6 +13,7 @@ suite's seed, so it equals per-batch sampling in distribution, not draw for draw
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from sklearn.exceptions import ConvergenceWarning
 
 from disent import metrics as M
 from disent.config import CONF_DIR
@@ -72,28 +74,36 @@ def score(data, represent: Callable[[np.ndarray], np.ndarray], suite: dict, seed
     """Every metric of `suite` (name -> settings) for one `represent` function; flat {"dci.completeness": ...}.
 
     Each metric starts from a fresh `np.random.default_rng(seed)`, as disentanglement_lib gives
-    each metric its own `RandomState(seed)`; codes drawn with equal sizes are therefore the same
-    points and are drawn once and shared.
+    each metric its own `RandomState(seed)`: every metric's train set is the first `num_train` points
+    of one stream and its test set the points after them, so they are drawn once and shared.
     """
     check_suite(suite)
-    drawn: dict[tuple[int, int], tuple] = {}
+    trains: dict[int, tuple[tuple, dict]] = {}  # num_train -> ((codes, factors), generator state after them)
+    tests: dict[tuple[int, int], tuple] = {}
 
     def draw(num_train: int, num_test: int):
-        if (num_train, num_test) not in drawn:
+        if num_train not in trains:
             rng = np.random.default_rng(seed)
-            train = generate_batch_factor_code(data, represent, num_train, rng)
-            test = generate_batch_factor_code(data, represent, num_test, rng) if num_test else None
-            drawn[(num_train, num_test)] = (train, test)
-        return drawn[(num_train, num_test)]
+            trains[num_train] = (generate_batch_factor_code(data, represent, num_train, rng), rng.bit_generator.state)
+        train, state = trains[num_train]
+        if num_test and (num_train, num_test) not in tests:
+            rng = np.random.default_rng(seed)
+            rng.bit_generator.state = state
+            tests[(num_train, num_test)] = generate_batch_factor_code(data, represent, num_test, rng)
+        return train, tests.get((num_train, num_test))
 
     results: dict[str, float] = {}
     for name, settings in suite.items():
         start = time.perf_counter()
-        if name in SCORE_METRICS:
-            values = SCORE_METRICS[name](data, represent, np.random.default_rng(seed), **settings)
-        else:
-            train, test = draw(settings["num_train"], settings.get("num_test", 0))
-            values = DRAWN_METRICS[name](train, test, settings, seed, dci_n_jobs)
+        with warnings.catch_warnings():
+            # the reference's classifiers (LogisticRegression with max_iter=100) often stop early on
+            # these features; that is part of the metric's definition, so it is not reported per fit
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if name in SCORE_METRICS:
+                values = SCORE_METRICS[name](data, represent, np.random.default_rng(seed), **settings)
+            else:
+                train, test = draw(settings["num_train"], settings.get("num_test", 0))
+                values = DRAWN_METRICS[name](train, test, settings, seed, dci_n_jobs)
         log.info("metric %s: %.1f s", name, time.perf_counter() - start)
         results |= {(k if k == name else f"{name}.{k}"): float(v) for k, v in values.items()}
     return results

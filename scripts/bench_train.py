@@ -1,10 +1,12 @@
 """Training throughput: the project's Lightning training step against a bare PyTorch loop.
 
-Both train the same net (the study's conv encoder/decoder) with the same loss, optimizer, batch size
-and data sampler, in one process, one after the other; the first `--warmup` steps are not timed.
+The bare loop trains the study's conv encoder/decoder as a β-VAE (same loss, Adam, batch size and
+data sampler) with nothing else; then disent's training step runs for each model asked for, in the
+same process, one after the other. The first `--warmup` steps of each are not timed.
 
-    python scripts/bench_train.py                 # β-VAE on dSprites, 200 timed steps each
+    python scripts/bench_train.py                              # β-VAE on dSprites, 200 timed steps each
     python scripts/bench_train.py --steps 500 model.beta=4
+    python scripts/bench_train.py --models beta_vae annealed_vae dip_vae_i dip_vae_ii beta_tcvae factor_vae infogan
 """
 
 import argparse
@@ -37,8 +39,9 @@ class StepTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def bench_project(cfg, steps: int, warmup: int) -> float:
-    """Images/s of `disent-train`'s model and trainer (logging to CSV, no checkpoints)."""
+def bench_project(cfg, steps: int, warmup: int) -> tuple[float, float, float]:
+    """(images/s, mean loss of the first 20 steps, of the last 20) of `disent-train`'s model and trainer
+    (logging to CSV, no checkpoints)."""
     L.seed_everything(cfg.seed, verbose=False)
     dataset = build_dataset(cfg.dataset)
     datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size, num_workers=0, seed=cfg.seed)
@@ -53,7 +56,8 @@ def bench_project(cfg, steps: int, warmup: int) -> float:
                             enable_model_summary=False, log_every_n_steps=cfg.trainer.log_every_n_steps,
                             default_root_dir=Path(tmp))
         trainer.fit(model, datamodule=datamodule)
-    return steps * cfg.loader.batch_size / (timer.end - timer.start)
+    trace = np.array(model.loss_trace)
+    return steps * cfg.loader.batch_size / (timer.end - timer.start), trace[:20].mean(), trace[-20:].mean()
 
 
 def bench_bare(cfg, steps: int, warmup: int) -> float:
@@ -87,16 +91,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="timed steps per contender")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
+    parser.add_argument("--models", nargs="*", default=["beta_vae"], help="models to time (model=<name>)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for disent-train")
     args = parser.parse_args()
-    cfg = load_config(args.overrides)
-    print(f"model={cfg.model.name} dataset={cfg.dataset.name} batch={cfg.loader.batch_size} "
-          f"torch threads={torch.get_num_threads()} device={'cuda' if torch.cuda.is_available() else 'cpu'}")
-    bare = bench_bare(cfg, args.steps, args.warmup)
-    project = bench_project(cfg, args.steps, args.warmup)
-    print(f"bare PyTorch loop     : {bare:8.1f} images/s")
-    print(f"disent training step  : {project:8.1f} images/s")
-    print(f"ratio disent / bare   : {project / bare:8.3f}")
+    reference = load_config(["model=beta_vae", *args.overrides])
+    print(f"dataset={reference.dataset.name} batch={reference.loader.batch_size} torch threads="
+          f"{torch.get_num_threads()} device={'cuda' if torch.cuda.is_available() else 'cpu'}")
+    bare = bench_bare(reference, args.steps, args.warmup)
+    print(f"{'bare PyTorch β-VAE loop':28s} {bare:8.1f} images/s")
+    for name in args.models:
+        project, first, last = bench_project(load_config([f"model={name}", *args.overrides]), args.steps, args.warmup)
+        print(f"{'disent ' + name:28s} {project:8.1f} images/s   ratio to the bare β-VAE loop {project / bare:6.3f}"
+              f"   loss {first:10.2f} -> {last:10.2f} (first/last 20 steps)", flush=True)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,17 @@ def test_disent_eval_on_a_missing_checkpoint_says_which_path(tmp_path):
     done = subprocess.run([sys.executable, "-m", "disent.evaluate", f"checkpoint={tmp_path}/nope.ckpt"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "nope.ckpt" in done.stderr
+
+
+def test_periodic_metrics_are_logged_every_n_steps(tmp_path):
+    periodic = [o.replace("metrics.suite", "periodic_metrics.suite") for o in TINY_OVERRIDES]
+    cfg = load_config(["model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=5", "trainer.log_every_n_steps=1",
+                       "trainer.enable_progress_bar=false", "metrics=none", "periodic_metrics=fast",
+                       "periodic_metrics.every_n_steps=2", *periodic])
+    train(cfg, tmp_path / "job")
+    import pandas as pd
+
+    log = pd.read_csv(tmp_path / "job" / "metrics.csv")
+    scored = log.dropna(subset=["metrics/mean/mig"])
+    assert sorted(scored["step"].tolist()) == [2, 4]
+    assert {"metrics/mean/dci.disentanglement", "metrics/mean/beta_vae.eval_accuracy"} <= set(log.columns)
