@@ -482,3 +482,22 @@ def test_dci_n_jobs_independent_on_noisy_code():
     codes, factors = draw(600, seed=3, data=ToyData(noise=1.0))
     args = (codes[:400], factors[:400], codes[400:], factors[400:])
     assert dci(*args, seed=1, n_jobs=None) == dci(*args, seed=1, n_jobs=2)
+
+
+def test_deterministic_data_draws_the_same_points_in_large_encoding_chunks():
+    """With `deterministic` data, all factors are drawn first and encoded 1024 at a time: same points."""
+
+    class DeterministicToy(ToyData):
+        deterministic = True
+
+    calls = []
+
+    def counting(obs):
+        calls.append(len(obs))
+        return represent(obs)
+
+    interleaved = generate_batch_factor_code(ToyData(), represent, 3000, np.random.default_rng(5))
+    chunked = generate_batch_factor_code(DeterministicToy(), counting, 3000, np.random.default_rng(5))
+    np.testing.assert_array_equal(interleaved[0], chunked[0])
+    np.testing.assert_array_equal(interleaved[1], chunked[1])
+    assert calls == [1024, 1024, 952]
