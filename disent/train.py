@@ -1,7 +1,7 @@
 """`disent-train`: the Hydra entry point that trains one model and writes its job directory.
 
 A job directory holds `.hydra/config.yaml` (the resolved config), `checkpoints/last.ckpt`,
-`results.json`, `reconstructions_traversals.png` and the logger's files.
+`results.json` (losses and metrics), a PNG of what the model learned and the logger's files.
 """
 
 import logging
@@ -28,8 +28,6 @@ from disent.results import write_json_atomic
 from disent.viz import code_traversals, image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
 
 log = logging.getLogger(__name__)
-
-
 
 
 def _hydra_job_info() -> tuple[Path, str | None]:
