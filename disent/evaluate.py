@@ -234,7 +234,7 @@ def main(cfg: DictConfig) -> None:
     """disent-eval checkpoint=PATH [metrics=study] [output=metrics.json]"""
     checkpoint = Path(cfg.checkpoint)
     output = Path(cfg.output) if cfg.output else checkpoint.resolve().parent.parent / "metrics.json"
-    report = evaluate_checkpoint(checkpoint, cfg.metrics, cfg.dataset)
+    report = evaluate_checkpoint(checkpoint, cfg.metrics, cfg.get("dataset"))
     write_json_atomic(output, report)
     for kind, values in report["metrics"].items():
         for name, value in values.items():

@@ -12,6 +12,7 @@ NoisyDSprites, ScreamDSprites); the code is ours, vectorised over the batch.
 import os
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, UnidentifiedImageError
 
 from disent.data.base import GroundTruthData, as_rng
@@ -121,13 +122,13 @@ class ScreamDSprites(_DSpritesVariant):
         super().__init__(path)
         self.image_path = None if image_path is None else os.fspath(image_path)
         self.picture = load_picture(self.image_path)  # (H, W, 3) float32 in [0, 1]
+        # every 64x64 crop, as a view (no copy): _crops[top, left] is the (3, 64, 64) patch there
+        self._crops = sliding_window_view(self.picture, (IMAGE_SIZE, IMAGE_SIZE), axis=(0, 1))
 
     def _decorate(self, sprites: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n, (height, width, _) = len(sprites), self.picture.shape
         top = rng.integers(0, height - IMAGE_SIZE + 1, size=n)
         left = rng.integers(0, width - IMAGE_SIZE + 1, size=n)
-        offset = rng.uniform(0.0, 1.0, size=(n, 1, 1, 3)).astype(np.float32)
-        r = np.arange(IMAGE_SIZE)
-        patches = self.picture[(top[:, None] + r)[:, :, None], (left[:, None] + r)[:, None, :]]  # (N, 64, 64, 3)
-        background = ((patches + offset) / 2).transpose(0, 3, 1, 2)  # (N, 3, 64, 64)
+        offset = rng.uniform(0.0, 1.0, size=(n, 3, 1, 1)).astype(np.float32)
+        background = (self._crops[top, left] + offset) / 2  # (N, 3, 64, 64)
         return np.where(sprites == 1, 1 - background, background)
