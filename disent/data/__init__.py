@@ -5,9 +5,17 @@ metrics can use the data sets without importing Lightning.
 """
 
 from disent.data.base import GroundTruthData, as_rng
+from disent.data.digits import Digits
 from disent.data.dsprites import DSprites
+from disent.data.dsprites_variants import ColorDSprites, NoisyDSprites, ScreamDSprites
 
-DATASETS: dict[str, type[GroundTruthData]] = {"dsprites": DSprites}
+DATASETS: dict[str, type[GroundTruthData]] = {
+    "dsprites": DSprites,
+    "color_dsprites": ColorDSprites,
+    "noisy_dsprites": NoisyDSprites,
+    "scream_dsprites": ScreamDSprites,
+    "digits": Digits,
+}
 
 
 def build_dataset(dataset_cfg) -> GroundTruthData:
@@ -18,4 +26,5 @@ def build_dataset(dataset_cfg) -> GroundTruthData:
     return DATASETS[name](**{key: value for key, value in dataset_cfg.items() if key != "name"})
 
 
-__all__ = ["DATASETS", "DSprites", "GroundTruthData", "as_rng", "build_dataset"]
+__all__ = ["DATASETS", "ColorDSprites", "Digits", "DSprites", "GroundTruthData", "NoisyDSprites", "ScreamDSprites",
+           "as_rng", "build_dataset"]

@@ -113,7 +113,7 @@ class ScreamDSprites(_DSpritesVariant):
       * the picture: DL uses Munch's "The Scream", which cannot be downloaded here. By default we use
         scikit-learn's bundled sample photograph (china.jpg, 640x427); `image_path` points to any
         image file (read with PIL, converted to RGB), e.g. a copy of The Scream. As in DL, the
-        picture is shrunk to fit in 350 x 274 keeping its aspect ratio (china.jpg: 350 x 233).
+        picture is shrunk to fit in 350 x 274 keeping its aspect ratio (china.jpg: 350 x 234).
       * crops: every top-left corner 0 .. H - 64 (inclusive) is equally likely; DL's
         `randint(0, H - 64)` never picks the last row or column of corners.
     """
