@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from disent.config import load_config
+from disent.config import CONF_DIR, load_config
 from disent.train import train
 
 SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "loader.batch_size=32",
@@ -116,3 +116,13 @@ def test_wandb_online_without_network_or_key_falls_back_to_offline(tmp_path):
     (results,) = list((tmp_path / "outputs" / "runs").glob("*/results.json"))
     assert json.loads(results.read_text())["status"] == "completed"
     assert list((results.parent / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize("dataset", sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")))
+def test_default_model_trains_on_every_data_set(dataset, tmp_path):
+    """The conv nets adapt to each data set's channels and image size."""
+    cfg = load_config([f"dataset={dataset}", "trainer.max_steps=3", "trainer.enable_progress_bar=false",
+                       "metrics=none", "loader.batch_size=16"])
+    results = train(cfg, tmp_path / dataset)
+    assert results["status"] == "completed" and results["dataset"] == dataset
+    assert (tmp_path / dataset / "reconstructions_traversals.png").exists()
