@@ -8,12 +8,14 @@ from disent.data.base import GroundTruthData, as_rng
 from disent.data.digits import Digits
 from disent.data.dsprites import DSprites
 from disent.data.dsprites_variants import ColorDSprites, NoisyDSprites, ScreamDSprites
+from disent.data.shapes3d import Shapes3D
 
 DATASETS: dict[str, type[GroundTruthData]] = {
     "dsprites": DSprites,
     "color_dsprites": ColorDSprites,
     "noisy_dsprites": NoisyDSprites,
     "scream_dsprites": ScreamDSprites,
+    "shapes3d": Shapes3D,
     "digits": Digits,
 }
 
@@ -27,4 +29,4 @@ def build_dataset(dataset_cfg) -> GroundTruthData:
 
 
 __all__ = ["DATASETS", "ColorDSprites", "Digits", "DSprites", "GroundTruthData", "NoisyDSprites", "ScreamDSprites",
-           "as_rng", "build_dataset"]
+           "Shapes3D", "as_rng", "build_dataset"]
