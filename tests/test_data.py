@@ -326,3 +326,13 @@ def test_data_does_not_import_models_nets_or_metrics():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert not name.startswith(("disent.models", "disent.nets", "disent.metrics")), (path, name)
+
+
+def test_dataset_yaml_declares_the_factor_grid_and_a_wrong_one_is_refused():
+    from disent.config import load_config
+    from disent.data import build_dataset
+
+    cfg = load_config(["dataset=dsprites"]).dataset
+    assert dict(cfg.factors) == {"shape": 3, "scale": 6, "orientation": 40, "posX": 32, "posY": 32}
+    with pytest.raises(ValueError, match="conf/dataset/dsprites.yaml"):
+        build_dataset({**cfg, "factors": {"shape": 3}})

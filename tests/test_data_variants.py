@@ -70,8 +70,11 @@ def test_config_keys_are_the_constructor_arguments(cls, file):
     with open(os.path.join(CONF, f"{file}.yaml")) as f:
         cfg = yaml.safe_load(f)
     assert cfg.pop("name") == file
+    declared = cfg.pop("factors")  # metadata: the factor grid
     defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
     assert cfg == defaults
+    data = cls()
+    assert declared == dict(zip(data.factor_names, data.factor_sizes, strict=True))
 
 
 # --- colour ---------------------------------------------------------------------------------------

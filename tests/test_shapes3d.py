@@ -140,7 +140,7 @@ def test_geometry_cache_is_written_once_and_reused(tmp_path, monkeypatch, data):
 def test_config_keys_are_constructor_arguments():
     cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "dataset" / "shapes3d.yaml")
     assert cfg.name == "shapes3d" and cfg.path is None and cfg.cache_dir is None
-    assert set(cfg) - {"name"} <= set(inspect.signature(Shapes3D).parameters)
+    assert set(cfg) - {"name", "factors"} <= set(inspect.signature(Shapes3D).parameters)
 
 
 # --- the original file ----------------------------------------------------------------------------

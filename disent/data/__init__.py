@@ -21,11 +21,20 @@ DATASETS: dict[str, type[GroundTruthData]] = {
 
 
 def build_dataset(dataset_cfg) -> GroundTruthData:
-    """The data set named `dataset_cfg.name`, built from the other keys of its `conf/dataset/` file."""
+    """The data set named `dataset_cfg.name`, built from the other keys of its `conf/dataset/` file.
+
+    `factors` (name: size) is metadata for the reader; it must agree with the data set built.
+    """
     name = dataset_cfg["name"]
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}': choose one of {sorted(DATASETS)}")
-    return DATASETS[name](**{key: value for key, value in dataset_cfg.items() if key != "name"})
+    data = DATASETS[name](**{key: value for key, value in dataset_cfg.items() if key not in ("name", "factors")})
+    declared = dict(dataset_cfg.get("factors") or {})
+    actual = dict(zip(data.factor_names, data.factor_sizes, strict=True))
+    if declared and declared != actual:
+        raise ValueError(f"dataset.factors says {declared}, but the '{name}' data set has {actual}: "
+                         f"fix the `factors` entry of conf/dataset/{name}.yaml")
+    return data
 
 
 __all__ = ["DATASETS", "ColorDSprites", "Digits", "DSprites", "GroundTruthData", "NoisyDSprites", "ScreamDSprites",
