@@ -1,7 +1,7 @@
 """`disent-train`: the Hydra entry point that trains one model and writes its job directory.
 
 A job directory holds `.hydra/config.yaml` (the resolved config), `checkpoints/last.ckpt`,
-`results.json` (losses and metrics), a PNG of what the model learned and the logger's files.
+`results.json` (losses and metrics), `figures/` (what the model learned) and the logger's files.
 """
 
 import logging
@@ -12,20 +12,18 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from disent.callbacks import FigureCallback, PeriodicEvaluation
 from disent.config import CONF_DIR
 from disent.data import build_dataset
 from disent.data.datamodule import GroundTruthDataModule
 from disent.evaluate import check_metrics_config, encoder_of, evaluate, flatten
-from disent.models import DisentModel, InfoGAN, build_model
+from disent.models import build_model
 from disent.results import write_json_atomic
-from disent.viz import code_traversals, image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
 
 log = logging.getLogger(__name__)
 
@@ -88,43 +86,6 @@ def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
         return start(offline=True)
 
 
-class PeriodicEvaluation(L.Callback):
-    """Scores the `periodic_metrics` set every `every_n_steps` training steps and logs it."""
-
-    def __init__(self, dataset, metrics_cfg: DictConfig):
-        self.dataset, self.metrics_cfg = dataset, metrics_cfg
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
-        step = trainer.global_step
-        if step % self.metrics_cfg.every_n_steps == 0 and step < trainer.max_steps:  # the last step: final set
-            values = evaluate(self.dataset, encoder_of(pl_module, self.metrics_cfg.encode_batch_size), self.metrics_cfg)
-            pl_module.train()
-            for logger in trainer.loggers:
-                logger.log_metrics({f"metrics/{k}": v for k, v in flatten(values).items()}, step=step)
-
-
-def write_figures(model: DisentModel, dataset, cfg: DictConfig, job_dir: Path) -> list[str]:
-    """Reconstructions above latent traversals (VAEs) or code traversals (InfoGAN), in one PNG."""
-    model.eval()
-    if isinstance(model, InfoGAN):
-        generator = torch.Generator().manual_seed(cfg.seed)  # its own stream: figures never shift training's
-        noise = torch.randn(1, model.noise_dim, generator=generator).to(model.device)
-        labels = torch.zeros(1, len(model.categorical_codes), dtype=torch.long, device=model.device)
-        continuous = torch.zeros(1, model.continuous_codes, device=model.device)
-        rows = code_traversals(model.generate, noise, labels, continuous, model.categorical_codes,
-                               cfg.figures.traversal_range, cfg.figures.traversal_steps)
-        save_png(stack_vertically([image_grid(row) for row in rows], gap=0), job_dir / "code_traversals.png")
-        return ["code_traversals.png"]
-    rng = np.random.default_rng([cfg.seed, 1])  # its own stream: figures never shift training's
-    x = torch.from_numpy(dataset.sample_observations(max(cfg.figures.num_examples, 64), rng)).to(model.device)
-    recon = reconstruction_rows(x[: cfg.figures.num_examples], model.encode, model.decode)
-    traversals, _ = latent_traversals(x[:1], x, model.encode, model.decode,
-                                      cfg.figures.traversal_range, cfg.figures.traversal_steps)
-    picture = stack_vertically([image_grid(recon), image_grid(traversals)])
-    save_png(picture, job_dir / "reconstructions_traversals.png")
-    return ["reconstructions_traversals.png"]
-
-
 def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
     """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict."""
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +115,8 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         logger = build_logger(cfg, job_dir, sweep_name)
         checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
                                      every_n_train_steps=cfg.checkpoint.every_n_steps)
-        callbacks = [checkpoint]
+        figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
+        callbacks = [checkpoint, figures]
         if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
             callbacks.append(PeriodicEvaluation(dataset, cfg.periodic_metrics))
         trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger,
@@ -169,7 +131,7 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         results.update(steps=trainer.global_step, final_losses=model.final_losses(),
                        checkpoint="checkpoints/last.ckpt")
         write_json_atomic(job_dir / "results.json", results)  # the losses are safe before evaluation starts
-        results["figures"] = write_figures(model, dataset, cfg, job_dir)
+        results["figures"] = figures.write(trainer, model)
         results["metrics"] = evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
         if logger is not None and results["metrics"]:
             logger.log_metrics({f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()},

@@ -87,4 +87,4 @@ def test_infogan_trains_recovers_its_codes_and_is_scored(tmp_path):
     # the representation is 4 continuous means + 3 categorical probabilities
     assert results["metrics"]["mean"]["factor_vae.num_active_dims"] <= 7
     assert np.isfinite(results["metrics"]["mean"]["mig"])
-    assert (tmp_path / "job" / "code_traversals.png").exists()
+    assert (tmp_path / "job" / "figures" / "code_traversals.png").exists()

@@ -51,7 +51,7 @@ def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
 
 
 def test_job_directory_holds_results_checkpoint_and_figure(tmp_path):
-    results = _train(tmp_path, ["trainer.max_steps=5", "model.beta=4", "seed=2"])
+    results = _train(tmp_path, ["trainer.max_steps=5", "model.beta=4", "seed=2", "figures.kl_every_n_steps=1"])
     job = tmp_path / "job"
     on_disk = json.loads((job / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(results))
@@ -60,7 +60,10 @@ def test_job_directory_holds_results_checkpoint_and_figure(tmp_path):
     assert {"loss", "reconstruction", "kl", "elbo", "kl_z0"} <= set(on_disk["final_losses"])
     assert on_disk["wall_time_s"] > 0
     assert (job / "checkpoints" / "last.ckpt").stat().st_size > 0
-    assert (job / "reconstructions_traversals.png").stat().st_size > 0
+    for name in ["traversals.png", "traversals.gif", "reconstructions.png", "prior_samples.png", "capacity.png",
+                 "latent_heatmaps.png", "mutual_information.png"]:
+        assert (job / "figures" / name).stat().st_size > 0, name
+    assert sorted(on_disk["figures"]) == sorted(f"figures/{p.name}" for p in (job / "figures").iterdir())
 
 
 def _cli() -> list[str]:
@@ -74,7 +77,7 @@ def test_cli_from_another_directory_writes_results_and_png(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (results,) = list((tmp_path / "outputs" / "runs").glob("*/results.json"))
     assert json.loads(results.read_text())["status"] == "completed"
-    assert (results.parent / "reconstructions_traversals.png").exists()
+    assert (results.parent / "figures" / "traversals.png").exists()
     assert (results.parent / ".hydra" / "config.yaml").exists()
 
 
@@ -125,4 +128,13 @@ def test_default_model_trains_on_every_data_set(dataset, tmp_path):
                        "metrics=none", "loader.batch_size=16"])
     results = train(cfg, tmp_path / dataset)
     assert results["status"] == "completed" and results["dataset"] == dataset
-    assert (tmp_path / dataset / "reconstructions_traversals.png").exists()
+    assert (tmp_path / dataset / "figures" / "traversals.png").exists()
+
+
+def test_figures_are_written_at_the_configured_steps(tmp_path):
+    _train(tmp_path, ["trainer.max_steps=5", "figures.every_n_steps=2", "figures.mi_num_points=500"])
+    names = {p.name for p in (tmp_path / "job" / "figures").iterdir()}
+    for step in (2, 4):
+        assert {f"traversals_step{step:06d}.png", f"traversals_step{step:06d}.gif",
+                f"mutual_information_step{step:06d}.png"} <= names
+    assert "traversals_step000005.png" not in names and "traversals.png" in names  # the end: no step suffix

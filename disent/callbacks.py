@@ -1,0 +1,129 @@
+"""Lightning callbacks of `disent-train`: figures during and after training, periodic metrics.
+
+Figures go to `<job dir>/figures/<name>_step<step>.png` every `figures.every_n_steps` steps, and as
+`<job dir>/figures/<name>.png` (and `.gif`) at the end; they are also logged as images to loggers
+that take them (W&B).
+"""
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from disent.evaluate import encoder_of, evaluate, flatten
+from disent.metrics.utils import (
+    discrete_entropy,
+    discrete_mutual_info,
+    generate_batch_factor_code,
+    histogram_discretize,
+)
+from disent.models import DisentModel, InfoGAN
+from disent.viz import code_traversals, image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
+from disent.viz.figures import (
+    capacity_figure,
+    heatmap_figure,
+    latent_heatmaps,
+    mi_matrix_figure,
+    prior_samples,
+    save_gif,
+    traversal_frames,
+)
+
+
+class PeriodicEvaluation(L.Callback):
+    """Scores the `periodic_metrics` set every `every_n_steps` training steps and logs it."""
+
+    def __init__(self, dataset, metrics_cfg: DictConfig):
+        self.dataset, self.metrics_cfg = dataset, metrics_cfg
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
+        step = trainer.global_step
+        if step % self.metrics_cfg.every_n_steps == 0 and step < trainer.max_steps:  # the last step: final set
+            values = evaluate(self.dataset, encoder_of(pl_module, self.metrics_cfg.encode_batch_size), self.metrics_cfg)
+            pl_module.train()
+            for logger in trainer.loggers:
+                logger.log_metrics({f"metrics/{k}": v for k, v in flatten(values).items()}, step=step)
+
+
+def mutual_information_matrix(data, encode, num_points: int, rng: np.random.Generator) -> np.ndarray:
+    """I(z_j; v_k) / H(v_k) of the mean codes, (Z, K), with the metrics' 20-bin discretisation."""
+    codes, factors = generate_batch_factor_code(data, lambda x: encode(x)[0], num_points, rng)
+    return discrete_mutual_info(histogram_discretize(codes, 20), factors) / discrete_entropy(factors)[None, :]
+
+
+class FigureCallback(L.Callback):
+    """Writes what a model learned: traversals (PNG and GIF), reconstructions, prior samples,
+    latent-activation heatmaps, the factor–latent MI matrix and the per-latent KL over training."""
+
+    def __init__(self, dataset, figures_cfg: DictConfig, job_dir: Path, seed: int):
+        self.dataset, self.cfg, self.dir, self.seed = dataset, figures_cfg, Path(job_dir) / "figures", seed
+        self.kl_steps: list[int] = []
+        self.kl_history: list[list[float]] = []
+        self.written: list[str] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
+        step = trainer.global_step
+        last = pl_module.recent_losses[-1] if pl_module.recent_losses else {}
+        if "kl_z0" in last and step % self.cfg.kl_every_n_steps == 0:
+            self.kl_steps.append(step)
+            self.kl_history.append([value for name, value in last.items() if name.startswith("kl_z")])
+        if self.cfg.every_n_steps > 0 and step % self.cfg.every_n_steps == 0 and step < trainer.max_steps:
+            self.write(trainer, pl_module, suffix=f"_step{step:06d}")
+            pl_module.train()
+
+    def write(self, trainer: L.Trainer | None, model: DisentModel, suffix: str = "") -> list[str]:
+        """Every figure of `model` into the figures directory; returns the paths relative to the job dir."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        model.eval()
+        pictures, gifs = self.pictures(model)
+        names = []
+        for name, picture in pictures.items():
+            save_png(picture, self.dir / f"{name}{suffix}.png")
+            names.append(f"figures/{name}{suffix}.png")
+        for name, frames in gifs.items():
+            save_gif(frames, self.dir / f"{name}{suffix}.gif")
+            names.append(f"figures/{name}{suffix}.gif")
+        if trainer is not None:
+            step = trainer.global_step
+            for logger in trainer.loggers:
+                if hasattr(logger, "log_image"):  # W&B
+                    logger.log_image(key="figures", images=list(pictures.values()), caption=list(pictures), step=step)
+        self.written = names
+        return names
+
+    @torch.no_grad()
+    def pictures(self, model: DisentModel) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
+        cfg, data = self.cfg, self.dataset
+        rng = np.random.default_rng([self.seed, 1])  # its own stream: figures never shift training's
+        generator = torch.Generator().manual_seed(self.seed)
+        encode = encoder_of(model, 256)
+        mi = mutual_information_matrix(data, encode, cfg.mi_num_points, rng)  # (Z, K)
+        pictures = {"mutual_information": mi_matrix_figure(mi, data.factor_names)}
+        gifs = {}
+        if isinstance(model, InfoGAN):
+            noise = torch.randn(1, model.noise_dim, generator=generator).to(model.device)
+            labels = torch.zeros(1, len(model.categorical_codes), dtype=torch.long, device=model.device)
+            continuous = torch.zeros(1, model.continuous_codes, device=model.device)
+            rows = code_traversals(model.generate, noise, labels, continuous, model.categorical_codes,
+                                   cfg.traversal_range, cfg.traversal_steps)
+            pictures["code_traversals"] = stack_vertically([image_grid(row) for row in rows], gap=0)
+        else:
+            x = torch.from_numpy(data.sample_observations(max(cfg.num_examples, 64), rng)).to(model.device)
+            traversals, _ = latent_traversals(x[:1], x, model.encode, model.decode, cfg.traversal_range,
+                                              cfg.traversal_steps)
+            pictures["traversals"] = image_grid(traversals)
+            gifs["traversals"] = traversal_frames(traversals)
+            pictures["reconstructions"] = image_grid(reconstruction_rows(x[: cfg.num_examples], model.encode,
+                                                                         model.decode))
+            pictures["prior_samples"] = image_grid(prior_samples(model.decode, traversals.shape[0], cfg.prior_rows,
+                                                                 cfg.num_examples, generator, model.device))
+            if self.kl_history:
+                carried = [data.factor_names[k] for k in mi.argmax(axis=1)]
+                pictures["capacity"] = capacity_figure(np.array(self.kl_steps), np.array(self.kl_history), carried)
+        if all(name in data.factor_names for name in cfg.heatmap_factors):
+            x_factor, y_factor = (data.factor_names.index(name) for name in cfg.heatmap_factors)
+            maps = latent_heatmaps(data, encode, x_factor, y_factor, cfg.heatmap_samples_per_cell, rng)
+            pictures["latent_heatmaps"] = heatmap_figure(maps, *cfg.heatmap_factors)
+        return pictures, gifs
