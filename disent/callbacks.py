@@ -5,6 +5,7 @@ Figures go to `<job dir>/figures/<name>_step<step>.png` every `figures.every_n_s
 that take them (W&B).
 """
 
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -53,6 +54,23 @@ def mutual_information_matrix(data, encode, num_points: int, rng: np.random.Gene
     return discrete_mutual_info(histogram_discretize(codes, 20), factors) / discrete_entropy(factors)[None, :]
 
 
+def log_figures(logger, pictures: dict[str, np.ndarray], gif_paths: list[Path], step: int) -> None:
+    """Figures to a logger that takes images (W&B: images, and the GIFs as videos); the files on disk
+    are written already, so a logger that fails here costs nothing but a warning."""
+    if not hasattr(logger, "log_image"):
+        return
+    try:
+        for name, picture in pictures.items():
+            logger.log_image(key=f"figures/{name}", images=[picture], step=step)
+        if gif_paths:
+            import wandb
+
+            logger.log_metrics({f"figures/{p.stem}_gif": wandb.Video(str(p), format="gif") for p in gif_paths},
+                               step=step)
+    except Exception as error:  # noqa: BLE001 -- figures must never stop training
+        warnings.warn(f"could not log figures to {type(logger).__name__}: {error}", stacklevel=2)
+
+
 class FigureCallback(L.Callback):
     """Writes what a model learned: traversals (PNG and GIF), reconstructions, prior samples,
     latent-activation heatmaps, the factor–latent MI matrix and the per-latent KL over training."""
@@ -86,10 +104,8 @@ class FigureCallback(L.Callback):
             save_gif(frames, self.dir / f"{name}{suffix}.gif")
             names.append(f"figures/{name}{suffix}.gif")
         if trainer is not None:
-            step = trainer.global_step
             for logger in trainer.loggers:
-                if hasattr(logger, "log_image"):  # W&B
-                    logger.log_image(key="figures", images=list(pictures.values()), caption=list(pictures), step=step)
+                log_figures(logger, pictures, [self.dir / f"{name}{suffix}.gif" for name in gifs], trainer.global_step)
         self.written = names
         return names
 

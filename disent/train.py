@@ -86,6 +86,16 @@ def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
         return start(offline=True)
 
 
+def _wandb_summary(logger, final_metrics: dict[str, float]) -> None:
+    """Final metrics into the W&B run summary and a table (metric, value); never fails the run."""
+    try:
+        logger.experiment.summary.update(final_metrics)
+        logger.log_table(key="final_metrics", columns=["metric", "value"],
+                         data=[[name, value] for name, value in final_metrics.items()])
+    except Exception as error:  # noqa: BLE001 -- results.json already holds the metrics
+        log.warning("could not write the final metrics to W&B: %s", error)
+
+
 def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
     """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict."""
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -134,9 +144,11 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         results["figures"] = figures.write(trainer, model)
         results["metrics"] = evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
         if logger is not None and results["metrics"]:
-            logger.log_metrics({f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()},
-                               step=trainer.global_step)
+            final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
+            logger.log_metrics(final, step=trainer.global_step)
             logger.save()
+            if cfg.logger.name == "wandb":
+                _wandb_summary(logger, final)
         results["status"] = "completed"
     except BaseException as error:
         results.update(status="failed", error=f"{type(error).__name__}: {error}",
