@@ -55,11 +55,15 @@ def mutual_information_matrix(data, encode, num_points: int, rng: np.random.Gene
 
 
 def log_figures(logger, pictures: dict[str, np.ndarray], gif_paths: list[Path], step: int) -> None:
-    """Figures to a logger that takes images (W&B: images, and the GIFs as videos); the files on disk
-    are written already, so a logger that fails here costs nothing but a warning."""
-    if not hasattr(logger, "log_image"):
-        return
+    """Figures to a logger that takes images (W&B: images, and the GIFs as videos; TensorBoard: images);
+    the files on disk are written already, so a logger that fails here costs nothing but a warning."""
     try:
+        if hasattr(logger.experiment, "add_image"):  # TensorBoard's SummaryWriter
+            for name, picture in pictures.items():
+                logger.experiment.add_image(f"figures/{name}", picture, step, dataformats="HWC")
+            return
+        if not hasattr(logger, "log_image"):
+            return
         for name, picture in pictures.items():
             logger.log_image(key=f"figures/{name}", images=[picture], step=step)
         if gif_paths:

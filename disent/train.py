@@ -51,7 +51,15 @@ def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
         return CSVLogger(save_dir=job_dir, name="", version="")
     if cfg.logger.name == "wandb":
         return _wandb_logger(cfg, job_dir, sweep_name)
-    raise ValueError(f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'wandb']")
+    if cfg.logger.name == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as error:
+            raise ImportError("logger=tensorboard needs the tensorboard package: pip install tensorboard") from error
+        return TensorBoardLogger(save_dir=job_dir, name="tensorboard", version="", default_hp_metric=False)
+    raise ValueError(f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'tensorboard', 'wandb']")
 
 
 def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):

@@ -138,3 +138,15 @@ def test_figures_are_written_at_the_configured_steps(tmp_path):
         assert {f"traversals_step{step:06d}.png", f"traversals_step{step:06d}.gif",
                 f"mutual_information_step{step:06d}.png"} <= names
     assert "traversals_step000005.png" not in names and "traversals.png" in names  # the end: no step suffix
+
+
+def test_tensorboard_receives_the_scalars_and_figures(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _train(tmp_path, ["trainer.max_steps=4", "trainer.log_every_n_steps=1", "logger=tensorboard",
+                      "figures.mi_num_points=300"])
+    events = EventAccumulator(str(tmp_path / "job" / "tensorboard"), size_guidance={"images": 0}).Reload()
+    assert {"train/loss", "train/kl", "train/kl_z0"} <= set(events.Tags()["scalars"])
+    assert len(events.Scalars("train/loss")) == 4
+    assert {"figures/traversals", "figures/mutual_information"} <= set(events.Tags()["images"])
