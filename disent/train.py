@@ -168,8 +168,10 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         if logger is not None and cfg.logger.name == "wandb":
             import wandb
 
-            # one W&B run per job: a multirun's next job must not log into this one
-            wandb.finish(exit_code=0 if results["status"] == "completed" else 1)
+            try:  # one W&B run per job: a multirun's next job must not log into this one
+                wandb.finish(exit_code=0 if results["status"] == "completed" else 1)
+            except Exception as error:  # noqa: BLE001 -- results.json is written; W&B must not fail the job
+                log.warning("W&B could not finish its run cleanly: %s", error)
     log.info("%s: %s in %.1f s -> %s", run_name(cfg), results["status"], results["wall_time_s"], job_dir)
     return results
 
