@@ -25,7 +25,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from disent import metrics as M
 from disent.config import CONF_DIR
+from disent.data import build_dataset
 from disent.metrics.utils import generate_batch_factor_code
+from disent.models import load_model
 from disent.results import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -186,8 +188,8 @@ def evaluate(data, encode: Encode, metrics_cfg: DictConfig | dict) -> dict[str, 
         log.info("encoded the %d-image factor grid in %.1f s", len(data), time.perf_counter() - start)
     results = {}
     for kind in cfg["representations"]:
-        view, represent = representation(data, encode, kind, np.random.default_rng([cfg["seed"], 1 + len(results)]),
-                                         grid if use_cache else None)
+        noise = np.random.default_rng([cfg["seed"], 1 + REPRESENTATIONS.index(kind)])  # for "sampled"
+        view, represent = representation(data, encode, kind, noise, grid if use_cache else None)
         results[kind] = score(view, represent, suite, cfg["seed"], cfg.get("dci_n_jobs"))
     return results
 
@@ -209,14 +211,10 @@ def flatten(results: dict[str, dict[str, float]]) -> dict[str, float]:
     return {f"{kind}/{name}": value for kind, values in results.items() for name, value in values.items()}
 
 
-
 # --- disent-eval ------------------------------------------------------------------------------
 def evaluate_checkpoint(checkpoint: str | Path, metrics_cfg: DictConfig | dict,
                         dataset_cfg: DictConfig | dict | None = None) -> dict:
     """Score a `disent-train` checkpoint; the data set is the one it was trained on unless given."""
-    from disent.data import build_dataset
-    from disent.models import load_model
-
     check_metrics_config(metrics_cfg)
     model, run_cfg = load_model(checkpoint)
     dataset_cfg = dataset_cfg or run_cfg.dataset
