@@ -1,0 +1,91 @@
+"""Collecting a study's jobs into one table, and the analyses of Locatello et al. on it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from disent.study import STUDY_METRICS, better_beats_worse, collect, rank_correlation, variance_explained
+
+
+def write_job(root: Path, number: int, model: str, value: float, seed: int, metrics: dict | None,
+              status: str = "completed", dataset: str = "dsprites") -> Path:
+    job = root / str(number)
+    (job / ".hydra").mkdir(parents=True)
+    results = {"status": status, "model": model, "dataset": dataset, "hyperparameter": {"name": "beta", "value": value},
+               "seed": seed, "study_name": root.name, "steps": 10, "wall_time_s": 1.0}
+    if metrics is not None:
+        results["metrics"] = {"mean": metrics}
+    if status == "failed":
+        results["error"] = "FloatingPointError: non-finite loss at step 3: loss=nan"
+    (job / "results.json").write_text(json.dumps(results))
+    return job
+
+
+def synthetic_study(root: Path, seed: int = 0) -> Path:
+    """2 models x 3 strengths x 4 seeds with random metric values, one failed job and one missing job."""
+    rng = np.random.default_rng(seed)
+    number = 0
+    for model in ("beta_vae", "beta_tcvae"):
+        for value in (1.0, 4.0, 16.0):
+            for s in range(4):
+                write_job(root, number, model, value, s, {c.removeprefix("mean/"): float(rng.random())
+                                                          for c in STUDY_METRICS.values()})
+                number += 1
+    write_job(root, number, "beta_vae", 4.0, 9, None, status="failed")
+    (root / str(number + 1) / ".hydra").mkdir(parents=True)  # started, never wrote results.json
+    return root
+
+
+def test_collect_has_a_row_per_job_with_status(tmp_path):
+    table = collect([synthetic_study(tmp_path / "study")])
+    assert len(table) == 24 + 2
+    assert table["status"].value_counts().to_dict() == {"completed": 24, "failed": 1, "missing": 1}
+    failed = table[table["status"] == "failed"].iloc[0]
+    assert "non-finite loss" in failed["error"] and failed["model"] == "beta_vae"
+    assert set(STUDY_METRICS.values()) <= set(table.columns)
+
+
+def test_rank_correlation_equals_pandas_spearman_on_the_table(tmp_path):
+    table = collect([synthetic_study(tmp_path / "study")])
+    got = rank_correlation(table, "dsprites")
+    done = table[table["status"] == "completed"]
+    expected = done[list(STUDY_METRICS.values())].astype(float).corr(method="spearman")
+    assert list(got.columns) == list(STUDY_METRICS)
+    np.testing.assert_array_equal(got.to_numpy(dtype=float), np.round(expected.to_numpy() * 100))
+    assert (np.diag(got.to_numpy(dtype=float)) == 100).all()
+
+
+def _table(values: dict[tuple[str, float, int], float]) -> pd.DataFrame:
+    rows = [{"status": "completed", "model": m, "value": v, "seed": s, "metric": x} for (m, v, s), x in values.items()]
+    return pd.DataFrame(rows)
+
+
+def test_variance_shares_have_known_answers():
+    only_model = _table({(m, v, s): (1.0 if m == "a" else 0.0) for m in "ab" for v in (1, 2) for s in range(3)})
+    assert variance_explained(only_model, "metric") == pytest.approx({"model": 1.0, "strength": 0.0, "seed": 0.0})
+    only_strength = _table({(m, v, s): float(v) for m in "ab" for v in (1, 2) for s in range(3)})
+    assert variance_explained(only_strength, "metric") == pytest.approx({"model": 0.0, "strength": 1.0, "seed": 0.0})
+    only_seed = _table({(m, v, s): float(s) for m in "ab" for v in (1, 2) for s in range(3)})
+    assert variance_explained(only_seed, "metric") == pytest.approx({"model": 0.0, "strength": 0.0, "seed": 1.0})
+
+
+def test_better_strength_beats_worse_with_known_answers():
+    strength_decides = _table({("a", v, s): 10.0 * v + 0.1 * s for v in (1, 2, 3) for s in range(4)})
+    assert better_beats_worse(strength_decides, "metric")["a"] == 1.0
+    seed_decides = _table({("a", v, s): float(s) for v in (1, 2) for s in range(4)})
+    assert better_beats_worse(seed_decides, "metric")["a"] == 0.5
+
+
+def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "disent.train", "-m", "model.optimizer.lr=1e30,0.001", "trainer.max_steps=5",
+         "model.net=mlp", "model.hidden_dim=32", "metrics=none", "trainer.enable_progress_bar=false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "non-finite loss" in done.stderr  # the sweep says something failed ...
+    table = collect([tmp_path / "outputs" / "multirun"])
+    assert sorted(table["status"]) == ["completed", "failed"]  # ... and the other job still ran
