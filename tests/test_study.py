@@ -89,3 +89,27 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
     assert done.returncode != 0 and "non-finite loss" in done.stderr  # the sweep says something failed ...
     table = collect([tmp_path / "outputs" / "multirun"])
     assert sorted(table["status"]) == ["completed", "failed"]  # ... and the other job still ran
+
+
+def test_report_writes_the_tables_and_figures(tmp_path):
+    from disent.study.report import main
+
+    study = synthetic_study(tmp_path / "study")
+    for path in study.glob("*/results.json"):  # add the unsupervised TC of both representations
+        results = json.loads(path.read_text())
+        if "metrics" in results:
+            results["metrics"]["sampled"] = {"unsupervised.gaussian_total_correlation": 1.0}
+            results["metrics"]["mean"]["unsupervised.gaussian_total_correlation"] = 2.0
+            path.write_text(json.dumps(results))
+    main(["report", str(study), "--out", str(tmp_path / "report")])
+    out = tmp_path / "report"
+    table = pd.read_csv(out / "table.csv")
+    assert len(table) == 26 and len(pd.read_parquet(out / "table.parquet")) == 26
+    correlation = pd.read_csv(out / "correlation_dsprites.csv", index_col=0)
+    pd.testing.assert_frame_equal(correlation, rank_correlation(collect([study]), "dsprites").astype(float),
+                                  check_dtype=False)
+    for name in ["correlation_dsprites.png", "correlation_dsprites.md", "variance.csv", "variance.md",
+                 "better_beats_worse.csv", "strengths_mig.png", "tc_sampled_vs_mean.png", "report.md"]:
+        assert (out / name).stat().st_size > 0, name
+    text = (out / "report.md").read_text()
+    assert "24 completed" in text and "1 failed" in text and "1 missing" in text and "non-finite loss" in text

@@ -1,0 +1,163 @@
+"""`disent-study report <study or multirun dirs...> --out DIR`: the study's table, tables and figures.
+
+Writes into DIR: `table.csv` and `table.parquet` (one row per job), `correlation_<dataset>.{csv,md,png}`
+(the metrics' Spearman rank correlation x100), `variance.{csv,md}` (the shares of each metric's variance
+explained by model, strength and seed), `better_beats_worse.{csv,md}`, `strengths_<metric>.png` (each
+metric across each model's strengths, seeds as the spread), `tc_sampled_vs_mean.png` (when the
+unsupervised scores of both representations were computed) and `report.md` tying them together.
+"""
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from disent.study.analysis import (  # noqa: E402
+    STUDY_METRICS,
+    better_beats_worse,
+    completed,
+    rank_correlation,
+    variance_explained,
+)
+from disent.study.collect import collect  # noqa: E402
+
+TC = "unsupervised.gaussian_total_correlation"
+
+
+def markdown(frame: pd.DataFrame, index: bool = True) -> str:
+    """A GitHub markdown table (no extra dependency)."""
+    columns = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for label, row in frame.iterrows():
+        cells = ([str(label)] if index else []) + [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def correlation_heatmap(correlation: pd.DataFrame, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    values = correlation.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-100, vmax=100)
+    ax.set_xticks(range(len(correlation)), correlation.columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(correlation)), correlation.index)
+    for (i, j), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=9)
+    fig.colorbar(image, ax=ax, label="Spearman ×100")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def strengths_figure(jobs: pd.DataFrame, name: str, column: str, path: Path) -> None:
+    """Box plots of one metric per model across its strengths; each box is the spread over seeds."""
+    models = sorted(jobs["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models, strict=True):
+        runs = jobs[jobs["model"] == model]
+        strengths = sorted(runs["value"].unique(), key=float)
+        ax.boxplot([runs[runs["value"] == s][column].astype(float) for s in strengths],
+                   tick_labels=[f"{float(s):g}" for s in strengths])
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel(runs["hyperparameter"].iloc[0] if len(runs) else "")
+    axes[0][0].set_ylabel(name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def tc_figure(jobs: pd.DataFrame, path: Path) -> None:
+    """Total correlation of the sampled vs the mean representation, against strength, per model."""
+    models = sorted(jobs["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        runs = jobs[jobs["model"] == model].assign(value=lambda f: f["value"].astype(float))
+        for kind, style in (("sampled", "o-"), ("mean", "s--")):
+            means = runs.groupby("value")[f"{kind}/{TC}"].mean()
+            ax.plot(means.index, means.to_numpy(), style, label=kind)
+        ax.set_xscale("log")
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel(runs["hyperparameter"].iloc[0])
+    axes[0][0].set_ylabel("Gaussian total correlation")
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report(paths: list[str | Path], out: str | Path) -> Path:
+    """Write every table and figure of the study under `paths` into `out`; returns report.md's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = collect(paths)
+    table.to_csv(out / "table.csv", index=False)
+    table.astype({"value": "string", "error": "string"}).to_parquet(out / "table.parquet", index=False)
+    jobs = completed(table)
+    counts = table["status"].value_counts().to_dict()
+    lines = ["# Study report", "", f"Sources: {', '.join(str(p) for p in paths)}", "",
+             "Jobs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f" ({len(table)} in all)",
+             "", "Models and strengths:", ""]
+    for model, runs in jobs.groupby("model"):
+        strengths = ", ".join(f"{float(v):g}" for v in sorted(runs["value"].unique(), key=float))
+        lines.append(f"- {model}: {runs['hyperparameter'].iloc[0]} ∈ {{{strengths}}}, seeds "
+                     f"{sorted(runs['seed'].unique().tolist())}, data sets {sorted(runs['dataset'].unique())}")
+    failed = table[table["status"] != "completed"]
+    if len(failed):
+        lines += ["", "## Jobs that did not complete", "",
+                  markdown(failed[["job_dir", "status", "error"]], index=False)]
+
+    present = {name: column for name, column in STUDY_METRICS.items() if column in jobs}
+    lines += ["", "## Do the metrics agree? Spearman rank correlation ×100", ""]
+    for dataset in sorted(jobs["dataset"].unique()):
+        correlation = rank_correlation(table, dataset)
+        correlation.to_csv(out / f"correlation_{dataset}.csv")
+        (out / f"correlation_{dataset}.md").write_text(markdown(correlation))
+        correlation_heatmap(correlation, dataset, out / f"correlation_{dataset}.png")
+        lines += [f"### {dataset}", "", markdown(correlation), f"![](correlation_{dataset}.png)", ""]
+
+    variance = pd.DataFrame({name: variance_explained(table, column) for name, column in present.items()}).T
+    variance.index.name = "metric"
+    variance.to_csv(out / "variance.csv")
+    (out / "variance.md").write_text(markdown(variance))
+    beats = pd.DataFrame({name: better_beats_worse(table, column) for name, column in present.items()}).T
+    beats.index.name = "metric"
+    beats.to_csv(out / "better_beats_worse.csv")
+    (out / "better_beats_worse.md").write_text(markdown(beats))
+    lines += ["## What matters: model, strength or seed?", "",
+              "Share of each metric's variance explained by the model, by the regularization strength within "
+              "the model, and by the seed (the rest):", "", markdown(variance),
+              "Probability that a run with the better of two strengths scores higher than one with the worse, "
+              "seeds random (0.5: the strength does not matter beside the seed):", "", markdown(beats)]
+    for name, column in present.items():
+        figure = f"strengths_{column.split('/')[-1]}.png"
+        strengths_figure(jobs, name, column, out / figure)
+        lines.append(f"![{name}]({figure})")
+    if f"sampled/{TC}" in jobs and f"mean/{TC}" in jobs:
+        tc_figure(jobs, out / "tc_sampled_vs_mean.png")
+        lines += ["", "## Uncorrelated samples, correlated means", "", "![](tc_sampled_vs_mean.png)"]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="disent-study", description="Analyse studies made of disent-train jobs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    report_parser = commands.add_parser("report", help="collect the jobs and write the tables and figures")
+    report_parser.add_argument("paths", nargs="+", help="study or multirun directories (searched recursively)")
+    report_parser.add_argument("--out", required=True, help="directory for the report")
+    args = parser.parse_args(argv)
+    missing = [p for p in args.paths if not Path(p).is_dir()]
+    if missing:
+        parser.error(f"not a directory: {', '.join(missing)}")
+    path = report(args.paths, args.out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
