@@ -106,7 +106,7 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
     for model, runs in jobs.groupby("model"):
         strengths = ", ".join(f"{float(v):g}" for v in sorted(runs["value"].unique(), key=float))
         lines.append(f"- {model}: {runs['hyperparameter'].iloc[0]} ∈ {{{strengths}}}, seeds "
-                     f"{sorted(runs['seed'].unique().tolist())}, data sets {sorted(runs['dataset'].unique())}")
+                     f"{sorted(int(s) for s in runs['seed'].unique())}, data sets {sorted(runs['dataset'].unique())}")
     failed = table[table["status"] != "completed"]
     if len(failed):
         lines += ["", "## Jobs that did not complete", "",
