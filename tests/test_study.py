@@ -113,3 +113,41 @@ def test_report_writes_the_tables_and_figures(tmp_path):
         assert (out / name).stat().st_size > 0, name
     text = (out / "report.md").read_text()
     assert "24 completed" in text and "1 failed" in text and "1 missing" in text and "non-finite loss" in text
+
+
+TINY_FAST = ["metrics=fast", "metrics.dci_n_jobs=null", "figures.mi_num_points=300",
+             *[f"metrics.suite.{m}.num_train=200" for m in ("mig", "sap", "modularity", "unsupervised", "dci")],
+             *[f"metrics.suite.{m}.num_test=100" for m in ("sap", "modularity", "dci")],
+             "metrics.suite.beta_vae.num_train=30", "metrics.suite.beta_vae.num_eval=20",
+             "metrics.suite.factor_vae.num_train=30", "metrics.suite.factor_vae.num_eval=20",
+             "metrics.suite.factor_vae.num_variance_estimate=300"]
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if launcher == "joblib"
+                        else "hydra_plugins.hydra_submitit_launcher")
+    study = tmp_path / "study"
+    common = [f"hydra/launcher={launcher}", "trainer.max_steps=6", "model.net=mlp", "model.hidden_dim=32",
+              "trainer.enable_progress_bar=false", "loader.batch_size=32", "study_name=tiny", *TINY_FAST]
+    if launcher == "joblib":
+        common.append("hydra.launcher.n_jobs=2")
+    sweeps = [("beta_vae", "beta", "1,4", "0,1"), ("beta_tcvae", "beta", "1,4", "0,1"),
+              ("beta_vae", "optimizer.lr", "1e30", "5")]  # the last job diverges
+    for model, knob, values, seeds in sweeps:
+        subprocess.run([sys.executable, "-m", "disent.train", "-m", f"model={model}", f"model.{knob}={values}",
+                        f"seed={seeds}", f"hydra.sweep.dir={study}/{model}_{knob}", *common],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    from disent.study.report import main
+
+    main(["report", str(study), "--out", str(tmp_path / "report")])
+    table = pd.read_csv(tmp_path / "report" / "table.csv")
+    assert len(table) == 9 and (table["status"] == "completed").sum() == 8
+    failed = table[table["status"] == "failed"].iloc[0]
+    assert "non-finite loss" in failed["error"]
+    done = table[table["status"] == "completed"]
+    expected = (done[list(STUDY_METRICS.values())].astype(float).corr(method="spearman") * 100).round()
+    got = pd.read_csv(tmp_path / "report" / "correlation_dsprites.csv", index_col=0)
+    np.testing.assert_array_equal(got.to_numpy(dtype=float), expected.to_numpy())
+    assert (tmp_path / "report" / "correlation_dsprites.png").exists()
+    assert (tmp_path / "report" / "strengths_mig.png").exists()
