@@ -151,3 +151,25 @@ def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
     np.testing.assert_array_equal(got.to_numpy(dtype=float), expected.to_numpy())
     assert (tmp_path / "report" / "correlation_dsprites.png").exists()
     assert (tmp_path / "report" / "strengths_mig.png").exists()
+
+
+@pytest.mark.parametrize("preset, jobs", [("cpu", 36), ("full", 1800)])
+def test_study_presets_run_the_union_of_the_per_model_grids(preset, jobs, tmp_path):
+    from omegaconf import OmegaConf
+
+    from disent.config import CONF_DIR, load_config
+    from disent.study.report import study_commands
+
+    spec = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "study" / f"{preset}.yaml"))
+    commands = study_commands(spec, tmp_path, ["trainer.enable_progress_bar=false"])
+    assert all(c[1:4] == ["-m", "disent.train", "-m"] for c in commands)  # python -m disent.train -m ...
+    assert [c[4] for c in commands] == [f"model={m}" for m in spec["models"]]
+    total = 0
+    for command in commands:
+        overrides = [o for o in command[4:] if not o.startswith("hydra")]
+        sweeps = [o for o in overrides if "," in o.split("=", 1)[1] and not o.endswith("]")]
+        total += np.prod([len(o.split("=", 1)[1].split(",")) for o in sweeps])
+        first = [o.split(",")[0] if o in sweeps else o for o in overrides]
+        cfg = load_config(first)  # every job's config composes: keys exist, options exist
+        assert cfg.study_name == preset and cfg.dataset.name == spec["dataset"]
+    assert total == jobs

@@ -1,4 +1,5 @@
-"""`disent-study report <study or multirun dirs...> --out DIR`: the study's table, tables and figures.
+"""`disent-study run --preset cpu --out DIR`: a study preset (conf/study/), one Hydra multirun per model.
+`disent-study report <study or multirun dirs...> --out DIR`: the study's table, tables and figures.
 
 Writes into DIR: `table.csv` and `table.parquet` (one row per job), `correlation_<dataset>.{csv,md,png}`
 (the metrics' Spearman rank correlation x100), `variance.{csv,md}` (the shares of each metric's variance
@@ -8,6 +9,8 @@ unsupervised scores of both representations were computed) and `report.md` tying
 """
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -148,13 +151,57 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
     return out / "report.md"
 
 
+def study_commands(preset: dict, out: Path, extra: list[str]) -> list[list[str]]:
+    """One `disent-train -m` command per model of a study preset (conf/study/*.yaml), all writing into `out`:
+    the union of the per-model grids, each swept and launched by Hydra."""
+    seeds = ",".join(str(s) for s in preset["seeds"])
+    commands = []
+    for model, grid in preset["models"].items():
+        values = ",".join(str(v) for v in grid["values"])
+        commands.append([sys.executable, "-m", "disent.train", "-m", f"model={model}", f"model.{grid['knob']}={values}",
+                         f"seed={seeds}", f"dataset={preset['dataset']}", f"hydra/launcher={preset['launcher']}",
+                         f"study_name={preset['name']}", f"hydra.sweep.dir={out / model}",
+                         *preset.get("overrides", []), *grid.get("overrides", []), *extra])
+    return commands
+
+
+def run_study(preset_name: str, out: Path, extra: list[str], dry_run: bool) -> int:
+    """Run every job of a preset (a name in conf/study/ or a YAML path); returns how many sweeps failed."""
+    from omegaconf import OmegaConf
+
+    from disent.config import CONF_DIR
+
+    path = Path(preset_name) if preset_name.endswith(".yaml") else CONF_DIR / "study" / f"{preset_name}.yaml"
+    if not path.is_file():
+        choices = sorted(p.stem for p in (CONF_DIR / "study").glob("*.yaml"))
+        raise SystemExit(f"disent-study: no study preset '{preset_name}': choose one of {choices} or a .yaml path")
+    preset = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    failures = 0
+    for command in study_commands(preset, out, extra):
+        print(" ".join(command[2:]), flush=True)
+        if not dry_run:
+            failures += subprocess.run(command).returncode != 0  # a failed job must not stop the other models
+    return failures
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="disent-study", description="Analyse studies made of disent-train jobs.")
+    parser = argparse.ArgumentParser(prog="disent-study", description="Run and analyse studies of disent-train jobs.")
     commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run a study preset: one Hydra multirun per model")
+    run_parser.add_argument("--preset", required=True, help="conf/study/<name>.yaml (cpu, full) or a YAML path")
+    run_parser.add_argument("--out", required=True, type=Path, help="the study directory (one subdirectory per model)")
+    run_parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    run_parser.add_argument("overrides", nargs="*", help="extra disent-train overrides for every job")
     report_parser = commands.add_parser("report", help="collect the jobs and write the tables and figures")
     report_parser.add_argument("paths", nargs="+", help="study or multirun directories (searched recursively)")
     report_parser.add_argument("--out", required=True, help="directory for the report")
     args = parser.parse_args(argv)
+    if args.command == "run":
+        failures = run_study(args.preset, args.out, args.overrides, args.dry_run)
+        if failures:
+            print(f"disent-study: {failures} model sweep(s) had failed jobs; see their results.json "
+                  f"(disent-study report {args.out} --out ...)")
+        raise SystemExit(1 if failures else 0)
     missing = [p for p in args.paths if not Path(p).is_dir()]
     if missing:
         parser.error(f"not a directory: {', '.join(missing)}")
