@@ -2,6 +2,7 @@
 
 import json
 import struct
+import time
 
 import pytest
 
@@ -9,6 +10,7 @@ from disent.config import load_config
 from disent.train import train
 
 wandb_internal_pb2 = pytest.importorskip("wandb.proto.wandb_internal_pb2")
+DecodeError = pytest.importorskip("google.protobuf.message").DecodeError
 
 TINY_METRICS = [*[f"metrics.suite.{m}.num_train=100" for m in ("mig", "sap", "modularity", "unsupervised", "dci")],
                 *[f"metrics.suite.{m}.num_test=50" for m in ("sap", "modularity", "dci")],
@@ -17,14 +19,15 @@ TINY_METRICS = [*[f"metrics.suite.{m}.num_train=100" for m in ("mig", "sap", "mo
                 "metrics.suite.factor_vae.num_variance_estimate=200"]
 
 
-def read_records(path):
-    """The protobuf records of a .wandb file: W&B's log format of 32 KiB blocks, each record split
-    into chunks with a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last)."""
-    raw, block, pos, parts = path.read_bytes(), 32768, 7, []
-    assert raw[:4] == b":W&B"
+def _records(raw: bytes, base: int = 7) -> list:
+    """Records of W&B's log format: 32 KiB blocks (counted from the end of the 7-byte file header), each
+    record split into chunks with a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last);
+    a block tail shorter than a header is padding."""
+    block, pos, parts, records = 32768, 7, [], []
     while pos + 7 <= len(raw):
-        if block - pos % block < 7:  # a block's tail too short for a header is padding
-            pos += block - pos % block
+        left = block - (pos - base) % block
+        if left < 7:
+            pos += left
             continue
         _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
         if kind == 0:
@@ -35,7 +38,25 @@ def read_records(path):
             record = wandb_internal_pb2.Record()
             record.ParseFromString(b"".join(parts))
             parts = []
-            yield record
+            records.append(record)
+    return records
+
+
+def read_records(path, wait_s: float = 20.0) -> list:
+    """The protobuf records of a .wandb file, once W&B has written its final `exit` record (its writer
+    is a separate process that may still be flushing when wandb.finish returns on a loaded machine)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        raw = path.read_bytes()
+        assert raw[:4] == b":W&B"
+        try:
+            records = _records(raw)
+            if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+                return records
+        except DecodeError:  # a record still being written
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def test_offline_run_holds_losses_metrics_figures_and_grouping(tmp_path, monkeypatch):
