@@ -58,11 +58,6 @@ class VAE(DisentModel):
         """z (B, Z) -> logits (B, C, H, W)."""
         return self.decoder(z)
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean reconstruction, as pixel intensities in [0, 1]."""
-        mu, _ = self.encode(x)
-        return torch.sigmoid(self.decode(mu))
-
     # --- training --------------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> Posterior:
         """q(z|x) for a batch x (B, C, H, W), with one reparameterised sample z."""
