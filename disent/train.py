@@ -12,6 +12,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -125,6 +126,8 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
     try:
         check_metrics_config(cfg.metrics)
         check_metrics_config(cfg.periodic_metrics)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         dataset = build_dataset(cfg.dataset)
         datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
