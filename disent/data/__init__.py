@@ -8,6 +8,7 @@ from disent.data.base import GroundTruthData, as_rng
 from disent.data.digits import Digits
 from disent.data.dsprites import DSprites
 from disent.data.dsprites_variants import ColorDSprites, NoisyDSprites, ScreamDSprites
+from disent.data.files import DataFileError, DataFileNotFoundError
 from disent.data.shapes3d import Shapes3D
 
 DATASETS: dict[str, type[GroundTruthData]] = {
@@ -37,5 +38,5 @@ def build_dataset(dataset_cfg) -> GroundTruthData:
     return data
 
 
-__all__ = ["DATASETS", "ColorDSprites", "Digits", "DSprites", "GroundTruthData", "NoisyDSprites", "ScreamDSprites",
-           "Shapes3D", "as_rng", "build_dataset"]
+__all__ = ["DATASETS", "ColorDSprites", "DataFileError", "DataFileNotFoundError", "Digits", "DSprites",
+           "GroundTruthData", "NoisyDSprites", "ScreamDSprites", "Shapes3D", "as_rng", "build_dataset"]

@@ -1,87 +1,86 @@
 """Handwritten digits with the label as the one known factor: InfoGAN's MNIST experiment, offline.
 
 By default the images are scikit-learn's bundled digits (1,797 8x8 images, values 0..16; no
-download); with `path`, MNIST's training set read from its IDX files. Either way they are scaled to
-[0, 1] and resized (bilinear) to `size` x `size`.
+download); with `path`, MNIST's training set read from its IDX files (or an archive holding them).
+Either way they are scaled to [0, 1] and resized (bilinear) to `size` x `size`.
 """
 
 import gzip
 import os
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from disent.data.base import GroundTruthData, as_rng
+from disent.data.files import DataFile, DataFileNotFoundError, resolve_data_path
 
 IMAGES_FILE, LABELS_FILE = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # 0x0803 / 0x0801: unsigned bytes, 3 / 1 dimensions
+# the images file's usual names (the last is Kaggle's), and the labels file's beside it
+MNIST_FILES = DataFile(
+    "MNIST file", (IMAGES_FILE, IMAGES_FILE + ".gz", "train-images.idx3-ubyte"),
+    f"Expected MNIST's {IMAGES_FILE} and {LABELS_FILE} (optionally .gz), or a directory or archive (.zip, .tar, "
+    f".tar.gz) holding them; set dataset.path=null to use scikit-learn's bundled digits",
+    companions=(LABELS_FILE, LABELS_FILE + ".gz", "train-labels.idx1-ubyte"))
 
 
-def read_idx(path: str, magic: int) -> np.ndarray:
+def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     """The uint8 array of an IDX file (gzipped or not), after checking its magic number and length.
 
     IDX: a big-endian int32 magic (0x00 0x00, type 0x08 = ubyte, number of dimensions), one big-endian
     int32 per dimension, then the values row-major.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"MNIST file not found: '{path}'")
+        raise MNIST_FILES.error(path, "no such file", DataFileNotFoundError)
     try:
         with open(path, "rb") as f:
             data = f.read()
         if data[:2] == b"\x1f\x8b":  # gzip, whatever the file is called
             data = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"'{path}' could not be read as an IDX file: {error}") from error
+        raise MNIST_FILES.error(path, f"it is damaged or truncated ({type(error).__name__}: {error})") from error
     if len(data) < 4 or int.from_bytes(data[:4], "big") != magic:
         found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-        raise ValueError(f"'{path}' is not an IDX file of this kind: magic number {found}, expected {magic}")
+        raise MNIST_FILES.error(path, f"it is not an IDX file of this kind: magic number {found}, expected {magic}")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"'{path}' is truncated: {len(data)} bytes, its header alone needs {header}")
+        raise MNIST_FILES.error(path, f"it is truncated: {len(data)} bytes, its header alone needs {header}")
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape, dtype=np.int64))
     if len(data) != expected:
-        raise ValueError(f"'{path}' has {len(data)} bytes, but its header {shape} needs {expected}"
-                         f"{' (truncated)' if len(data) < expected else ''}")
+        raise MNIST_FILES.error(path, f"it has {len(data)} bytes, but its header {shape} needs {expected}"
+                                f"{' (truncated)' if len(data) < expected else ''}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _beside(folder: str, *names: str) -> str | None:
-    """The first of `names` that is a file in `folder`, or None."""
-    return next((os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))), None)
-
-
-def _mnist_files(path: str) -> tuple[str, str]:
-    """(images file, labels file) for `path`: a directory holding them, or the images file itself."""
-    hint = "drop `dataset.path` (null) to use scikit-learn's bundled digits instead"
-    if os.path.isdir(path):
-        folder, images = path, _beside(path, IMAGES_FILE, IMAGES_FILE + ".gz")
-        if images is None:
-            raise FileNotFoundError(f"no MNIST images file ({IMAGES_FILE}[.gz]) in '{path}'; {hint}")
-    elif os.path.isfile(path):
-        folder, images = os.path.split(path)[0], path
-    else:
-        raise FileNotFoundError(f"MNIST path not found: '{path}'; {hint}")
-    twin = os.path.basename(images).replace("images-idx3", "labels-idx1")  # keeps the file's naming
-    labels = _beside(folder, *dict.fromkeys([twin, LABELS_FILE, LABELS_FILE + ".gz"]))
+def _mnist_files(path: str) -> tuple[Path, Path]:
+    """(images file, labels file) for `path`: a directory or archive holding them, or the images file itself."""
+    images = resolve_data_path(path, MNIST_FILES)
+    twin = images.name.replace("images", "labels").replace("idx3", "idx1")  # keeps the file's naming
+    labels = next((images.parent / name for name in dict.fromkeys([twin, *MNIST_FILES.companions])
+                   if (images.parent / name).is_file() and name != images.name), None)
     if labels is None:
-        raise FileNotFoundError(f"no MNIST labels file ({LABELS_FILE}[.gz]) beside '{images}'; {hint}")
+        raise MNIST_FILES.error(images, f"no labels file ({LABELS_FILE}[.gz]) beside it", DataFileNotFoundError)
     return images, labels
 
 
-def load_mnist(path: str) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """MNIST's training set from IDX files: (N, 28, 28) uint8 images and (N,) labels in 0..9."""
     images_path, labels_path = _mnist_files(path)
     images, labels = read_idx(images_path, IMAGES_MAGIC), read_idx(labels_path, LABELS_MAGIC)
     if images.ndim != 3 or labels.ndim != 1:
-        raise ValueError(f"'{images_path}' must hold (N, H, W) images and '{labels_path}' (N,) labels, "
-                         f"got shapes {images.shape} and {labels.shape}")
+        raise MNIST_FILES.error(images_path, f"it must hold (N, H, W) images and {labels_path} (N,) labels, got "
+                                f"shapes {images.shape} and {labels.shape}")
     if len(images) != len(labels):
-        raise ValueError(f"'{images_path}' holds {len(images)} images but '{labels_path}' {len(labels)} labels")
+        raise MNIST_FILES.error(images_path, f"it holds {len(images)} images but {labels_path} {len(labels)} labels")
     if labels.size and labels.max() > 9:
-        raise ValueError(f"'{labels_path}': labels must be digits 0..9, found {labels.max()}")
+        raise MNIST_FILES.error(labels_path, f"labels must be digits 0..9, found {labels.max()}")
+    absent = sorted(set(range(10)) - set(np.unique(labels).tolist()))
+    if absent:
+        raise MNIST_FILES.error(labels_path, f"no images of digit(s) {absent}; every digit needs at least one")
     return images, labels
 
 
@@ -109,9 +108,9 @@ class Digits(GroundTruthData):
 
     path: None uses scikit-learn's `load_digits` (1,797 8x8 images, values 0..16, divided by 16);
     otherwise MNIST's training set (60,000 28x28 images, /255) from a directory holding
-    `train-images-idx3-ubyte` and `train-labels-idx1-ubyte` (optionally `.gz`), or from the images
-    file itself with the labels beside it. size: side of the (bilinear) resized square image;
-    32 suits the conv nets (divisible by 4 and 16).
+    `train-images-idx3-ubyte` and `train-labels-idx1-ubyte` (optionally `.gz`), from the images
+    file itself with the labels beside it, or from a .zip / .tar(.gz) archive holding them.
+    size: side of the (bilinear) resized square image; 32 suits the conv nets (divisible by 4 and 16).
     """
 
     factor_names = ("digit",)

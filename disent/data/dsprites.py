@@ -9,7 +9,8 @@ Factors (as in the original file, without its constant colour factor):
     posY        32   linspace(0, 1, 32)
 
 Without a file the images are rendered procedurally (no download); with `path` they are read from
-the original `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`.
+the original `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`, or from a directory or archive holding it
+(see `disent.data.files`).
 """
 
 import os
@@ -19,6 +20,7 @@ import zlib
 import numpy as np
 
 from disent.data.base import GroundTruthData
+from disent.data.files import DataFile, DataFileError, resolve_data_path
 
 FACTOR_SIZES = (3, 6, 40, 32, 32)
 SHAPES = ("square", "ellipse", "heart")
@@ -40,6 +42,9 @@ SPRITE_SIZE = 21.2
 ELLIPSE_ASPECT = 0.5  # short axis / long axis
 SUPERSAMPLE = 4  # 4x4 samples per pixel; a pixel is on when at least half of them are inside
 FILE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+DSPRITES_FILE = DataFile("dSprites file", (FILE_NAME,), f"Expected the original {FILE_NAME} "
+                         f"(https://github.com/deepmind/dsprites-dataset), or a directory or archive (.zip, .tar, "
+                         f".tar.gz) holding it; set dataset.path=null to render the sprites procedurally")
 
 
 def _unit_square() -> np.ndarray:
@@ -162,33 +167,32 @@ class DSprites(GroundTruthData):
 
     def _load(self, path: str) -> np.ndarray:
         """The file's (N, 64, 64) images, after checking that they are this grid in this order."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"dSprites file not found: '{path}'. Download {FILE_NAME} from "
-                f"https://github.com/deepmind/dsprites-dataset, or drop `dataset.path` (null) to "
-                f"render the sprites procedurally.")
+        file = resolve_data_path(path, DSPRITES_FILE)
         try:
-            with open(path, "rb") as f:
+            with open(file, "rb") as f:
                 if f.read(2) != b"PK":  # checked first: np.load would guess pickle and advise trusting it
-                    raise ValueError("it is not an .npz (zip) archive")
-            with np.load(path, allow_pickle=False) as data:
+                    raise DSPRITES_FILE.error(file, "it is not an .npz (zip) archive")
+            with np.load(file, allow_pickle=False) as data:
                 missing = {"imgs", "latents_classes"} - set(data.files)
                 if missing:
-                    raise ValueError(f"missing keys {sorted(missing)} (found {sorted(data.files)})")
+                    raise DSPRITES_FILE.error(file, f"arrays {sorted(missing)} are missing "
+                                                    f"(found {sorted(data.files)})")
                 imgs, classes = data["imgs"], data["latents_classes"]
+        except DataFileError:
+            raise
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-            raise ValueError(f"'{path}' is not a readable dSprites .npz file: {error}") from error
+            raise DSPRITES_FILE.error(file, f"it is damaged or truncated ({type(error).__name__}: {error})") from error
         n = len(self)
         if imgs.shape != (n, IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"'{path}': imgs has shape {imgs.shape}, expected {(n, IMAGE_SIZE, IMAGE_SIZE)}")
+            raise DSPRITES_FILE.error(file, f"imgs has shape {imgs.shape}, not {(n, IMAGE_SIZE, IMAGE_SIZE)}")
         if classes.shape != (n, 6):
-            raise ValueError(f"'{path}': latents_classes has shape {classes.shape}, expected {(n, 6)}")
+            raise DSPRITES_FILE.error(file, f"latents_classes has shape {classes.shape}, not {(n, 6)}")
         if imgs[:: max(1, n // 1000)].max(initial=0) > 1:  # a spot check; the original stores 0/1
-            raise ValueError(f"'{path}': imgs must hold 0/1 pixels, found values up to {imgs.max()}")
+            raise DSPRITES_FILE.error(file, f"imgs must hold 0/1 pixels, found values up to {imgs.max()}")
         # column 0 is the constant colour; the rest must enumerate the grid, last factor fastest
         if not np.array_equal(classes[:, 1:], self.index_to_factors(np.arange(n))):
-            raise ValueError(f"'{path}': latents_classes do not enumerate the grid {self.factor_sizes} "
-                             f"in row-major order (last factor fastest)")
+            raise DSPRITES_FILE.error(file, f"latents_classes do not enumerate the grid {self.factor_sizes} "
+                                      f"in row-major order (last factor fastest)")
         return imgs
 
     def sample_observations_from_factors(self, factors: np.ndarray,

@@ -9,7 +9,7 @@ Factors (as in the original file, row-major with orientation fastest):
     orientation  15   linspace(-30, 30, 15) degrees: the camera turns around the object
 
 Without a file the images are rendered procedurally (no download); with `path` they are read from
-the original `3dshapes.h5`.
+the original `3dshapes.h5`, or from a directory or archive holding it (see `disent.data.files`).
 
 The procedural renderer exploits that an image is a colour lookup over fixed geometry: the three
 hues only colour the floor, the walls and the object, while scale, shape and orientation fix what
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from disent.data.base import GroundTruthData
+from disent.data.files import DataFile, resolve_data_path
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
@@ -37,6 +38,9 @@ SCALES = np.linspace(0.75, 1.25, 8)
 SHAPES = ("cube", "cylinder", "sphere", "capsule")
 ORIENTATIONS = np.linspace(-30.0, 30.0, 15)  # degrees
 FILE_NAME = "3dshapes.h5"
+SHAPES3D_FILE = DataFile("3dshapes file", (FILE_NAME,), f"Expected the original {FILE_NAME} (gs://3d-shapes/"
+                         f"{FILE_NAME}, see https://github.com/google-deepmind/3d-shapes), or a directory or archive "
+                         f"(.zip, .tar, .tar.gz) holding it; set dataset.path=null to render the scenes procedurally")
 IMAGE_SIZE = 64
 
 # --- the scene (world coordinates: y up, the object stands on the floor y = 0 around the origin) ---
@@ -341,7 +345,7 @@ class Shapes3D(GroundTruthData):
         if len(self.factor_sizes) != len(FACTOR_NAMES):
             raise ValueError(f"3dshapes has {len(FACTOR_NAMES)} factors {FACTOR_NAMES}, got sizes {self.factor_sizes}")
         self.in_memory = bool(in_memory)
-        self._geometry = self._images = self._file = None
+        self._geometry = self._images = self._file = self._path = None
         if self.path is None:
             if self.factor_sizes != FACTOR_SIZES:
                 raise ValueError(f"the procedural renderer draws the full grid {FACTOR_SIZES}; "
@@ -356,32 +360,29 @@ class Shapes3D(GroundTruthData):
 
     def _load(self, path: str) -> np.ndarray | None:
         """Check the file holds this grid in this order; its images if `in_memory`, else None."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"3dshapes file not found: '{path}'. Download {FILE_NAME} (see "
-                f"https://github.com/google-deepmind/3d-shapes; the file is gs://3d-shapes/{FILE_NAME}), "
-                f"or drop `dataset.path` (null) to render the scenes procedurally.")
+        self._path = file = resolve_data_path(path, SHAPES3D_FILE)
         h5py = _import_h5py()
-        if not h5py.is_hdf5(path):
-            raise ValueError(f"'{path}' is not an HDF5 file (expected the original {FILE_NAME})")
+        if not h5py.is_hdf5(file):
+            raise SHAPES3D_FILE.error(file, "it is not an HDF5 file")
         n = len(self)
         try:
-            with h5py.File(path, "r") as f:
+            with h5py.File(file, "r") as f:
                 missing = {"images", "labels"} - set(f.keys())
                 if missing:
-                    raise ValueError(f"'{path}': missing datasets {sorted(missing)} (found {sorted(f.keys())})")
+                    raise SHAPES3D_FILE.error(file, f"datasets {sorted(missing)} are missing "
+                                                    f"(found {sorted(f.keys())})")
                 images, labels = f["images"], f["labels"]
                 if images.shape != (n, IMAGE_SIZE, IMAGE_SIZE, 3) or images.dtype != np.uint8:
-                    raise ValueError(f"'{path}': images are {images.dtype} {images.shape}, expected "
-                                     f"uint8 {(n, IMAGE_SIZE, IMAGE_SIZE, 3)} for the grid {self.factor_sizes}")
+                    raise SHAPES3D_FILE.error(file, f"images are {images.dtype} {images.shape}, not uint8 "
+                                              f"{(n, IMAGE_SIZE, IMAGE_SIZE, 3)} (the grid {self.factor_sizes})")
                 if labels.shape != (n, len(FACTOR_NAMES)):
-                    raise ValueError(f"'{path}': labels have shape {labels.shape}, expected {(n, len(FACTOR_NAMES))}")
-                self._check_order(path, labels[()])
+                    raise SHAPES3D_FILE.error(file, f"labels have shape {labels.shape}, not {(n, len(FACTOR_NAMES))}")
+                self._check_order(file, labels[()])
                 return images[()] if self.in_memory else None
-        except OSError as error:  # a damaged HDF5 file fails on read
-            raise ValueError(f"'{path}' is not a readable {FILE_NAME}: {error}") from error
+        except OSError as error:  # a damaged HDF5 file fails on open or read
+            raise SHAPES3D_FILE.error(file, f"it is damaged or truncated ({error})") from error
 
-    def _check_order(self, path: str, labels: np.ndarray) -> None:
+    def _check_order(self, path: Path, labels: np.ndarray) -> None:
         """The labels must enumerate the grid row-major, orientation fastest, each factor's values
         increasing (the original stores the factor values, e.g. hues and degrees, not indices)."""
         grid = self.index_to_factors(np.arange(len(labels)))
@@ -389,17 +390,21 @@ class Shapes3D(GroundTruthData):
             values = np.unique(labels[:, k])
             if len(values) != self.factor_sizes[k] or not np.array_equal(np.searchsorted(values, labels[:, k]),
                                                                          grid[:, k]):
-                raise ValueError(f"'{path}': labels[:, {k}] ({name}) do not enumerate {self.factor_sizes[k]} values "
-                                 f"in the grid's order {self.factor_sizes} (row-major, orientation fastest)")
+                raise SHAPES3D_FILE.error(path, f"labels[:, {k}] ({name}) do not enumerate {self.factor_sizes[k]} "
+                                          f"values in the grid's order {self.factor_sizes} (row-major, orientation "
+                                          f"fastest)")
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
         """(N,) grid indices -> (N, 64, 64, 3) uint8 images from memory or the file."""
         if self._images is not None:
             return self._images[indices]
-        if self._file is None or self._file[0] != os.getpid():  # h5py handles do not survive a fork
-            self._file = (os.getpid(), _import_h5py().File(self.path, "r"))
         unique, inverse = np.unique(indices, return_inverse=True)  # h5py reads sorted, distinct indices
-        return self._file[1]["images"][unique][inverse]
+        try:
+            if self._file is None or self._file[0] != os.getpid():  # h5py handles do not survive a fork
+                self._file = (os.getpid(), _import_h5py().File(self._path, "r"))
+            return self._file[1]["images"][unique][inverse]
+        except OSError as error:  # damaged since it was checked, or a damaged chunk the check did not read
+            raise SHAPES3D_FILE.error(self._path, f"reading images failed ({error})") from error
 
     def __getstate__(self) -> dict:
         """Pickle without the open file (data loader workers reopen it)."""
