@@ -85,6 +85,12 @@ class FigureCallback(L.Callback):
         self.kl_history: list[list[float]] = []
         self.written: list[str] = []
 
+    def state_dict(self) -> dict:
+        return {"kl_steps": self.kl_steps, "kl_history": self.kl_history}  # the capacity figure spans a resume
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.kl_steps, self.kl_history = list(state_dict["kl_steps"]), list(state_dict["kl_history"])
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
         step = trainer.global_step
         last = pl_module.recent_losses[-1] if pl_module.recent_losses else {}

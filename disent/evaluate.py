@@ -230,9 +230,18 @@ def evaluate_checkpoint(checkpoint: str | Path, metrics_cfg: DictConfig | dict,
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     """disent-eval checkpoint=PATH [metrics=study] [output=metrics.json]"""
+    from disent.checkpoints import CheckpointError
+    from disent.data import DataFileError
+    from disent.schema import ConfigError, validate_metrics_config
+
     checkpoint = Path(cfg.checkpoint)
     output = Path(cfg.output) if cfg.output else checkpoint.resolve().parent.parent / "metrics.json"
-    report = evaluate_checkpoint(checkpoint, cfg.metrics, cfg.get("dataset"))
+    try:
+        validate_metrics_config(cfg.metrics)
+        report = evaluate_checkpoint(checkpoint, cfg.metrics, cfg.get("dataset"))
+    except (ConfigError, CheckpointError, DataFileError) as error:
+        log.error("%s", error)
+        raise SystemExit(2) from None  # one message, no traceback: what to change is in it
     write_json_atomic(output, report)
     for kind, values in report["metrics"].items():
         for name, value in values.items():

@@ -4,6 +4,7 @@ A job directory holds `.hydra/config.yaml` (the resolved config), `checkpoints/l
 `results.json` (losses and metrics), `figures/` (what the model learned) and the logger's files.
 """
 
+import json
 import logging
 import time
 import traceback
@@ -19,14 +20,18 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from disent.callbacks import FigureCallback, PeriodicEvaluation
+from disent.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint, resume_differences
 from disent.config import CONF_DIR
-from disent.data import build_dataset
+from disent.data import DataFileError, build_dataset
 from disent.data.datamodule import GroundTruthDataModule
 from disent.evaluate import check_metrics_config, encoder_of, evaluate, flatten
 from disent.models import build_model
 from disent.results import write_json_atomic
+from disent.schema import ConfigError, validate_train_config
 
 log = logging.getLogger(__name__)
+# errors whose message says what to change: a single run prints it alone, without a traceback
+USER_ERRORS = (ConfigError, CheckpointError, DataFileError)
 
 
 def _hydra_job_info() -> tuple[Path, str | None]:
@@ -105,22 +110,75 @@ def _wandb_summary(logger, final_metrics: dict[str, float]) -> None:
         log.warning("could not write the final metrics to W&B: %s", error)
 
 
+def job_identity(cfg: DictConfig, sweep_name: str | None) -> dict:
+    """What results.json says about the job besides its outcome; read leniently, so that a job refused for
+    a bad config is still listed with its model, hyperparameter and seed."""
+    def get(key: str):
+        return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+
+    knob = get("model.hyperparameter")
+    try:
+        hyperparameters = OmegaConf.to_container(cfg.model, resolve=True)
+    except Exception:  # noqa: BLE001 -- a bad interpolation: keep it as written
+        hyperparameters = OmegaConf.to_container(cfg.model, resolve=False)
+    return {
+        "model": get("model.name"),
+        "dataset": get("dataset.name"),
+        "hyperparameter": {"name": knob, "value": get(f"model.{knob}") if isinstance(knob, str) else None},
+        "hyperparameters": hyperparameters,
+        "seed": get("seed"),
+        "batch_size": get("loader.batch_size"),
+        "max_steps": get("trainer.max_steps"),
+        "study_name": get("study_name") or sweep_name,
+    }
+
+
+def resume_point(cfg: DictConfig, job_dir: Path) -> tuple[dict | None, dict | None]:
+    """(the checkpoint to continue from, or None; the job's results.json when it already finished with
+    this config, so there is nothing to do, or None), following `cfg.resume`."""
+    path = job_dir / "checkpoints" / "last.ckpt"
+    if not path.exists():
+        if cfg.resume is True:
+            raise ConfigError(f"resume=true, but there is no checkpoint {path}: point hydra.run.dir (a single "
+                                    f"run) or hydra.sweep.dir (a multirun) at the job directory to continue")
+        return None, None
+    if cfg.resume is False:
+        raise ConfigError(f"resume=false, but {job_dir} already has a checkpoint ({path}): resume=auto "
+                              f"continues it; to start over, choose another directory or delete this one")
+    checkpoint = read_checkpoint(path)
+    saved, current = checkpoint["hyper_parameters"]["config"], OmegaConf.to_container(cfg, resolve=True)
+    differences = resume_differences(saved, current)
+    if differences:
+        raise ConfigError(f"cannot resume {path}: it was trained with another config:\n  " + "\n  ".join(differences)
+                         + "\nChoose another directory for the new config (or delete the old job).")
+    try:
+        previous = json.loads((job_dir / "results.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        previous = {}
+    finished = (previous.get("status") == "completed" and checkpoint["global_step"] >= cfg.trainer.max_steps
+                and saved.get("metrics") == current["metrics"])
+    return checkpoint, previous if finished else None
+
+
 def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
     """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict."""
     job_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        validate_train_config(cfg)
+        checkpoint, finished = resume_point(cfg, job_dir)
+    except ConfigError as error:  # refused before training; a finished job's results.json is kept
+        if not (job_dir / "results.json").exists():
+            write_json_atomic(job_dir / "results.json", {"status": "failed", "error": f"ConfigError: {error}",
+                                                         **job_identity(cfg, sweep_name)})
+        raise
+    if finished is not None:
+        log.info("%s: already completed in %s; nothing to do (resume=auto)", run_name(cfg), job_dir)
+        return finished
     start = time.time()
-    knob = cfg.model.get("hyperparameter")
-    results = {
-        "status": "running",
-        "model": cfg.model.name,
-        "dataset": cfg.dataset.name,
-        "hyperparameter": {"name": knob, "value": cfg.model[knob] if knob else None},
-        "hyperparameters": OmegaConf.to_container(cfg.model, resolve=True),
-        "seed": cfg.seed,
-        "batch_size": cfg.loader.batch_size,
-        "max_steps": cfg.trainer.max_steps,
-        "study_name": cfg.study_name or sweep_name,
-    }
+    results = {"status": "running", **job_identity(cfg, sweep_name)}
+    if checkpoint is not None:
+        results["resumed_from_step"] = checkpoint["global_step"]
+        checkpoint = None  # Lightning reads it again; do not hold two copies
     write_json_atomic(job_dir / "results.json", results)
     logger = None
     try:
@@ -141,13 +199,17 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
             callbacks.append(PeriodicEvaluation(dataset, cfg.periodic_metrics))
         trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger,
-                            callbacks=callbacks, default_root_dir=job_dir, max_epochs=-1)
+                            callbacks=callbacks, default_root_dir=job_dir, max_epochs=-1,
+                            plugins=[AtomicCheckpointIO()])
         with warnings.catch_warnings():
             # Lightning suggests worker processes; on a 2-core CPU rendering in-process is faster.
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             # the CSV logger shares the job directory with results.json on purpose
             warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-            trainer.fit(model, datamodule=datamodule)
+            # manual optimization (FactorVAE, InfoGAN) checkpoints the state after the step: what resuming needs
+            warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+            resume_from = job_dir / "checkpoints" / "last.ckpt" if "resumed_from_step" in results else None
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         trainer.save_checkpoint(job_dir / "checkpoints" / "last.ckpt")
         results.update(steps=trainer.global_step, final_losses=model.final_losses(),
                        checkpoint="checkpoints/last.ckpt")
@@ -182,7 +244,13 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     job_dir, sweep_name = _hydra_job_info()
-    train(cfg, job_dir, sweep_name)
+    try:
+        train(cfg, job_dir, sweep_name)
+    except USER_ERRORS as error:
+        if sweep_name is not None:
+            raise  # a multirun records the failure and goes on with its other jobs
+        log.error("%s", error)
+        raise SystemExit(2) from None  # one message, no traceback: the config is what to change
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """LightningModules, one model family per file, and `build_model` that makes one from config."""
 
 import inspect
-import zipfile
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
+from disent.checkpoints import read_checkpoint
 from disent.models.base import DisentModel
 from disent.models.infogan import InfoGAN
 from disent.models.regularizers import REGULARIZERS, Regularizer
@@ -57,16 +56,9 @@ def load_model(checkpoint_path: str | Path) -> tuple[DisentModel, DictConfig]:
 
     Loads with `weights_only=True`: a checkpoint cannot run pickled code.
     """
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (pass the checkpoints/last.ckpt of a disent-train job)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
-        state_dict = checkpoint["state_dict"]
-    except (RuntimeError, EOFError, OSError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cannot read the checkpoint {path}: {type(error).__name__}: {error}. Is the file complete "
-                         f"and written by disent-train? Re-run or resume the job to write it again.") from error
+    checkpoint = read_checkpoint(checkpoint_path)
+    cfg = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
+    state_dict = checkpoint["state_dict"]
     from disent.data import build_dataset
 
     dataset = build_dataset(cfg.dataset)

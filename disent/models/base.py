@@ -4,6 +4,7 @@ import math
 from collections import deque
 
 import lightning as L
+import numpy as np
 import torch
 
 
@@ -14,8 +15,21 @@ class DisentModel(L.LightningModule):
         super().__init__()
         # the resolved run config travels inside the checkpoint, so a checkpoint alone can be rebuilt
         self.save_hyperparameters({"config": config or {}})
+        self.noise_seed = int((config or {}).get("seed", 0))
         self.recent_losses: deque[dict[str, float]] = deque(maxlen=final_loss_window)
         self.loss_trace: list[float] = []  # total loss per step, for tests and quick plots
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # The random draws of step k (sampled z, InfoGAN's codes, FactorVAE's permutations) come from a
+        # seed made of (run seed, k), as the data stream's batches do: a run resumed from a checkpoint
+        # then draws exactly what the uninterrupted run drew, whatever ran in between.
+        torch.manual_seed(int(np.random.SeedSequence([self.noise_seed, self.global_step]).generate_state(1)[0]))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["recent_losses"] = list(self.recent_losses)  # results.json's final losses span a resume
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.recent_losses.extend(checkpoint.get("recent_losses", []))
 
     def record(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
         """Stop on a non-finite loss term; keep the recent values; log every term under train/."""

@@ -170,12 +170,17 @@ def run_study(preset_name: str, out: Path, extra: list[str], dry_run: bool) -> i
     from omegaconf import OmegaConf
 
     from disent.config import CONF_DIR
+    from disent.schema import ConfigError, validate_study_preset
 
     path = Path(preset_name) if preset_name.endswith(".yaml") else CONF_DIR / "study" / f"{preset_name}.yaml"
     if not path.is_file():
         choices = sorted(p.stem for p in (CONF_DIR / "study").glob("*.yaml"))
         raise SystemExit(f"disent-study: no study preset '{preset_name}': choose one of {choices} or a .yaml path")
     preset = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    try:
+        validate_study_preset(preset)
+    except ConfigError as error:
+        raise SystemExit(f"disent-study: {path}: {error}") from None
     failures = 0
     for command in study_commands(preset, out, extra):
         print(" ".join(command[2:]), flush=True)

@@ -1,0 +1,76 @@
+"""Checkpoints that are written atomically, read without running pickled code, and resumed safely.
+
+A job directory's `checkpoints/last.ckpt` is what a killed or pre-empted job continues from
+(`resume=true`, or `resume=auto` when the directory already has one).
+"""
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from disent.results import write_bytes_atomic
+
+# what must be equal for a checkpoint to be continued: anything else (training length, metrics,
+# loggers, threads) may change between the killed run and the resumed one
+RESUME_KEYS = ("model", "dataset", "seed", "loader.batch_size")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged, unsafe or not written by disent-train."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save into memory, then a temporary file renamed over the checkpoint: a crash mid-write
+    leaves the previous checkpoint, never a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_bytes_atomic(path, buffer.getvalue())
+
+    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+        return read_checkpoint(path, map_location=map_location or "cpu")
+
+
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A disent-train checkpoint as a dict, loaded with `weights_only=True` (it cannot run pickled code);
+    one clear error naming the path when the file is missing, truncated or not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path} (pass the checkpoints/last.ckpt of a disent-train job)")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint \
+                or "config" not in checkpoint.get("hyper_parameters", {}):
+            raise KeyError("no state_dict and hyper_parameters.config")
+    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as error:
+        raise CheckpointError(f"cannot read the checkpoint {path}: {type(error).__name__}: {error}. Is the file "
+                              f"complete and written by disent-train? Re-run the job (in a new directory, or delete "
+                              f"this one) to write it again.") from error
+    return checkpoint
+
+
+def _select(config: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
+
+
+def resume_differences(saved: dict, current: dict) -> list[str]:
+    """The RESUME_KEYS on which a checkpoint's run config and the current one differ, as 'key: old -> new'."""
+    differences = []
+    for key in RESUME_KEYS:
+        old, new = _select(saved, key), _select(current, key)
+        if old != new:
+            if isinstance(old, dict) and isinstance(new, dict):
+                differences += [f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                                for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+            else:
+                differences.append(f"{key}: {old!r} -> {new!r}")
+    return differences
