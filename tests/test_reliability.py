@@ -184,3 +184,16 @@ def test_a_sweep_goes_on_past_a_bad_value_and_a_diverging_job_and_the_analysis_l
     refused = failed[failed["error"].str.contains("model.beta = -1: must be a number >= 0", regex=False)]
     assert len(refused) == 2 and (refused["value"] == -1).all() and (refused["model"] == "beta_vae").all()
     assert failed["error"].str.contains("non-finite loss at step").sum() == 2
+
+
+def test_a_checkpoint_write_that_fails_leaves_the_previous_checkpoint_whole(tmp_path):
+    from disent.checkpoints import AtomicCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "hyper_parameters": {"config": {}}}, path)
+    before = path.read_bytes()
+    with pytest.raises(Exception):  # noqa: B017,PT011 -- whatever torch.save raises for a lambda
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "broken": lambda: None}, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    torch.testing.assert_close(read_checkpoint(path)["state_dict"]["w"], torch.ones(3))
