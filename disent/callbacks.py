@@ -98,11 +98,12 @@ class FigureCallback(L.Callback):
             self.kl_steps.append(step)
             self.kl_history.append([value for name, value in last.items() if name.startswith("kl_z")])
         if self.cfg.every_n_steps > 0 and step % self.cfg.every_n_steps == 0 and step < trainer.max_steps:
-            self.write(trainer, pl_module, suffix=f"_step{step:06d}")
+            self.write(pl_module, trainer.loggers, step, suffix=f"_step{step:06d}")
             pl_module.train()
 
-    def write(self, trainer: L.Trainer | None, model: DisentModel, suffix: str = "") -> list[str]:
-        """Every figure of `model` into the figures directory; returns the paths relative to the job dir."""
+    def write(self, model: DisentModel, loggers: list = (), step: int = 0, suffix: str = "") -> list[str]:
+        """Every figure of `model` into the figures directory, and to `loggers` at `step`; returns the
+        paths relative to the job dir."""
         self.dir.mkdir(parents=True, exist_ok=True)
         model.eval()
         pictures, gifs = self.pictures(model)
@@ -113,9 +114,8 @@ class FigureCallback(L.Callback):
         for name, frames in gifs.items():
             save_gif(frames, self.dir / f"{name}{suffix}.gif")
             names.append(f"figures/{name}{suffix}.gif")
-        if trainer is not None:
-            for logger in trainer.loggers:
-                log_figures(logger, pictures, [self.dir / f"{name}{suffix}.gif" for name in gifs], trainer.global_step)
+        for logger in loggers:
+            log_figures(logger, pictures, [self.dir / f"{name}{suffix}.gif" for name in gifs], step)
         self.written = names
         return names
 

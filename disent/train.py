@@ -9,6 +9,7 @@ import logging
 import time
 import traceback
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -23,9 +24,10 @@ from disent.callbacks import FigureCallback, PeriodicEvaluation
 from disent.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint, resume_differences
 from disent.config import CONF_DIR
 from disent.data import DataFileError, build_dataset
+from disent.data.base import GroundTruthData
 from disent.data.datamodule import GroundTruthDataModule
-from disent.evaluate import check_metrics_config, encoder_of, evaluate, flatten
-from disent.models import build_model
+from disent.evaluate import encoder_of, evaluate, flatten
+from disent.models import DisentModel, build_model
 from disent.results import write_json_atomic
 from disent.schema import ConfigError, validate_train_config
 
@@ -157,11 +159,18 @@ def resume_point(cfg: DictConfig, job_dir: Path) -> tuple[dict | None, dict | No
         previous = {}
     finished = (previous.get("status") == "completed" and checkpoint["global_step"] >= cfg.trainer.max_steps
                 and saved.get("metrics") == current["metrics"])
+    if not finished and checkpoint.get("stacked"):
+        raise ConfigError(f"cannot resume {path}: it was written by hydra/launcher=stacked, which keeps no optimizer "
+                          f"state per job; train this config in a new directory (or delete the old job)")
     return checkpoint, previous if finished else None
 
 
-def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
-    """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict."""
+def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None) -> tuple[dict, bool]:
+    """Check the config and the job directory, then mark the job running in results.json.
+
+    Returns (results.json's dict, whether the job had already finished: then that dict is its results).
+    A bad config raises ConfigError, after writing a failed results.json unless one is there already.
+    """
     job_dir.mkdir(parents=True, exist_ok=True)
     try:
         validate_train_config(cfg)
@@ -173,24 +182,67 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         raise
     if finished is not None:
         log.info("%s: already completed in %s; nothing to do (resume=auto)", run_name(cfg), job_dir)
-        return finished
-    start = time.time()
+        return finished, True
     results = {"status": "running", **job_identity(cfg, sweep_name)}
     if checkpoint is not None:
         results["resumed_from_step"] = checkpoint["global_step"]
-        checkpoint = None  # Lightning reads it again; do not hold two copies
     write_json_atomic(job_dir / "results.json", results)
-    logger = None
+    return results, False
+
+
+def finish_job(cfg: DictConfig, job_dir: Path, model: DisentModel, dataset, figures: FigureCallback, loggers: list,
+               step: int, results: dict) -> None:
+    """After training: the final losses, then the figures and the metrics into results.json and the loggers."""
+    results.update(steps=step, final_losses=model.final_losses(), checkpoint="checkpoints/last.ckpt")
+    write_json_atomic(job_dir / "results.json", results)  # the losses are safe before evaluation starts
+    results["figures"] = figures.write(model, loggers, step)
+    results["metrics"] = evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
+    final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
+    for logger in loggers:
+        if final:
+            logger.log_metrics(final, step=step)
+            if cfg.logger.name == "wandb":
+                _wandb_summary(logger, final)
+        logger.save()
+    results["status"] = "completed"
+
+
+def close_job(cfg: DictConfig, job_dir: Path, results: dict, start: float, logger, error: BaseException | None) -> None:
+    """Write the job's final results.json (failed, with the error, if `error`) and finish its W&B run."""
+    if error is not None:
+        results.update(status="failed", error=f"{type(error).__name__}: {error}",
+                       traceback="".join(traceback.format_exception(error)))
+    results["wall_time_s"] = round(time.time() - start, 3)
+    write_json_atomic(job_dir / "results.json", results)
+    if logger is not None and cfg.logger.name == "wandb":
+        import wandb
+
+        try:  # one W&B run per job: a multirun's next job must not log into this one
+            wandb.finish(exit_code=0 if results["status"] == "completed" else 1)
+        except Exception as wandb_error:  # noqa: BLE001 -- results.json is written; W&B must not fail the job
+            log.warning("W&B could not finish its run cleanly: %s", wandb_error)
+    log.info("%s: %s in %.1f s -> %s", run_name(cfg), results["status"], results["wall_time_s"], job_dir)
+
+
+def seeded_model(cfg: DictConfig) -> tuple[GroundTruthData, DisentModel]:
+    """The data set and the freshly initialised model of a run, built after seeding from `cfg.seed`."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dataset = build_dataset(cfg.dataset)
+    return dataset, build_model(cfg, dataset.observation_shape, len(dataset))
+
+
+def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
+    """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict."""
+    results, finished = start_job(cfg, job_dir, sweep_name)
+    if finished:
+        return results
+    start, logger, failure = time.time(), None, None
     try:
-        check_metrics_config(cfg.metrics)
-        check_metrics_config(cfg.periodic_metrics)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        dataset = build_dataset(cfg.dataset)
+        dataset, model = seeded_model(cfg)
         datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
                                            num_workers=cfg.loader.num_workers, seed=cfg.seed)
-        model = build_model(cfg, dataset.observation_shape, len(dataset))
         logger = build_logger(cfg, job_dir, sweep_name)
         checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
                                      every_n_train_steps=cfg.checkpoint.every_n_steps)
@@ -201,44 +253,30 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger,
                             callbacks=callbacks, default_root_dir=job_dir, max_epochs=-1,
                             plugins=[AtomicCheckpointIO()])
-        with warnings.catch_warnings():
-            # Lightning suggests worker processes; on a 2-core CPU rendering in-process is faster.
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            # the CSV logger shares the job directory with results.json on purpose
-            warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-            # manual optimization (FactorVAE, InfoGAN) checkpoints the state after the step: what resuming needs
-            warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+        with quiet_lightning():
             resume_from = job_dir / "checkpoints" / "last.ckpt" if "resumed_from_step" in results else None
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         trainer.save_checkpoint(job_dir / "checkpoints" / "last.ckpt")
-        results.update(steps=trainer.global_step, final_losses=model.final_losses(),
-                       checkpoint="checkpoints/last.ckpt")
-        write_json_atomic(job_dir / "results.json", results)  # the losses are safe before evaluation starts
-        results["figures"] = figures.write(trainer, model)
-        results["metrics"] = evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
-        if logger is not None and results["metrics"]:
-            final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
-            logger.log_metrics(final, step=trainer.global_step)
-            logger.save()
-            if cfg.logger.name == "wandb":
-                _wandb_summary(logger, final)
-        results["status"] = "completed"
+        finish_job(cfg, job_dir, model, dataset, figures, trainer.loggers, trainer.global_step, results)
     except BaseException as error:
-        results.update(status="failed", error=f"{type(error).__name__}: {error}",
-                       traceback=traceback.format_exc())
+        failure = error
         raise
     finally:
-        results["wall_time_s"] = round(time.time() - start, 3)
-        write_json_atomic(job_dir / "results.json", results)
-        if logger is not None and cfg.logger.name == "wandb":
-            import wandb
-
-            try:  # one W&B run per job: a multirun's next job must not log into this one
-                wandb.finish(exit_code=0 if results["status"] == "completed" else 1)
-            except Exception as error:  # noqa: BLE001 -- results.json is written; W&B must not fail the job
-                log.warning("W&B could not finish its run cleanly: %s", error)
-    log.info("%s: %s in %.1f s -> %s", run_name(cfg), results["status"], results["wall_time_s"], job_dir)
+        close_job(cfg, job_dir, results, start, logger, failure)
     return results
+
+
+@contextmanager
+def quiet_lightning():
+    """Lightning warnings that do not apply to disent's runs."""
+    with warnings.catch_warnings():
+        # Lightning suggests worker processes; on a 2-core CPU rendering in-process is faster.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # the CSV logger shares the job directory with results.json on purpose
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+        # manual optimization (FactorVAE, InfoGAN) checkpoints the state after the step: what resuming needs
+        warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+        yield
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

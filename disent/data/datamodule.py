@@ -78,3 +78,34 @@ class GroundTruthDataModule(L.LightningDataModule):
                               f"has {key}={getattr(self, key)}: the resumed stream is a different one",
                               stacklevel=2)
         self.batches_served = int(state_dict["batches_served"])
+
+
+class StackedBatchStream(IterableDataset):
+    """Batch i of K streams at once, (K, batch_size, C, H, W): member k's is its own stream's batch i."""
+
+    def __init__(self, dataset: GroundTruthData, batch_size: int, seeds: list[int], start: int = 0):
+        self.streams = [BatchStream(dataset, batch_size, seed) for seed in seeds]
+        self.start = start
+
+    def __iter__(self):
+        worker = get_worker_info()
+        i, step = (self.start, 1) if worker is None else (self.start + worker.id, worker.num_workers)
+        while True:
+            yield torch.stack([stream.batch(i) for stream in self.streams])
+            i += step
+
+
+class StackedDataModule(GroundTruthDataModule):
+    """The data streams of K stacked runs (one seed each), served together as (K, B, C, H, W) batches."""
+
+    def __init__(self, dataset: GroundTruthData, batch_size: int, seeds: list[int], num_workers: int = 0):
+        super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, seed=seeds[0])
+        self.seeds = list(seeds)
+
+    def train_dataloader(self) -> DataLoader:
+        stream = StackedBatchStream(self.dataset, self.batch_size, self.seeds, start=self.batches_served)
+        return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "seeds": self.seeds}

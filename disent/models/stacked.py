@@ -1,0 +1,150 @@
+"""K VAEs of one architecture trained as one model: the members' parameters stacked along a leading
+member dimension and run with `torch.func.vmap`, so one process keeps a machine busy that one small
+VAE at batch 64 leaves mostly idle.
+
+Each member keeps everything that makes it a run of its own: its initial weights (built from its own
+seed), its loss weights (its own regularizer: β, γ, c_max, λ_od, ...), its data stream and its random
+draws (seeded by (its seed, step), as a single run's are). The loss is the sum of the members' losses,
+so each member's gradient is its own loss's gradient, and Adam, being element-wise, updates each slice
+of a stacked parameter exactly as K separate Adams would. A member trained in a stack therefore matches
+its single run up to float rounding (vmap may pick other kernels).
+"""
+
+import copy
+import math
+from collections import deque
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from disent.models.base import adam
+from disent.models.regularizers import Posterior, gaussian_kl
+from disent.models.vae import VAE, reconstruction_loss
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The generator of a run's random draws at `step`: what DisentModel.on_train_batch_start seeds."""
+    return torch.Generator(device=device).manual_seed(
+        int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+
+
+class _Stack(nn.Module):
+    """The parameters of K copies of one module, (K, ...) each, and a call that runs all K at once."""
+
+    def __init__(self, modules: list[nn.Module]):
+        super().__init__()
+        params, buffers = stack_module_state(modules)
+        self.names = list(params)
+        # ParameterDict keys cannot hold dots
+        self.stacked = nn.ParameterDict({n.replace(".", "/"): nn.Parameter(p.detach()) for n, p in params.items()})
+        for name, value in buffers.items():
+            self.register_buffer(name.replace(".", "/"), value)
+        self.buffer_names = list(buffers)
+        template = copy.deepcopy(modules[0]).to("meta")  # the architecture only; weights come from the stack
+        self._template = [template]  # in a list: not a submodule, so Lightning never moves or saves it
+
+    def forward(self, *inputs: torch.Tensor):
+        """inputs (K, ...) each -> the module's outputs for each member, (K, ...)."""
+        state = {n: self.stacked[n.replace(".", "/")] for n in self.names}
+        state |= {n: getattr(self, n.replace(".", "/")) for n in self.buffer_names}
+
+        def one(member_state, *member_inputs):
+            return functional_call(self._template[0], member_state, member_inputs)
+
+        return vmap(one)(state, *inputs)
+
+    def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's weights, named as in the original module."""
+        state = {n: self.stacked[n.replace(".", "/")][k] for n in self.names}
+        return state | {n: getattr(self, n.replace(".", "/"))[k] for n in self.buffer_names}
+
+
+class StackedVAE(L.LightningModule):
+    """K VAE members (same encoder/decoder architecture, reconstruction and optimizer settings; any
+    regularizer without a discriminator) trained together. Batches are (K, B, C, H, W)."""
+
+    def __init__(self, members: list[VAE], final_loss_window: int, history_every: tuple[int, ...] = ()):
+        super().__init__()
+        first = members[0]
+        for member in members[1:]:
+            if (member.reconstruction != first.reconstruction or member.optimizer_settings != first.optimizer_settings
+                    or type(member.encoder) is not type(first.encoder)
+                    or member.encoder.state_dict().keys() != first.encoder.state_dict().keys()
+                    or any(a.shape != b.shape for a, b in zip(member.encoder.parameters(),
+                                                               first.encoder.parameters(), strict=True))):
+                raise ValueError("stacked members need the same nets, reconstruction and optimizer settings")
+        if any(not m.automatic_optimization for m in members):
+            raise ValueError("members with a discriminator (FactorVAE) cannot be stacked yet")
+        self.members = members  # a plain list: their weights live in the stacks while training
+        self.encoders, self.decoders = _Stack([m.encoder for m in members]), _Stack([m.decoder for m in members])
+        self.regularizers = nn.ModuleList([m.regularizer for m in members])
+        self.seeds = [m.noise_seed for m in members]
+        self.reconstruction, self.optimizer_settings = first.reconstruction, first.optimizer_settings
+        self.recent_losses = [deque(maxlen=final_loss_window) for _ in members]
+        # every member's loss terms after step s, for the steps s that are multiples of one of `history_every`
+        # (what a single run's logger and figures would have recorded): member -> [(s, {term: value})]
+        self.history_every = tuple(history_every)
+        self.history: list[list[tuple[int, dict[str, float]]]] = [[] for _ in members]
+        self.failures: dict[int, str] = {}  # member -> why it stopped (a non-finite loss); the others go on
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def compute_losses(self, batch: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Each member's loss terms for its batch: batch (K, B, C, H, W) -> K dicts as VAE.compute_losses."""
+        mu, logvar = self.encoders(batch)                                     # (K, B, Z) each
+        noise = torch.stack([torch.randn(mu.shape[1:], generator=step_generator(seed, self.global_step, mu.device),
+                                         device=mu.device, dtype=mu.dtype) for seed in self.seeds])
+        z = mu + noise * (0.5 * logvar).exp()                                 # (K, B, Z)
+        logits = self.decoders(z)                                             # (K, B, C, H, W)
+        terms = []
+        for k, regularizer in enumerate(self.regularizers):
+            posterior = Posterior(mu=mu[k], logvar=logvar[k], z=z[k], kl_per_latent=gaussian_kl(mu[k], logvar[k]))
+            reconstruction = reconstruction_loss(logits[k], batch[k], self.reconstruction)
+            regularization, extra = regularizer(posterior, self.global_step)
+            kl_per_latent = posterior.kl_per_latent.mean(dim=0)
+            member = {"loss": reconstruction + regularization, "reconstruction": reconstruction,
+                      "kl": kl_per_latent.sum(), "regularization": regularization,
+                      "elbo": -(reconstruction + kl_per_latent.sum()), **extra}
+            member.update({f"kl_z{i}": value for i, value in enumerate(kl_per_latent)})
+            terms.append(member)
+        return terms
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        terms = self.compute_losses(batch)
+        # one device->host copy of every member's terms, for the NaN check and the records
+        values = torch.stack([t.detach().float() for member in terms for t in member.values()]).tolist()
+        alive, done = [], self.global_step + 1
+        for k, member in enumerate(terms):
+            member_values = dict(zip(member, values[:len(member)], strict=True))
+            values = values[len(member):]
+            if k in self.failures:
+                continue
+            bad = [name for name, value in member_values.items() if not math.isfinite(value)]
+            if bad:  # this member's job fails; its loss leaves the sum, so the others train on untouched
+                self.failures[k] = (f"non-finite loss at step {self.global_step}: "
+                                    + ", ".join(f"{name}={member_values[name]}" for name in bad))
+                continue
+            alive.append(member["loss"])
+            self.recent_losses[k].append(member_values)
+            if any(done % every == 0 for every in self.history_every):
+                self.history[k].append((done, member_values))
+        if not alive:
+            raise FloatingPointError("every member of the stack has failed: " + "; ".join(self.failures.values()))
+        return torch.stack(alive).sum()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return adam([*self.encoders.parameters(), *self.decoders.parameters()], self.optimizer_settings)
+
+    def unstack(self) -> list[VAE]:
+        """The members, each holding its trained weights (on the CPU)."""
+        for k, member in enumerate(self.members):
+            member.encoder.load_state_dict({n: t.detach().cpu() for n, t in self.encoders.member_state_dict(k).items()})
+            member.decoder.load_state_dict({n: t.detach().cpu() for n, t in self.decoders.member_state_dict(k).items()})
+            member.recent_losses.clear()
+            member.recent_losses.extend(self.recent_losses[k])
+        return self.members

@@ -1,0 +1,144 @@
+"""Train several disent-train jobs as one stacked model (`hydra/launcher=stacked`), then write each job's
+directory exactly as `disent-train` would have: results.json, checkpoint, figures, metrics, logs.
+
+Jobs stack when they differ only in their seed and their loss weights (the model's keys other than
+its architecture and optimizer): same model family, nets, data set, batch size, training length,
+metrics and loggers. `stack_key` says which jobs may share a stack.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from disent.callbacks import FigureCallback
+from disent.data.datamodule import StackedDataModule
+from disent.models.stacked import StackedVAE
+from disent.results import write_bytes_atomic
+from disent.train import build_logger, close_job, finish_job, quiet_lightning, seeded_model, start_job, train
+
+log = logging.getLogger(__name__)
+
+STACKABLE_MODELS = ("beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae")
+# the model keys that shape the nets or their training: equal within a stack; the other model keys are
+# loss weights (β, c_max, γ, λ_od, ...), which each member keeps for itself
+ARCHITECTURE_KEYS = ("name", "net", "latent_dim", "hidden_dim", "reconstruction", "optimizer")
+
+
+def stack_key(cfg: DictConfig) -> str | None:
+    """Equal for jobs that may train in one stack; None for a job that must run alone."""
+    if cfg.model.name not in STACKABLE_MODELS:
+        return None
+    config = OmegaConf.to_container(cfg, resolve=False)
+    config.pop("seed")
+    config["model"] = {key: config["model"].get(key) for key in ARCHITECTURE_KEYS}
+    return repr(config)
+
+
+def _member_checkpoint(model, step: int) -> bytes:
+    """A checkpoint that disent-eval and `load_model` read like a single run's (weights and config; the
+    optimizer state stays with the stack)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "global_step": step,
+                "recent_losses": list(model.recent_losses), "stacked": True}, buffer)
+    return buffer.getvalue()
+
+
+def train_stack(jobs: list[tuple[DictConfig, Path, str | None]]) -> list[dict | BaseException]:
+    """Train `jobs` (config, job directory, sweep name), which share a `stack_key`, as one stacked model.
+    Returns each job's results.json dict, or the exception that failed it; one member's failure (a
+    non-finite loss) fails that job only."""
+    outcomes: list[dict | BaseException | None] = [None] * len(jobs)
+    members: list[int] = []
+    started: dict[int, dict] = {}
+    for i, (cfg, job_dir, sweep_name) in enumerate(jobs):
+        try:
+            results, finished = start_job(cfg, job_dir, sweep_name)
+        except Exception as error:  # noqa: BLE001 -- a bad config fails its own job only
+            outcomes[i] = error
+            continue
+        if finished:
+            outcomes[i] = results
+        elif "resumed_from_step" in results:  # a single run's checkpoint is there: it continues alone
+            outcomes[i] = _train_alone(cfg, job_dir, sweep_name)
+        else:
+            members.append(i)
+            started[i] = results
+    if len(members) == 1:
+        i = members[0]
+        outcomes[i] = _train_alone(*jobs[i])
+    elif members:
+        for i, outcome in zip(members, _train_members([jobs[i] for i in members], [started[i] for i in members]),
+                              strict=True):
+            outcomes[i] = outcome
+    return outcomes
+
+
+def _train_alone(cfg: DictConfig, job_dir: Path, sweep_name: str | None) -> dict | BaseException:
+    try:
+        return train(cfg, job_dir, sweep_name)
+    except Exception as error:  # noqa: BLE001 -- reported as this job's failure
+        return error
+
+
+def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: list[dict]) -> list[dict | BaseException]:
+    start = time.time()
+    first = jobs[0][0]
+    for k, job_results in enumerate(results):
+        job_results["stack"] = {"size": len(jobs), "member": k}
+    try:
+        built = [seeded_model(cfg) for cfg, _, _ in jobs]
+        dataset = built[0][0]
+        every = (first.trainer.log_every_n_steps, first.figures.kl_every_n_steps)
+        stacked = StackedVAE([model for _, model in built], first.results.final_loss_window, history_every=every)
+        data = StackedDataModule(dataset, first.loader.batch_size, [cfg.seed for cfg, _, _ in jobs],
+                                 num_workers=first.loader.num_workers)
+        trainer_settings = OmegaConf.to_container(first.trainer, resolve=True)
+        trainer = L.Trainer(**trainer_settings | {"logger": False, "enable_checkpointing": False}, max_epochs=-1,
+                            default_root_dir=jobs[0][1])
+        log.info("training %d jobs as one stack: %s", len(jobs), ", ".join(str(job_dir) for _, job_dir, _ in jobs))
+        with quiet_lightning():
+            trainer.fit(stacked, datamodule=data)
+        models = stacked.unstack()
+    except BaseException as error:
+        for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
+            close_job(cfg, job_dir, job_results, start, None, error)
+        if not isinstance(error, Exception):
+            raise
+        return [error] * len(jobs)
+    outcomes: list[dict | BaseException] = []
+    for k, ((cfg, job_dir, sweep_name), job_results) in enumerate(zip(jobs, results, strict=True)):
+        outcomes.append(_write_member(k, stacked, models[k], dataset, trainer.global_step, cfg, job_dir, sweep_name,
+                                      job_results, start))
+    return outcomes
+
+
+def _write_member(k: int, stacked: StackedVAE, model, dataset, step: int, cfg: DictConfig, job_dir: Path,
+                  sweep_name: str | None, results: dict, start: float) -> dict | BaseException:
+    """Member k's job directory, as a single run would have written it."""
+    logger, failure = None, None
+    try:
+        logger = build_logger(cfg, job_dir, sweep_name)  # what a single run would have logged, replayed
+        figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
+        for logged_step, values in stacked.history[k]:
+            if logged_step % cfg.figures.kl_every_n_steps == 0 and "kl_z0" in values:
+                figures.kl_steps.append(logged_step)
+                figures.kl_history.append([v for name, v in values.items() if name.startswith("kl_z")])
+            if logged_step % cfg.trainer.log_every_n_steps == 0:
+                logger.log_metrics({f"train/{name}": value for name, value in values.items()}, step=logged_step - 1)
+        if k in stacked.failures:
+            logger.save()
+            raise FloatingPointError(stacked.failures[k])
+        write_bytes_atomic(job_dir / "checkpoints" / "last.ckpt", _member_checkpoint(model, step))
+        with quiet_lightning():
+            finish_job(cfg, job_dir, model, dataset, figures, [logger], step, results)
+    except Exception as error:  # noqa: BLE001 -- this member's job fails; the others are written on
+        failure = error
+    finally:
+        close_job(cfg, job_dir, results, start, logger, failure)
+    return failure if failure is not None else results

@@ -1,0 +1,1 @@
+"""disent's Hydra launcher plugin: `hydra/launcher=stacked` (see disent.stack)."""

@@ -1,0 +1,106 @@
+"""Stacked training: K members in one model train exactly as K single runs would."""
+
+import json
+import os
+import subprocess
+import sys
+
+import lightning as L
+import pandas as pd
+import pytest
+import torch
+
+from disent.checkpoints import read_checkpoint
+from disent.config import load_config
+from disent.data import build_dataset
+from disent.data.datamodule import StackedDataModule
+from disent.models import build_model
+from disent.models.stacked import StackedVAE
+from disent.train import train
+
+STEPS = 12
+COMMON = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "metrics=none", f"trainer.max_steps={STEPS}",
+          "trainer.log_every_n_steps=1", f"results.final_loss_window={STEPS}"]
+MEMBERS = {  # (beta or c_max, seed) per member
+    "beta_vae": [("model.beta=1", 0), ("model.beta=4", 1), ("model.beta=8", 2)],
+    "annealed_vae": [("model.c_max=5", 3), ("model.c_max=50", 4), ("model.c_max=25", 3)],
+}
+
+
+def _member(cfg):
+    L.seed_everything(cfg.seed, verbose=False)  # as train() does before building the model
+    dataset = build_dataset(cfg.dataset)
+    return dataset, build_model(cfg, dataset.observation_shape, len(dataset))
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+@pytest.mark.parametrize("model", sorted(MEMBERS))
+def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, tmp_path):
+    nets = ["model.net=mlp", "model.hidden_dim=32"] if net == "mlp" else []
+    configs = [load_config(COMMON + nets + [f"model={model}", knob, f"seed={seed}", "model.iteration_threshold=6"
+                                            if model == "annealed_vae" else "model.latent_dim=10"])
+               for knob, seed in MEMBERS[model]]
+    built = [_member(cfg) for cfg in configs]
+    stacked = StackedVAE([model for _, model in built], final_loss_window=STEPS)
+    data = StackedDataModule(built[0][0], batch_size=16, seeds=[cfg.seed for cfg in configs])
+    L.Trainer(max_steps=STEPS, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, max_epochs=-1).fit(stacked, datamodule=data)
+    members = stacked.unstack()
+    for k, cfg in enumerate(configs):
+        single = train(cfg, tmp_path / str(k))
+        trace = pd.read_csv(tmp_path / str(k) / "metrics.csv")["train/loss"].dropna().tolist()
+        stacked_trace = [step["loss"] for step in members[k].recent_losses]
+        assert len(trace) == len(stacked_trace) == STEPS
+        assert stacked_trace == pytest.approx(trace, rel=1e-4)
+        assert members[k].final_losses() == pytest.approx(single["final_losses"], rel=1e-4, abs=1e-5)
+        weights = read_checkpoint(tmp_path / str(k) / "checkpoints" / "last.ckpt")["state_dict"]
+        for name, value in members[k].state_dict().items():
+            torch.testing.assert_close(value, weights[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def _run(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "disent.train", "-m", "hydra/launcher=stacked", *overrides,
+                           "model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=12",
+                           "trainer.log_every_n_steps=4", "figures.kl_every_n_steps=4", "metrics=none",
+                           "trainer.enable_progress_bar=false"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_failing_member(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = _run(tmp_path, f"hydra.sweep.dir={sweep}", "hydra.launcher.stack_size=3", "model.beta=1,4,1e39",
+                "seed=0,1", "logger=wandb", "study_name=stacked_study")
+    assert "6 in 2 stack(s) of at most 3" in done.stderr + done.stdout, done.stderr[-3000:]
+    from disent.study.collect import collect
+
+    table = collect([sweep]).sort_values("job_dir")
+    assert table["status"].tolist() == ["completed"] * 4 + ["failed"] * 2, table[["status", "error"]]
+    assert table[table["status"] == "failed"]["error"].str.contains("non-finite loss at step 0").all()
+    for job in range(6):
+        job_dir = sweep / str(job)
+        results = json.loads((job_dir / "results.json").read_text())
+        assert results["stack"] == {"size": 3, "member": job % 3} and results["study_name"] == "stacked_study"
+        assert len(list((job_dir / "wandb").glob("offline-run-*"))) == 1  # each job finished its own W&B run
+        if results["status"] == "completed":
+            assert (job_dir / "figures" / "capacity.png").exists() and (job_dir / "figures" / "traversals.png").exists()
+            logged = pd.read_csv(job_dir / "metrics.csv") if (job_dir / "metrics.csv").exists() else None
+            assert logged is None  # logger=wandb: no CSV
+    # a completed member's checkpoint is what disent-eval reads, and a finished job is not trained again
+    from disent.models import load_model
+
+    model, cfg = load_model(sweep / "0" / "checkpoints" / "last.ckpt")
+    assert cfg.seed == json.loads((sweep / "0" / "results.json").read_text())["seed"]
+    again = _run(tmp_path, f"hydra.sweep.dir={sweep}", "hydra.launcher.stack_size=3", "model.beta=1,4,1e39",
+                 "seed=0,1", "logger=wandb", "study_name=stacked_study")
+    assert again.stdout.count("already completed") + again.stderr.count("already completed") == 4
+
+
+def test_jobs_that_cannot_stack_run_alone_under_the_stacked_launcher(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = _run(tmp_path, f"hydra.sweep.dir={sweep}", "model=factor_vae", "model.gamma=10,20",
+                "model.discriminator.hidden_dim=16")
+    assert "0 in 0 stack(s) of at most 8, 2 alone" in done.stderr + done.stdout, done.stderr[-3000:]
+    for job in range(2):
+        results = json.loads((sweep / str(job) / "results.json").read_text())
+        assert results["status"] == "completed" and "stack" not in results
