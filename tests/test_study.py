@@ -123,15 +123,17 @@ TINY_FAST = ["metrics=fast", "metrics.dci_n_jobs=null", "figures.mi_num_points=3
              "metrics.suite.factor_vae.num_variance_estimate=300"]
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local", "ray"])
 def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if launcher == "joblib"
-                        else "hydra_plugins.hydra_submitit_launcher")
+    # the dev extra installs joblib and submitit; Ray (disent[launchers]) is large and runs where installed
+    pytest.importorskip(f"hydra_plugins.hydra_{launcher.split('_')[0]}_launcher")
     study = tmp_path / "study"
     common = [f"hydra/launcher={launcher}", "trainer.max_steps=6", "model.net=mlp", "model.hidden_dim=32",
               "trainer.enable_progress_bar=false", "loader.batch_size=32", "study_name=tiny", *TINY_FAST]
     if launcher == "joblib":
         common.append("hydra.launcher.n_jobs=2")
+    if launcher == "ray":
+        common.append("+hydra.launcher.ray.init.num_cpus=2")
     sweeps = [("beta_vae", "beta", "1,4", "0,1"), ("beta_tcvae", "beta", "1,4", "0,1"),
               ("beta_vae", "optimizer.lr", "1e30", "5")]  # the last job diverges
     for model, knob, values, seeds in sweeps:
