@@ -6,6 +6,7 @@ its architecture and optimizer): same model family, nets, data set, batch size, 
 metrics and loggers. `stack_key` says which jobs may share a stack.
 """
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -15,9 +16,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from disent.callbacks import FigureCallback
+from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
 from disent.models.stacked import StackedVAE
 from disent.results import write_bytes_atomic
+from disent.schema import ConfigError
 from disent.train import build_logger, close_job, finish_job, quiet_lightning, seeded_model, start_job, train
 
 log = logging.getLogger(__name__)
@@ -98,12 +101,15 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
         stacked = StackedVAE([model for _, model in built], first.results.final_loss_window, history_every=every)
         data = StackedDataModule(dataset, first.loader.batch_size, [cfg.seed for cfg, _, _ in jobs],
                                  num_workers=first.loader.num_workers)
-        trainer_settings = OmegaConf.to_container(first.trainer, resolve=True)
-        trainer = L.Trainer(**trainer_settings | {"logger": False, "enable_checkpointing": False}, max_epochs=-1,
-                            default_root_dir=jobs[0][1])
-        log.info("training %d jobs as one stack: %s", len(jobs), ", ".join(str(job_dir) for _, job_dir, _ in jobs))
+        path = stack_checkpoint(jobs)
+        resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs])
+        trainer = L.Trainer(**OmegaConf.to_container(first.trainer, resolve=True), logger=False, max_epochs=-1,
+                            enable_checkpointing=False, callbacks=[_SaveEvery(path, first.checkpoint.every_n_steps)],
+                            default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()])
+        log.info("training %d jobs as one stack%s: %s", len(jobs), f", resumed from {path}" if resume_from else "",
+                 ", ".join(str(job_dir) for _, job_dir, _ in jobs))
         with quiet_lightning():
-            trainer.fit(stacked, datamodule=data)
+            trainer.fit(stacked, datamodule=data, ckpt_path=resume_from, weights_only=True)
         models = stacked.unstack()
     except BaseException as error:
         for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
@@ -115,7 +121,41 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
     for k, ((cfg, job_dir, sweep_name), job_results) in enumerate(zip(jobs, results, strict=True)):
         outcomes.append(_write_member(k, stacked, models[k], dataset, trainer.global_step, cfg, job_dir, sweep_name,
                                       job_results, start))
+    if not any(isinstance(outcome, BaseException) for outcome in outcomes):
+        path.unlink(missing_ok=True)  # every member has its own checkpoint now
     return outcomes
+
+
+def stack_checkpoint(jobs: list[tuple[DictConfig, Path, str | None]]) -> Path:
+    """Where a stack of these jobs keeps its checkpoint: <sweep dir>/.stacks/<digest of the job dirs>.ckpt."""
+    digest = hashlib.sha1("\n".join(str(job_dir.resolve()) for _, job_dir, _ in jobs).encode()).hexdigest()[:16]
+    return jobs[0][1].parent / ".stacks" / f"{digest}.ckpt"
+
+
+def _check_stack_checkpoint(path: Path, configs: list[DictConfig]) -> Path | None:
+    """`path` when it is a stack checkpoint of these members' configs (to resume from), None when absent."""
+    if not path.exists():
+        return None
+    saved = read_checkpoint(path)["hyper_parameters"]["config"]["members"]
+    current = [OmegaConf.to_container(cfg, resolve=True) for cfg in configs]
+    differences = [f"member {k}: {d}" for k, (old, new) in enumerate(zip(saved, current, strict=True))
+                   for d in resume_differences(old, new)]
+    if differences:
+        raise ConfigError(f"cannot resume the stack {path}: its members were trained with other configs:\n  "
+                          + "\n  ".join(differences) + "\nDelete it to train these jobs from the start.")
+    return path
+
+
+class _SaveEvery(L.Callback):
+    """The stack's checkpoint every `every_n_steps` steps (0: never), so a killed stack resumes."""
+
+    def __init__(self, path: Path, every_n_steps: int):
+        self.path, self.every_n_steps = path, every_n_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and step < trainer.max_steps:
+            trainer.save_checkpoint(self.path)
 
 
 def _write_member(k: int, stacked: StackedVAE, model, dataset, step: int, cfg: DictConfig, job_dir: Path,

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import lightning as L
 import pandas as pd
@@ -58,12 +60,14 @@ def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, tmp_p
             torch.testing.assert_close(value, weights[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def _command(*overrides: str) -> list[str]:
+    return [sys.executable, "-m", "disent.train", "-m", "hydra/launcher=stacked", "model.net=mlp",
+            "model.hidden_dim=32", "trainer.max_steps=12", "trainer.log_every_n_steps=4", "figures.kl_every_n_steps=4",
+            "metrics=none", "trainer.enable_progress_bar=false", *overrides]
+
+
 def _run(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "disent.train", "-m", "hydra/launcher=stacked", *overrides,
-                           "model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=12",
-                           "trainer.log_every_n_steps=4", "figures.kl_every_n_steps=4", "metrics=none",
-                           "trainer.enable_progress_bar=false"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    return subprocess.run(_command(*overrides), cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -104,3 +108,29 @@ def test_jobs_that_cannot_stack_run_alone_under_the_stacked_launcher(tmp_path):
     for job in range(2):
         results = json.loads((sweep / str(job) / "results.json").read_text())
         assert results["status"] == "completed" and "stack" not in results
+
+
+def test_a_killed_stack_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    grid = ["model.beta=1,4", "seed=0,1", "trainer.max_steps=300", "checkpoint.every_n_steps=20"]
+    _run(tmp_path, "hydra.sweep.dir=whole", *grid)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_command(f"hydra.sweep.dir={killed}", *grid), cwd=tmp_path,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(killed.glob(".stacks/*.ckpt")) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert all(json.loads(p.read_text())["status"] == "running" for p in killed.glob("*/results.json"))
+    resumed = _run(tmp_path, f"hydra.sweep.dir={killed}", *grid)
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    for job in range(4):
+        results = json.loads((killed / str(job) / "results.json").read_text())
+        whole = json.loads((tmp_path / "whole" / str(job) / "results.json").read_text())
+        assert results["status"] == "completed" and results["final_losses"] == whole["final_losses"]
+        weights = read_checkpoint(killed / str(job) / "checkpoints" / "last.ckpt")["state_dict"]
+        expected = read_checkpoint(tmp_path / "whole" / str(job) / "checkpoints" / "last.ckpt")["state_dict"]
+        for name, value in expected.items():
+            torch.testing.assert_close(weights[name], value, rtol=0, atol=0, msg=name)
+    assert not list(killed.glob(".stacks/*.ckpt"))  # removed once every member has its own checkpoint

@@ -79,6 +79,8 @@ class StackedVAE(L.LightningModule):
         if any(not m.automatic_optimization for m in members):
             raise ValueError("members with a discriminator (FactorVAE) cannot be stacked yet")
         self.members = members  # a plain list: their weights live in the stacks while training
+        # the members' run configs travel in the stack's checkpoint (checked when a stack resumes)
+        self.save_hyperparameters({"config": {"members": [dict(m.hparams)["config"] for m in members]}})
         self.encoders, self.decoders = _Stack([m.encoder for m in members]), _Stack([m.decoder for m in members])
         self.regularizers = nn.ModuleList([m.regularizer for m in members])
         self.seeds = [m.noise_seed for m in members]
@@ -136,6 +138,17 @@ class StackedVAE(L.LightningModule):
         if not alive:
             raise FloatingPointError("every member of the stack has failed: " + "; ".join(self.failures.values()))
         return torch.stack(alive).sum()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["members"] = {"recent_losses": [list(d) for d in self.recent_losses], "history": self.history,
+                                 "failures": {str(k): why for k, why in self.failures.items()}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["members"]
+        for window, saved in zip(self.recent_losses, state["recent_losses"], strict=True):
+            window.extend(saved)
+        self.history = [[(step, values) for step, values in member] for member in state["history"]]
+        self.failures = {int(k): why for k, why in state["failures"].items()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return adam([*self.encoders.parameters(), *self.decoders.parameters()], self.optimizer_settings)
