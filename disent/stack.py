@@ -25,16 +25,17 @@ from disent.train import build_logger, close_job, finish_job, quiet_lightning, s
 
 log = logging.getLogger(__name__)
 
-STACKABLE_MODELS = ("beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae")
+STACKABLE_MODELS = ("beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae")
 # the model keys that shape the nets or their training: equal within a stack; the other model keys are
 # loss weights (β, c_max, γ, λ_od, ...), which each member keeps for itself
-ARCHITECTURE_KEYS = ("name", "net", "latent_dim", "hidden_dim", "reconstruction", "optimizer")
+ARCHITECTURE_KEYS = ("name", "net", "latent_dim", "hidden_dim", "reconstruction", "optimizer", "discriminator",
+                     "discriminator_optimizer", "permute")
 
 
 def stack_key(cfg: DictConfig) -> str | None:
     """Equal for jobs that may train in one stack; None for a job that must run alone."""
-    if cfg.model.name not in STACKABLE_MODELS:
-        return None
+    if cfg.model.name not in STACKABLE_MODELS or cfg.model.get("permute", "same") != "same":
+        return None  # InfoGAN, and FactorVAE's second-batch variant, run alone
     config = OmegaConf.to_container(cfg, resolve=False)
     config.pop("seed")
     config["model"] = {key: config["model"].get(key) for key in ARCHITECTURE_KEYS}

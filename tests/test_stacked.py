@@ -26,7 +26,9 @@ COMMON = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "metrics=
 MEMBERS = {  # (beta or c_max, seed) per member
     "beta_vae": [("model.beta=1", 0), ("model.beta=4", 1), ("model.beta=8", 2)],
     "annealed_vae": [("model.c_max=5", 3), ("model.c_max=50", 4), ("model.c_max=25", 3)],
+    "factor_vae": [("model.gamma=10", 0), ("model.gamma=40", 1), ("model.gamma=100", 2)],
 }
+EXTRA = {"annealed_vae": ["model.iteration_threshold=6"], "factor_vae": ["model.discriminator.hidden_dim=32"]}
 
 
 def _member(cfg):
@@ -39,8 +41,7 @@ def _member(cfg):
 @pytest.mark.parametrize("model", sorted(MEMBERS))
 def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, tmp_path):
     nets = ["model.net=mlp", "model.hidden_dim=32"] if net == "mlp" else []
-    configs = [load_config(COMMON + nets + [f"model={model}", knob, f"seed={seed}", "model.iteration_threshold=6"
-                                            if model == "annealed_vae" else "model.latent_dim=10"])
+    configs = [load_config(COMMON + nets + [f"model={model}", knob, f"seed={seed}", *EXTRA.get(model, [])])
                for knob, seed in MEMBERS[model]]
     built = [_member(cfg) for cfg in configs]
     stacked = StackedVAE([model for _, model in built], final_loss_window=STEPS)
@@ -103,7 +104,7 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
 def test_jobs_that_cannot_stack_run_alone_under_the_stacked_launcher(tmp_path):
     sweep = tmp_path / "sweep"
     done = _run(tmp_path, f"hydra.sweep.dir={sweep}", "model=factor_vae", "model.gamma=10,20",
-                "model.discriminator.hidden_dim=16")
+                "model.discriminator.hidden_dim=16", "model.permute=second", "loader.batch_size=32")
     assert "0 in 0 stack(s) of at most 8, 2 alone" in done.stderr + done.stdout, done.stderr[-3000:]
     for job in range(2):
         results = json.loads((sweep / str(job) / "results.json").read_text())

@@ -62,27 +62,53 @@ class _Stack(nn.Module):
         return state | {n: getattr(self, n.replace(".", "/"))[k] for n in self.buffer_names}
 
 
+class _Method(nn.Module):
+    """module.<name>(...) as a forward, so functional_call can run a method other than forward."""
+
+    def __init__(self, module: nn.Module, name: str):
+        super().__init__()
+        self.module, self.name = module, name
+
+    def forward(self, *args):
+        return getattr(self.module, self.name)(*args)
+
+
+def _use_generator(generator: torch.Generator) -> None:
+    """Continue the global RNG of the generator's device from `generator`'s state (what a single run's
+    draws after its z would come from)."""
+    if generator.device.type == "cuda":
+        torch.cuda.set_rng_state(generator.get_state(), generator.device)
+    else:
+        torch.set_rng_state(generator.get_state())
+
+
 class StackedVAE(L.LightningModule):
-    """K VAE members (same encoder/decoder architecture, reconstruction and optimizer settings; any
-    regularizer without a discriminator) trained together. Batches are (K, B, C, H, W)."""
+    """K VAE members (same encoder/decoder architecture, reconstruction and optimizer settings) trained
+    together; FactorVAE members' discriminators are stacked too. Batches are (K, B, C, H, W)."""
 
     def __init__(self, members: list[VAE], final_loss_window: int, history_every: tuple[int, ...] = ()):
         super().__init__()
         first = members[0]
         for member in members[1:]:
             if (member.reconstruction != first.reconstruction or member.optimizer_settings != first.optimizer_settings
-                    or type(member.encoder) is not type(first.encoder)
-                    or member.encoder.state_dict().keys() != first.encoder.state_dict().keys()
-                    or any(a.shape != b.shape for a, b in zip(member.encoder.parameters(),
-                                                               first.encoder.parameters(), strict=True))):
-                raise ValueError("stacked members need the same nets, reconstruction and optimizer settings")
-        if any(not m.automatic_optimization for m in members):
-            raise ValueError("members with a discriminator (FactorVAE) cannot be stacked yet")
+                    or member.discriminator_optimizer_settings != first.discriminator_optimizer_settings
+                    or type(member.regularizer) is not type(first.regularizer)
+                    or any(a.shape != b.shape for a, b in zip(member.parameters(), first.parameters(), strict=True))):
+                raise ValueError("stacked members need the same nets, regularizer family, reconstruction and "
+                                 "optimizer settings")
+        if getattr(first.regularizer, "permute", "same") != "same":
+            raise ValueError("FactorVAE with permute=second cannot be stacked: use permute=same")
         self.members = members  # a plain list: their weights live in the stacks while training
         # the members' run configs travel in the stack's checkpoint (checked when a stack resumes)
         self.save_hyperparameters({"config": {"members": [dict(m.hparams)["config"] for m in members]}})
         self.encoders, self.decoders = _Stack([m.encoder for m in members]), _Stack([m.decoder for m in members])
-        self.regularizers = nn.ModuleList([m.regularizer for m in members])
+        # a plain list: a regularizer's weights (FactorVAE's discriminator) are used from the stack below
+        self.regularizers = [m.regularizer for m in members]
+        self.adversarial = not first.automatic_optimization
+        if self.adversarial:
+            self.automatic_optimization = False
+            self.discriminators = _Stack([m.regularizer.discriminator for m in members])
+            self.discriminator_optimizer_settings = first.discriminator_optimizer_settings
         self.seeds = [m.noise_seed for m in members]
         self.reconstruction, self.optimizer_settings = first.reconstruction, first.optimizer_settings
         self.recent_losses = [deque(maxlen=final_loss_window) for _ in members]
@@ -96,66 +122,92 @@ class StackedVAE(L.LightningModule):
     def size(self) -> int:
         return len(self.members)
 
+    def _regularizer_call(self, k: int, method: str, *args):
+        """Member k's regularizer `method`, with its discriminator's weights taken from the stack."""
+        regularizer = self.regularizers[k]
+        if not self.adversarial:
+            return getattr(regularizer, method)(*args)
+        state = {f"module.discriminator.{n}": t for n, t in self.discriminators.member_state_dict(k).items()}
+        return functional_call(_Method(regularizer, method), state, args)
+
     def compute_losses(self, batch: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Each member's loss terms for its batch: batch (K, B, C, H, W) -> K dicts as VAE.compute_losses."""
         mu, logvar = self.encoders(batch)                                     # (K, B, Z) each
-        noise = torch.stack([torch.randn(mu.shape[1:], generator=step_generator(seed, self.global_step, mu.device),
-                                         device=mu.device, dtype=mu.dtype) for seed in self.seeds])
+        self._generators = [step_generator(seed, self.global_step, mu.device) for seed in self.seeds]
+        noise = torch.stack([torch.randn(mu.shape[1:], generator=g, device=mu.device, dtype=mu.dtype)
+                             for g in self._generators])
         z = mu + noise * (0.5 * logvar).exp()                                 # (K, B, Z)
         logits = self.decoders(z)                                             # (K, B, C, H, W)
-        terms = []
-        for k, regularizer in enumerate(self.regularizers):
+        terms, self._posteriors = [], []
+        for k in range(self.size):
             posterior = Posterior(mu=mu[k], logvar=logvar[k], z=z[k], kl_per_latent=gaussian_kl(mu[k], logvar[k]))
             reconstruction = reconstruction_loss(logits[k], batch[k], self.reconstruction)
-            regularization, extra = regularizer(posterior, self.global_step)
+            regularization, extra = self._regularizer_call(k, "forward", posterior, self.global_step)
             kl_per_latent = posterior.kl_per_latent.mean(dim=0)
             member = {"loss": reconstruction + regularization, "reconstruction": reconstruction,
                       "kl": kl_per_latent.sum(), "regularization": regularization,
                       "elbo": -(reconstruction + kl_per_latent.sum()), **extra}
             member.update({f"kl_z{i}": value for i, value in enumerate(kl_per_latent)})
             terms.append(member)
+            self._posteriors.append(posterior)
         return terms
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        terms = self.compute_losses(batch)
-        # one device->host copy of every member's terms, for the NaN check and the records
-        values = torch.stack([t.detach().float() for member in terms for t in member.values()]).tolist()
-        alive, done = [], self.global_step + 1
-        for k, member in enumerate(terms):
-            member_values = dict(zip(member, values[:len(member)], strict=True))
-            values = values[len(member):]
-            if k in self.failures:
-                continue
-            bad = [name for name, value in member_values.items() if not math.isfinite(value)]
+    def _screen(self, terms: list[dict[str, torch.Tensor]], members: list[int]) -> dict[int, dict[str, float]]:
+        """The values of `members`' terms that are all finite; a member with a non-finite one fails."""
+        # one device->host copy of every member's terms
+        flat = torch.stack([t.detach().float() for k in members for t in terms[k].values()]).tolist()
+        finite = {}
+        for k in members:
+            values = dict(zip(terms[k], flat[:len(terms[k])], strict=True))
+            flat = flat[len(terms[k]):]
+            bad = [name for name, value in values.items() if not math.isfinite(value)]
             if bad:  # this member's job fails; its loss leaves the sum, so the others train on untouched
                 self.failures[k] = (f"non-finite loss at step {self.global_step}: "
-                                    + ", ".join(f"{name}={member_values[name]}" for name in bad))
-                continue
-            alive.append(member["loss"])
-            self.recent_losses[k].append(member_values)
-            if any(done % every == 0 for every in self.history_every):
-                self.history[k].append((done, member_values))
-        if not alive:
+                                    + ", ".join(f"{name}={values[name]}" for name in bad))
+            else:
+                finite[k] = values
+        if not finite:
             raise FloatingPointError("every member of the stack has failed: " + "; ".join(self.failures.values()))
-        return torch.stack(alive).sum()
+        return finite
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["members"] = {"recent_losses": [list(d) for d in self.recent_losses], "history": self.history,
-                                 "failures": {str(k): why for k, why in self.failures.items()}}
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
+        terms = self.compute_losses(batch)
+        alive = self._screen(terms, [k for k in range(self.size) if k not in self.failures])
+        loss = torch.stack([terms[k]["loss"] for k in alive]).sum()
+        if self.adversarial:  # as VAE._adversarial_step, for every member at once
+            vae_optimizer, discriminator_optimizer = self.optimizers()
+            vae_optimizer.zero_grad()
+            self.manual_backward(loss)
+            vae_optimizer.step()
+            discriminator_losses = []
+            for k in alive:
+                _use_generator(self._generators[k])  # the permutation draws of member k's single run
+                discriminator_loss, extra = self._regularizer_call(k, "discriminator_loss", self._posteriors[k])
+                terms[k].update(extra)
+                discriminator_losses.append(discriminator_loss)
+            discriminator_optimizer.zero_grad()
+            self.manual_backward(torch.stack(discriminator_losses).sum())
+            discriminator_optimizer.optimizer.step()  # the raw optimizer: global_step counts batches
+            alive = self._screen(terms, list(alive))
+        done = self.global_step + (0 if self.adversarial else 1)  # manual optimization has stepped already
+        for k, values in alive.items():
+            self.recent_losses[k].append(values)
+            if any(done % every == 0 for every in self.history_every):
+                self.history[k].append((done, values))
+        return None if self.adversarial else loss
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint["members"]
-        for window, saved in zip(self.recent_losses, state["recent_losses"], strict=True):
-            window.extend(saved)
-        self.history = [[(step, values) for step, values in member] for member in state["history"]]
-        self.failures = {int(k): why for k, why in state["failures"].items()}
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return adam([*self.encoders.parameters(), *self.decoders.parameters()], self.optimizer_settings)
+    def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
+        vae_optimizer = adam([*self.encoders.parameters(), *self.decoders.parameters()], self.optimizer_settings)
+        if not self.adversarial:
+            return vae_optimizer
+        return [vae_optimizer, adam(self.discriminators.parameters(), self.discriminator_optimizer_settings)]
 
     def unstack(self) -> list[VAE]:
         """The members, each holding its trained weights (on the CPU)."""
         for k, member in enumerate(self.members):
+            if self.adversarial:
+                member.regularizer.discriminator.load_state_dict(
+                    {n: t.detach().cpu() for n, t in self.discriminators.member_state_dict(k).items()})
             member.encoder.load_state_dict({n: t.detach().cpu() for n, t in self.encoders.member_state_dict(k).items()})
             member.decoder.load_state_dict({n: t.detach().cpu() for n, t in self.decoders.member_state_dict(k).items()})
             member.recent_losses.clear()
