@@ -82,35 +82,16 @@ def _use_generator(generator: torch.Generator) -> None:
         torch.set_rng_state(generator.get_state())
 
 
-class StackedVAE(L.LightningModule):
-    """K VAE members (same encoder/decoder architecture, reconstruction and optimizer settings) trained
-    together; FactorVAE members' discriminators are stacked too. Batches are (K, B, C, H, W)."""
+class StackedModel(L.LightningModule):
+    """What every stacked model shares: its members, their recent losses and logged history, the members
+    that have failed, and the checkpoint state for all of these."""
 
-    def __init__(self, members: list[VAE], final_loss_window: int, history_every: tuple[int, ...] = ()):
+    def __init__(self, members: list[nn.Module], final_loss_window: int, history_every: tuple[int, ...]):
         super().__init__()
-        first = members[0]
-        for member in members[1:]:
-            if (member.reconstruction != first.reconstruction or member.optimizer_settings != first.optimizer_settings
-                    or member.discriminator_optimizer_settings != first.discriminator_optimizer_settings
-                    or type(member.regularizer) is not type(first.regularizer)
-                    or any(a.shape != b.shape for a, b in zip(member.parameters(), first.parameters(), strict=True))):
-                raise ValueError("stacked members need the same nets, regularizer family, reconstruction and "
-                                 "optimizer settings")
-        if getattr(first.regularizer, "permute", "same") != "same":
-            raise ValueError("FactorVAE with permute=second cannot be stacked: use permute=same")
         self.members = members  # a plain list: their weights live in the stacks while training
         # the members' run configs travel in the stack's checkpoint (checked when a stack resumes)
         self.save_hyperparameters({"config": {"members": [dict(m.hparams)["config"] for m in members]}})
-        self.encoders, self.decoders = _Stack([m.encoder for m in members]), _Stack([m.decoder for m in members])
-        # a plain list: a regularizer's weights (FactorVAE's discriminator) are used from the stack below
-        self.regularizers = [m.regularizer for m in members]
-        self.adversarial = not first.automatic_optimization
-        if self.adversarial:
-            self.automatic_optimization = False
-            self.discriminators = _Stack([m.regularizer.discriminator for m in members])
-            self.discriminator_optimizer_settings = first.discriminator_optimizer_settings
         self.seeds = [m.noise_seed for m in members]
-        self.reconstruction, self.optimizer_settings = first.reconstruction, first.optimizer_settings
         self.recent_losses = [deque(maxlen=final_loss_window) for _ in members]
         # every member's loss terms after step s, for the steps s that are multiples of one of `history_every`
         # (what a single run's logger and figures would have recorded): member -> [(s, {term: value})]
@@ -121,6 +102,80 @@ class StackedVAE(L.LightningModule):
     @property
     def size(self) -> int:
         return len(self.members)
+
+    @property
+    def alive(self) -> list[int]:
+        return [k for k in range(self.size) if k not in self.failures]
+
+    def _screen(self, terms: list[dict[str, torch.Tensor]], members: list[int]) -> dict[int, dict[str, float]]:
+        """The values of `members`' terms that are all finite; a member with a non-finite one fails."""
+        # one device->host copy of every member's terms
+        flat = torch.stack([t.detach().float() for k in members for t in terms[k].values()]).tolist()
+        finite = {}
+        for k in members:
+            values = dict(zip(terms[k], flat[:len(terms[k])], strict=True))
+            flat = flat[len(terms[k]):]
+            bad = [name for name, value in values.items() if not math.isfinite(value)]
+            if bad:  # this member's job fails; its loss leaves the sum, so the others train on untouched
+                self.failures[k] = (f"non-finite loss at step {self.global_step}: "
+                                    + ", ".join(f"{name}={values[name]}" for name in bad))
+            else:
+                finite[k] = values
+        if not finite:
+            raise FloatingPointError("every member of the stack has failed: " + "; ".join(self.failures.values()))
+        return finite
+
+    def _record(self, values: dict[int, dict[str, float]], done: int) -> None:
+        """Keep the members' values of the step that made the global step `done`."""
+        for k, member_values in values.items():
+            self.recent_losses[k].append(member_values)
+            if any(done % every == 0 for every in self.history_every):
+                self.history[k].append((done, member_values))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["members"] = {"recent_losses": [list(d) for d in self.recent_losses], "history": self.history,
+                                 "failures": {str(k): why for k, why in self.failures.items()}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["members"]
+        for window, saved in zip(self.recent_losses, state["recent_losses"], strict=True):
+            window.extend(saved)
+        self.history = [[(step, values) for step, values in member] for member in state["history"]]
+        self.failures = {int(k): why for k, why in state["failures"].items()}
+
+    def _unstack_into(self, k: int, pairs: list[tuple[nn.Module, "_Stack"]]) -> None:
+        """Member k's weights from each stack into its module, and its recent losses."""
+        for module, stack in pairs:
+            module.load_state_dict({n: t.detach().cpu() for n, t in stack.member_state_dict(k).items()})
+        self.members[k].recent_losses.clear()
+        self.members[k].recent_losses.extend(self.recent_losses[k])
+
+
+class StackedVAE(StackedModel):
+    """K VAE members (same encoder/decoder architecture, reconstruction and optimizer settings) trained
+    together; FactorVAE members' discriminators are stacked too. Batches are (K, B, C, H, W)."""
+
+    def __init__(self, members: list[VAE], final_loss_window: int, history_every: tuple[int, ...] = ()):
+        super().__init__(members, final_loss_window, history_every)
+        first = members[0]
+        for member in members[1:]:
+            if (member.reconstruction != first.reconstruction or member.optimizer_settings != first.optimizer_settings
+                    or member.discriminator_optimizer_settings != first.discriminator_optimizer_settings
+                    or type(member.regularizer) is not type(first.regularizer)
+                    or any(a.shape != b.shape for a, b in zip(member.parameters(), first.parameters(), strict=True))):
+                raise ValueError("stacked members need the same nets, regularizer family, reconstruction and "
+                                 "optimizer settings")
+        if getattr(first.regularizer, "permute", "same") != "same":
+            raise ValueError("FactorVAE with permute=second cannot be stacked: use permute=same")
+        self.encoders, self.decoders = _Stack([m.encoder for m in members]), _Stack([m.decoder for m in members])
+        # a plain list: a regularizer's weights (FactorVAE's discriminator) are used from the stack below
+        self.regularizers = [m.regularizer for m in members]
+        self.adversarial = not first.automatic_optimization
+        if self.adversarial:
+            self.automatic_optimization = False
+            self.discriminators = _Stack([m.regularizer.discriminator for m in members])
+            self.discriminator_optimizer_settings = first.discriminator_optimizer_settings
+        self.reconstruction, self.optimizer_settings = first.reconstruction, first.optimizer_settings
 
     def _regularizer_call(self, k: int, method: str, *args):
         """Member k's regularizer `method`, with its discriminator's weights taken from the stack."""
@@ -152,27 +207,9 @@ class StackedVAE(L.LightningModule):
             self._posteriors.append(posterior)
         return terms
 
-    def _screen(self, terms: list[dict[str, torch.Tensor]], members: list[int]) -> dict[int, dict[str, float]]:
-        """The values of `members`' terms that are all finite; a member with a non-finite one fails."""
-        # one device->host copy of every member's terms
-        flat = torch.stack([t.detach().float() for k in members for t in terms[k].values()]).tolist()
-        finite = {}
-        for k in members:
-            values = dict(zip(terms[k], flat[:len(terms[k])], strict=True))
-            flat = flat[len(terms[k]):]
-            bad = [name for name, value in values.items() if not math.isfinite(value)]
-            if bad:  # this member's job fails; its loss leaves the sum, so the others train on untouched
-                self.failures[k] = (f"non-finite loss at step {self.global_step}: "
-                                    + ", ".join(f"{name}={values[name]}" for name in bad))
-            else:
-                finite[k] = values
-        if not finite:
-            raise FloatingPointError("every member of the stack has failed: " + "; ".join(self.failures.values()))
-        return finite
-
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
         terms = self.compute_losses(batch)
-        alive = self._screen(terms, [k for k in range(self.size) if k not in self.failures])
+        alive = self._screen(terms, self.alive)
         loss = torch.stack([terms[k]["loss"] for k in alive]).sum()
         if self.adversarial:  # as VAE._adversarial_step, for every member at once
             vae_optimizer, discriminator_optimizer = self.optimizers()
@@ -189,11 +226,7 @@ class StackedVAE(L.LightningModule):
             self.manual_backward(torch.stack(discriminator_losses).sum())
             discriminator_optimizer.optimizer.step()  # the raw optimizer: global_step counts batches
             alive = self._screen(terms, list(alive))
-        done = self.global_step + (0 if self.adversarial else 1)  # manual optimization has stepped already
-        for k, values in alive.items():
-            self.recent_losses[k].append(values)
-            if any(done % every == 0 for every in self.history_every):
-                self.history[k].append((done, values))
+        self._record(alive, self.global_step + (0 if self.adversarial else 1))  # manual: stepped already
         return None if self.adversarial else loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
@@ -205,11 +238,8 @@ class StackedVAE(L.LightningModule):
     def unstack(self) -> list[VAE]:
         """The members, each holding its trained weights (on the CPU)."""
         for k, member in enumerate(self.members):
+            pairs = [(member.encoder, self.encoders), (member.decoder, self.decoders)]
             if self.adversarial:
-                member.regularizer.discriminator.load_state_dict(
-                    {n: t.detach().cpu() for n, t in self.discriminators.member_state_dict(k).items()})
-            member.encoder.load_state_dict({n: t.detach().cpu() for n, t in self.encoders.member_state_dict(k).items()})
-            member.decoder.load_state_dict({n: t.detach().cpu() for n, t in self.decoders.member_state_dict(k).items()})
-            member.recent_losses.clear()
-            member.recent_losses.extend(self.recent_losses[k])
+                pairs.append((member.regularizer.discriminator, self.discriminators))
+            self._unstack_into(k, pairs)
         return self.members
