@@ -18,24 +18,26 @@ from omegaconf import DictConfig, OmegaConf
 from disent.callbacks import FigureCallback
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
-from disent.models.stacked import StackedVAE
+from disent.models.stacked import StackedModel, StackedVAE
+from disent.models.stacked_infogan import StackedInfoGAN
 from disent.results import write_bytes_atomic
 from disent.schema import ConfigError
 from disent.train import build_logger, close_job, finish_job, quiet_lightning, seeded_model, start_job, train
 
 log = logging.getLogger(__name__)
 
-STACKABLE_MODELS = ("beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae")
+STACKABLE_MODELS = ("beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae", "infogan")
 # the model keys that shape the nets or their training: equal within a stack; the other model keys are
 # loss weights (β, c_max, γ, λ_od, ...), which each member keeps for itself
 ARCHITECTURE_KEYS = ("name", "net", "latent_dim", "hidden_dim", "reconstruction", "optimizer", "discriminator",
-                     "discriminator_optimizer", "permute")
+                     "discriminator_optimizer", "permute", "noise_dim", "categorical_codes", "continuous_codes",
+                     "generator_optimizer")
 
 
 def stack_key(cfg: DictConfig) -> str | None:
     """Equal for jobs that may train in one stack; None for a job that must run alone."""
     if cfg.model.name not in STACKABLE_MODELS or cfg.model.get("permute", "same") != "same":
-        return None  # InfoGAN, and FactorVAE's second-batch variant, run alone
+        return None  # FactorVAE's second-batch variant runs alone
     config = OmegaConf.to_container(cfg, resolve=False)
     config.pop("seed")
     config["model"] = {key: config["model"].get(key) for key in ARCHITECTURE_KEYS}
@@ -99,7 +101,8 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
         built = [seeded_model(cfg) for cfg, _, _ in jobs]
         dataset = built[0][0]
         every = (first.trainer.log_every_n_steps, first.figures.kl_every_n_steps)
-        stacked = StackedVAE([model for _, model in built], first.results.final_loss_window, history_every=every)
+        family = StackedInfoGAN if first.model.name == "infogan" else StackedVAE
+        stacked = family([model for _, model in built], first.results.final_loss_window, history_every=every)
         data = StackedDataModule(dataset, first.loader.batch_size, [cfg.seed for cfg, _, _ in jobs],
                                  num_workers=first.loader.num_workers)
         path = stack_checkpoint(jobs)
@@ -159,7 +162,7 @@ class _SaveEvery(L.Callback):
             trainer.save_checkpoint(self.path)
 
 
-def _write_member(k: int, stacked: StackedVAE, model, dataset, step: int, cfg: DictConfig, job_dir: Path,
+def _write_member(k: int, stacked: StackedModel, model, dataset, step: int, cfg: DictConfig, job_dir: Path,
                   sweep_name: str | None, results: dict, start: float) -> dict | BaseException:
     """Member k's job directory, as a single run would have written it."""
     logger, failure = None, None

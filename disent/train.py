@@ -195,6 +195,7 @@ def finish_job(cfg: DictConfig, job_dir: Path, model: DisentModel, dataset, figu
     """After training: the final losses, then the figures and the metrics into results.json and the loggers."""
     results.update(steps=step, final_losses=model.final_losses(), checkpoint="checkpoints/last.ckpt")
     write_json_atomic(job_dir / "results.json", results)  # the losses are safe before evaluation starts
+    model.float()  # figures and metrics feed float32 images, whatever trainer.precision trained in (64-true, 16-true)
     results["figures"] = figures.write(model, loggers, step)
     results["metrics"] = evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
     final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
