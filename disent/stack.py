@@ -159,7 +159,7 @@ class _SaveEvery(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         step = trainer.global_step
         if self.every_n_steps and step % self.every_n_steps == 0 and step < trainer.max_steps:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from
 
 
 def _write_member(k: int, stacked: StackedModel, model, dataset, step: int, cfg: DictConfig, job_dir: Path,

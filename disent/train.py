@@ -257,7 +257,7 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         with quiet_lightning():
             resume_from = job_dir / "checkpoints" / "last.ckpt" if "resumed_from_step" in results else None
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        trainer.save_checkpoint(job_dir / "checkpoints" / "last.ckpt")
+        trainer.save_checkpoint(job_dir / "checkpoints" / "last.ckpt", weights_only=False)  # the full state: resumable
         finish_job(cfg, job_dir, model, dataset, figures, trainer.loggers, trainer.global_step, results)
     except BaseException as error:
         failure = error
