@@ -142,17 +142,17 @@ def resume_point(cfg: DictConfig, job_dir: Path) -> tuple[dict | None, dict | No
     if not path.exists():
         if cfg.resume is True:
             raise ConfigError(f"resume=true, but there is no checkpoint {path}: point hydra.run.dir (a single "
-                                    f"run) or hydra.sweep.dir (a multirun) at the job directory to continue")
+                              f"run) or hydra.sweep.dir (a multirun) at the job directory to continue")
         return None, None
     if cfg.resume is False:
         raise ConfigError(f"resume=false, but {job_dir} already has a checkpoint ({path}): resume=auto "
-                              f"continues it; to start over, choose another directory or delete this one")
+                          f"continues it; to start over, choose another directory or delete this one")
     checkpoint = read_checkpoint(path)
     saved, current = checkpoint["hyper_parameters"]["config"], OmegaConf.to_container(cfg, resolve=True)
     differences = resume_differences(saved, current)
     if differences:
         raise ConfigError(f"cannot resume {path}: it was trained with another config:\n  " + "\n  ".join(differences)
-                         + "\nChoose another directory for the new config (or delete the old job).")
+                          + "\nChoose another directory for the new config (or delete the old job).")
     try:
         previous = json.loads((job_dir / "results.json").read_text())
     except (OSError, json.JSONDecodeError):
