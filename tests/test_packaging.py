@@ -16,6 +16,9 @@ def test_wheel_ships_conf_and_finds_it(tmp_path):
         names = archive.namelist()
         archive.extractall(site)
     assert "disent/conf/train.yaml" in names and "disent/conf/model/beta_vae.yaml" in names
+    # the stacked launcher is a Hydra plugin: Hydra only looks for plugins in the hydra_plugins package
+    assert "hydra_plugins/disent_stacked_launcher/stacked_launcher.py" in names
+    assert not any(name == "hydra_plugins/__init__.py" for name in names)  # a namespace package, shared
     probe = ("import disent.train as t; from disent.config import load_config; "
              "print(t.CONF_DIR); print(load_config(['model.beta=4']).model.beta)")
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
