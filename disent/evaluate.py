@@ -12,6 +12,7 @@ suite's seed, so it equals per-batch sampling in distribution, not draw for draw
 """
 
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -240,7 +241,7 @@ def main(cfg: DictConfig) -> None:
         validate_metrics_config(cfg.metrics)
         report = evaluate_checkpoint(checkpoint, cfg.metrics, cfg.get("dataset"))
     except (ConfigError, CheckpointError, DataFileError) as error:
-        log.error("%s", error)
+        print(f"disent-eval: {error}", file=sys.stderr)
         raise SystemExit(2) from None  # one message, no traceback: what to change is in it
     write_json_atomic(output, report)
     for kind, values in report["metrics"].items():

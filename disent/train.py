@@ -6,6 +6,7 @@ A job directory holds `.hydra/config.yaml` (the resolved config), `checkpoints/l
 
 import json
 import logging
+import sys
 import time
 import traceback
 import warnings
@@ -288,8 +289,8 @@ def main(cfg: DictConfig) -> None:
     except USER_ERRORS as error:
         if sweep_name is not None:
             raise  # a multirun records the failure and goes on with its other jobs
-        log.error("%s", error)
-        raise SystemExit(2) from None  # one message, no traceback: the config is what to change
+        print(f"disent-train: {error}", file=sys.stderr)
+        raise SystemExit(2) from None  # one message, no traceback: what to change is in it
 
 
 if __name__ == "__main__":

@@ -47,13 +47,13 @@ def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, tmp_p
                                       for knob, seed in MEMBERS[model]], tmp_path)
 
 
-def test_a_stack_of_three_infogans_trains_each_member_as_its_single_run(tmp_path):
+def test_a_stack_of_infogans_trains_each_member_as_its_single_run(tmp_path):
     # in float64: in float32 the vmapped convolutions round differently, and Adam's first steps (g / |g|) and
     # the GAN game amplify that to ~1e-2 in 12 steps; in float64 a stacked member equals its single run
     infogan = ["model=infogan", "model.net=conv_small", "dataset=digits", "model.categorical_codes=[10]",
                "model.continuous_codes=2", "trainer.precision=64-true"]
     _same_as_single_runs(StackedInfoGAN, [COMMON + infogan + [f"model.lambda_info={weight}", f"seed={seed}"]
-                                          for weight, seed in [(1.0, 0), (0.5, 1), (2.0, 2)]], tmp_path)
+                                          for weight, seed in [(1.0, 0), (2.0, 1)]], tmp_path)
 
 
 def _same_as_single_runs(family, overrides: list[list[str]], tmp_path) -> None:
