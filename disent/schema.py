@@ -318,7 +318,7 @@ class Train:
     threads: int | None = spec(min=1)
     loader: Loader
     checkpoint: Checkpoint
-    resume: str | bool = spec(optional=True, choices=["auto", True, False])  # continue from checkpoints/last.ckpt
+    resume: str | bool = spec(choices=["auto", True, False])  # continue from checkpoints/last.ckpt
     results: Results
     figures: Figures
     model: dict = spec(variants=MODELS)
