@@ -7,6 +7,7 @@ metrics and loggers. `stack_key` says which jobs may share a stack.
 """
 
 import hashlib
+import io
 import logging
 import time
 from pathlib import Path
@@ -47,8 +48,6 @@ def stack_key(cfg: DictConfig) -> str | None:
 def _member_checkpoint(model, step: int) -> bytes:
     """A checkpoint that disent-eval and `load_model` read like a single run's (weights and config; the
     optimizer state stays with the stack)."""
-    import io
-
     buffer = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "global_step": step,
                 "recent_losses": list(model.recent_losses), "stacked": True}, buffer)
