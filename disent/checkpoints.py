@@ -50,9 +50,10 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
             raise KeyError("no state_dict and hyper_parameters.config")
     except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile,
             pickle.UnpicklingError) as error:
-        raise CheckpointError(f"cannot read the checkpoint {path}: {type(error).__name__}: {error}. Is the file "
-                              f"complete and written by disent-train? Re-run the job (in a new directory, or delete "
-                              f"this one) to write it again.") from error
+        reason = f"{type(error).__name__}: {str(error).rstrip('.')}"
+        raise CheckpointError(f"cannot read the checkpoint {path}: {reason}. Is the file complete and written by "
+                              f"disent-train? Re-run the job (in a new directory, or delete this one) to write it "
+                              f"again.") from error
     return checkpoint
 
 
