@@ -91,12 +91,15 @@ class FigureCallback(L.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.kl_steps, self.kl_history = list(state_dict["kl_steps"]), list(state_dict["kl_history"])
 
+    def record_kl(self, step: int, losses: dict[str, float]) -> None:
+        """Keep the per-latent KL of `step`'s loss terms, every `kl_every_n_steps` steps (VAEs only)."""
+        if "kl_z0" in losses and step % self.cfg.kl_every_n_steps == 0:
+            self.kl_steps.append(step)
+            self.kl_history.append([value for name, value in losses.items() if name.startswith("kl_z")])
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
         step = trainer.global_step
-        last = pl_module.recent_losses[-1] if pl_module.recent_losses else {}
-        if "kl_z0" in last and step % self.cfg.kl_every_n_steps == 0:
-            self.kl_steps.append(step)
-            self.kl_history.append([value for name, value in last.items() if name.startswith("kl_z")])
+        self.record_kl(step, pl_module.recent_losses[-1] if pl_module.recent_losses else {})
         if self.cfg.every_n_steps > 0 and step % self.cfg.every_n_steps == 0 and step < trainer.max_steps:
             self.write(pl_module, trainer.loggers, step, suffix=f"_step{step:06d}")
             pl_module.train()

@@ -173,9 +173,7 @@ def _write_member(k: int, stacked: StackedModel, model, dataset, step: int, cfg:
         logger = build_logger(cfg, job_dir, sweep_name)  # what a single run would have logged, replayed
         figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
         for logged_step, values in stacked.history[k]:
-            if logged_step % cfg.figures.kl_every_n_steps == 0 and "kl_z0" in values:
-                figures.kl_steps.append(logged_step)
-                figures.kl_history.append([v for name, v in values.items() if name.startswith("kl_z")])
+            figures.record_kl(logged_step, values)
             if logged_step % cfg.trainer.log_every_n_steps == 0:
                 logger.log_metrics({f"train/{name}": value for name, value in values.items()}, step=logged_step - 1)
         if k in stacked.failures:

@@ -22,7 +22,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from disent.models.base import adam
 from disent.models.regularizers import Posterior, gaussian_kl
-from disent.models.vae import VAE, reconstruction_loss
+from disent.models.vae import VAE, loss_terms, reconstruction_loss
 
 
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -198,12 +198,7 @@ class StackedVAE(StackedModel):
             posterior = Posterior(mu=mu[k], logvar=logvar[k], z=z[k], kl_per_latent=gaussian_kl(mu[k], logvar[k]))
             reconstruction = reconstruction_loss(logits[k], batch[k], self.reconstruction)
             regularization, extra = self._regularizer_call(k, "forward", posterior, self.global_step)
-            kl_per_latent = posterior.kl_per_latent.mean(dim=0)
-            member = {"loss": reconstruction + regularization, "reconstruction": reconstruction,
-                      "kl": kl_per_latent.sum(), "regularization": regularization,
-                      "elbo": -(reconstruction + kl_per_latent.sum()), **extra}
-            member.update({f"kl_z{i}": value for i, value in enumerate(kl_per_latent)})
-            terms.append(member)
+            terms.append(loss_terms(reconstruction, regularization, extra, posterior))
             self._posteriors.append(posterior)
         return terms
 

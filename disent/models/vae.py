@@ -30,6 +30,22 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, distribution: str
     return per_pixel.flatten(1).sum(dim=1).mean()
 
 
+def loss_terms(reconstruction: torch.Tensor, regularization: torch.Tensor, extra: dict[str, torch.Tensor],
+               posterior: Posterior) -> dict[str, torch.Tensor]:
+    """Every term a VAE logs; 'loss' is the one that is minimised."""
+    kl_per_latent = posterior.kl_per_latent.mean(dim=0)  # (Z,)
+    terms = {
+        "loss": reconstruction + regularization,
+        "reconstruction": reconstruction,
+        "kl": kl_per_latent.sum(),
+        "regularization": regularization,
+        "elbo": -(reconstruction + kl_per_latent.sum()),
+        **extra,
+    }
+    terms.update({f"kl_z{i}": value for i, value in enumerate(kl_per_latent)})
+    return terms
+
+
 class VAE(DisentModel):
     """A Gaussian encoder, a decoder of logits, and a regularizer chosen by config."""
 
@@ -70,17 +86,7 @@ class VAE(DisentModel):
         posterior = posterior or self.posterior(x)
         reconstruction = reconstruction_loss(self.decode(posterior.z), x, self.reconstruction)
         regularization, extra = self.regularizer(posterior, self.global_step)
-        kl_per_latent = posterior.kl_per_latent.mean(dim=0)  # (Z,)
-        terms = {
-            "loss": reconstruction + regularization,
-            "reconstruction": reconstruction,
-            "kl": kl_per_latent.sum(),
-            "regularization": regularization,
-            "elbo": -(reconstruction + kl_per_latent.sum()),
-            **extra,
-        }
-        terms.update({f"kl_z{i}": value for i, value in enumerate(kl_per_latent)})
-        return terms
+        return loss_terms(reconstruction, regularization, extra, posterior)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
         if self.automatic_optimization:
