@@ -154,12 +154,63 @@ class _GridIndices:
 
 def encode_grid(data, encode: Encode, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) of every grid image, in grid-index order: (len(data), Z) each."""
-    parts = []
+    return encode_grids(data, [encode], chunk)[0]
+
+
+def encode_grids(data, encoders: list[Encode], chunk: int = 4096) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`encode_grid` for several models: each chunk of the grid is rendered once and encoded by every model."""
+    parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in encoders]
     for start in range(0, len(data), chunk):
         indices = np.arange(start, min(start + chunk, len(data)))
         observations = data.sample_observations_from_factors(data.index_to_factors(indices), np.random.default_rng(0))
-        parts.append(encode(observations))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        for model_parts, encode in zip(parts, encoders, strict=True):
+            model_parts.append(encode(observations))
+    return [(np.concatenate([p[0] for p in model_parts]), np.concatenate([p[1] for p in model_parts]))
+            for model_parts in parts]
+
+
+class _SharedDraws:
+    """A deterministic data set seen through row ids of tables of codes, one table per model, that fill
+    up as the metrics draw: a batch of factors drawn for the first time is rendered once and encoded by
+    every model; the same factors drawn again (by the next representation, or the next model's metrics,
+    which draw from the same seed) find their rows. For several models scored on the same metric set."""
+
+    def __init__(self, data, encoders: list[Encode]):
+        self.data, self.encoders = data, encoders
+        self.factor_sizes, self.num_factors, self.deterministic = data.factor_sizes, data.num_factors, True
+        self.rows: dict[bytes, np.ndarray] = {}  # factors of a drawn batch -> its rows in the tables
+        self.size = 0
+        self.tables: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(encoders)  # (capacity, Z) each
+
+    def sample_factors(self, n: int, rng) -> np.ndarray:
+        return self.data.sample_factors(n, rng)
+
+    def sample_observations_from_factors(self, factors: np.ndarray, rng) -> np.ndarray:
+        factors = np.ascontiguousarray(factors)
+        key = str(factors.shape).encode() + factors.tobytes()
+        if key not in self.rows:
+            observations = self.data.sample_observations_from_factors(factors, rng)
+            for k, encode in enumerate(self.encoders):
+                self._append(k, encode(observations))
+            self.rows[key] = np.arange(self.size, self.size + len(factors))
+            self.size += len(factors)
+        return self.rows[key]  # (n,) row ids: the "observations" that `codes` looks up
+
+    def _append(self, k: int, codes: tuple[np.ndarray, np.ndarray]) -> None:
+        n, table = len(codes[0]), self.tables[k]
+        if table is None or len(table[0]) < self.size + n:  # grow by doubling: appending stays linear
+            capacity = max(2 * (0 if table is None else len(table[0])), self.size + n, 1024)
+            grown = tuple(np.empty((capacity, *c.shape[1:]), dtype=c.dtype) for c in codes)
+            if table is not None:
+                for old, new in zip(table, grown, strict=True):
+                    new[:self.size] = old[:self.size]
+            self.tables[k] = table = grown
+        for column, values in zip(table, codes, strict=True):
+            column[self.size:self.size + n] = values
+
+    def codes(self, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model k's (mu, logvar) of `rows`."""
+        return self.tables[k][0][rows], self.tables[k][1][rows]
 
 
 def check_metrics_config(metrics_cfg: DictConfig | dict) -> None:
@@ -176,22 +227,38 @@ def evaluate(data, encode: Encode, metrics_cfg: DictConfig | dict) -> dict[str, 
 
     Returns {representation: {metric: value}}, e.g. {"mean": {"mig": 0.21, "dci.disentanglement": ...}}.
     """
+    return evaluate_many(data, [encode], metrics_cfg)[0]
+
+
+def evaluate_many(data, encoders: list[Encode], metrics_cfg: DictConfig | dict) -> list[dict[str, dict[str, float]]]:
+    """`evaluate` for several encoders on one data set and metric set (a stack's members): the values of one
+    `evaluate` call each, but on a deterministic data set every image the metrics draw is rendered once
+    and encoded by every model, through the encoded factor grid (module docstring) or, with more than one
+    model and at most `cache_grid_max_size` drawn images, through tables of the drawn batches' codes."""
     cfg = OmegaConf.to_container(metrics_cfg, resolve=True) if isinstance(metrics_cfg, DictConfig) else metrics_cfg
     check_metrics_config(cfg)
     suite = cfg["suite"] or {}
     if not suite:
-        return {}
-    use_cache = (getattr(data, "deterministic", False) and len(data) <= cfg["cache_grid_max_size"]
-                 and len(data) < images_encoded_per_batch(suite))
-    if use_cache:
+        return [{} for _ in encoders]
+    deterministic, drawn = getattr(data, "deterministic", False), images_encoded_per_batch(suite)
+    if deterministic and len(data) <= cfg["cache_grid_max_size"] and len(data) < drawn:
         start = time.perf_counter()
-        grid = encode_grid(data, encode)
-        log.info("encoded the %d-image factor grid in %.1f s", len(data), time.perf_counter() - start)
-    results = {}
-    for kind in cfg["representations"]:
-        noise = np.random.default_rng([cfg["seed"], 1 + REPRESENTATIONS.index(kind)])  # for "sampled"
-        view, represent = representation(data, encode, kind, noise, grid if use_cache else None)
-        results[kind] = score(view, represent, suite, cfg["seed"], cfg.get("dci_n_jobs"))
+        grids = encode_grids(data, encoders)
+        log.info("encoded the %d-image factor grid for %d model(s) in %.1f s", len(data), len(encoders),
+                 time.perf_counter() - start)
+        views = [(_GridIndices(data), lambda rows, grid=grid: (grid[0][rows], grid[1][rows])) for grid in grids]
+    elif deterministic and len(encoders) > 1 and drawn <= cfg["cache_grid_max_size"]:
+        shared = _SharedDraws(data, encoders)
+        views = [(shared, lambda rows, k=k: shared.codes(k, rows)) for k in range(len(encoders))]
+    else:
+        views = [(data, encode) for encode in encoders]
+    results = []
+    for view, codes in views:
+        per_kind = {}
+        for kind in cfg["representations"]:
+            noise = np.random.default_rng([cfg["seed"], 1 + REPRESENTATIONS.index(kind)])  # for "sampled"
+            per_kind[kind] = score(view, _represent(codes, kind, noise), suite, cfg["seed"], cfg.get("dci_n_jobs"))
+        results.append(per_kind)
     return results
 
 
@@ -203,8 +270,13 @@ def representation(data, encode: Encode, kind: str, rng: np.random.Generator,
     otherwise `represent` encodes the observations. `rng` draws the noise of "sampled" codes.
     """
     if grid is None:
-        return data, lambda x: _representation(encode(x), kind, rng)
-    return _GridIndices(data), lambda indices: _representation((grid[0][indices], grid[1][indices]), kind, rng)
+        return data, _represent(encode, kind, rng)
+    return _GridIndices(data), _represent(lambda rows: (grid[0][rows], grid[1][rows]), kind, rng)
+
+
+def _represent(codes: Encode, kind: str, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    """represent(x) for the metrics, from codes(x) -> (mu, logvar): x observations, or rows of a table of codes."""
+    return lambda x: _representation(codes(x), kind, rng)
 
 
 def flatten(results: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -9,7 +9,7 @@ import pytest
 
 from disent.config import load_config
 from disent.data import GroundTruthData
-from disent.evaluate import check_metrics_config, evaluate, images_encoded_per_batch
+from disent.evaluate import check_metrics_config, evaluate, evaluate_many, images_encoded_per_batch
 from disent.train import train
 
 TINY_SUITE = {
@@ -73,6 +73,39 @@ def test_sampled_representation_is_scored_too_and_noisier():
     assert results["sampled"]["mig"] != results["mean"]["mig"]
     again = evaluate(data, linear_encoder(), metrics_cfg(10_000, representations=("mean", "sampled")))
     assert again == results  # same seed, same values
+
+
+class ShiftedBars(Bars):
+    """Bars with a fourth factor, a faint background level: a grid (7,200 images) larger than the tiny
+    suite's draws, so the metrics draw batches rather than look codes up in the encoded grid."""
+
+    factor_names, factor_sizes = ("y", "length", "brightness", "background"), (6, 5, 4, 60)
+
+    def __init__(self):
+        super().__init__()
+        self.rendered = 0  # images rendered so far
+
+    def sample_observations_from_factors(self, factors, rng=None):
+        factors = self.check_factors(factors)
+        self.rendered += len(factors)
+        return Bars().sample_observations_from_factors(factors[:, :3]) + factors[:, 3, None, None, None] / 600
+
+
+@pytest.mark.parametrize("data, shared_path", [(Bars(), "factor grid"), (ShiftedBars(), "tables of drawn codes")])
+def test_several_models_scored_together_get_the_values_of_one_evaluation_each(data, shared_path):
+    # without DCI (its classifiers take most of the time), every way of drawing is still there
+    suite = {name: settings for name, settings in TINY_SUITE.items() if name != "dci"}
+    config = metrics_cfg(10_000, representations=("mean", "sampled")) | {"suite": suite}
+    if shared_path == "tables of drawn codes":
+        assert len(data) >= images_encoded_per_batch(suite)  # so no factor grid is encoded
+    encoders = [linear_encoder(seed) for seed in range(3)]
+    together = evaluate_many(data, encoders, config)
+    rendered_together, data.rendered = getattr(data, "rendered", 0), 0
+    alone = [evaluate(data, encode, config | {"cache_grid_max_size": 0}) for encode in encoders]
+    assert together == alone  # exactly: the same draws, codes and noise
+    assert together[0] != together[1]
+    if shared_path == "tables of drawn codes":  # each drawn image was rendered once, for all three models
+        assert 0 < rendered_together <= data.rendered / 6  # alone: 3 models x 2 representations
 
 
 def test_unknown_metric_or_representation_is_refused_with_the_choices():
