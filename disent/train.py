@@ -10,6 +10,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -192,13 +193,18 @@ def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None) -> tuple[d
 
 
 def finish_job(cfg: DictConfig, job_dir: Path, model: DisentModel, dataset, figures: FigureCallback, loggers: list,
-               step: int, results: dict) -> None:
-    """After training: the final losses, then the figures and the metrics into results.json and the loggers."""
+               step: int, results: dict, device: torch.device, metrics: Callable[[], dict] | None = None) -> None:
+    """After training: the final losses, then the figures and the metrics into results.json and the loggers.
+    Figures and metrics run on `device`, where the model trained (Lightning hands it back on the CPU);
+    `metrics` gives the model's metric values when they are computed elsewhere (a stack scores its members
+    together)."""
     results.update(steps=step, final_losses=model.final_losses(), checkpoint="checkpoints/last.ckpt")
     write_json_atomic(job_dir / "results.json", results)  # the losses are safe before evaluation starts
-    model.float()  # figures and metrics feed float32 images, whatever trainer.precision trained in (64-true, 16-true)
+    # float32: figures and metrics feed float32 images, whatever trainer.precision trained in (64-true, 16-true)
+    model.float().to(device)
     results["figures"] = figures.write(model, loggers, step)
-    results["metrics"] = evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
+    results["metrics"] = metrics() if metrics is not None else \
+        evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
     final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
     for logger in loggers:
         if final:
@@ -259,7 +265,8 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             resume_from = job_dir / "checkpoints" / "last.ckpt" if "resumed_from_step" in results else None
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         trainer.save_checkpoint(job_dir / "checkpoints" / "last.ckpt", weights_only=False)  # the full state: resumable
-        finish_job(cfg, job_dir, model, dataset, figures, trainer.loggers, trainer.global_step, results)
+        finish_job(cfg, job_dir, model, dataset, figures, trainer.loggers, trainer.global_step, results,
+                   trainer.strategy.root_device)
     except BaseException as error:
         failure = error
         raise
