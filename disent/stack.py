@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from disent.callbacks import FigureCallback
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
+from disent.evaluate import encoder_of, evaluate_many
 from disent.models.stacked import StackedModel, StackedVAE
 from disent.models.stacked_infogan import StackedInfoGAN
 from disent.results import write_bytes_atomic
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 STACKABLE_MODELS = ("beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae", "infogan")
 # the model keys that shape the nets or their training: equal within a stack; the other model keys are
 # loss weights (β, c_max, γ, λ_od, ...), which each member keeps for itself
+MEMBER_CALLS = ("auto", "vmap", "loop")  # see vectorize()
 ARCHITECTURE_KEYS = ("name", "net", "latent_dim", "hidden_dim", "reconstruction", "optimizer", "discriminator",
                      "discriminator_optimizer", "permute", "noise_dim", "categorical_codes", "continuous_codes",
                      "generator_optimizer")
@@ -54,10 +56,21 @@ def _member_checkpoint(model, step: int) -> bytes:
     return buffer.getvalue()
 
 
-def train_stack(jobs: list[tuple[DictConfig, Path, str | None]]) -> list[dict | BaseException]:
-    """Train `jobs` (config, job directory, sweep name), which share a `stack_key`, as one stacked model.
-    Returns each job's results.json dict, or the exception that failed it; one member's failure (a
-    non-finite loss) fails that job only."""
+def vectorize(member_calls: str) -> bool:
+    """Whether a stack runs its members' nets in one vmapped call ("vmap") or one after another ("loop").
+    "auto": vmap on a GPU, where one small net leaves the device idle; loop on a CPU, where one net's
+    convolutions already fill the cores and vmap's grouped convolutions ran at 0.5x (scripts/bench_sweep.py),
+    while the loop still gains from one Lightning step, one data batch and one Adam call for all members."""
+    if member_calls not in MEMBER_CALLS:
+        raise ValueError(f"member_calls = {member_calls!r}: must be one of {list(MEMBER_CALLS)}")
+    return member_calls == "vmap" or (member_calls == "auto" and torch.cuda.is_available())
+
+
+def train_stack(jobs: list[tuple[DictConfig, Path, str | None]],
+                member_calls: str = "auto") -> list[dict | BaseException]:
+    """Train `jobs` (config, job directory, sweep name), which share a `stack_key`, as one stacked model
+    whose nets run as `member_calls` says (see `vectorize`). Returns each job's results.json dict, or the
+    exception that failed it; one member's failure (a non-finite loss) fails that job only."""
     outcomes: list[dict | BaseException | None] = [None] * len(jobs)
     members: list[int] = []
     started: dict[int, dict] = {}
@@ -74,15 +87,15 @@ def train_stack(jobs: list[tuple[DictConfig, Path, str | None]]) -> list[dict | 
         else:
             members.append(i)
             started[i] = results
-    if len(members) > 1 and not torch.cuda.is_available():
-        log.warning("training %d jobs as one stack on a CPU: on 2 cores this measured 0.6x the speed of one job at a "
-                    "time (scripts/bench_sweep.py); stacking pays off where one small model leaves a GPU idle",
-                    len(members))
+    if len(members) > 1 and vectorize(member_calls) and not torch.cuda.is_available():
+        log.warning("vmapping the nets of %d stacked jobs on a CPU: on 2 cores this measured half the speed of "
+                    "member_calls=loop (scripts/bench_sweep.py)", len(members))
     if len(members) == 1:
         i = members[0]
         outcomes[i] = _train_alone(*jobs[i])
     elif members:
-        for i, outcome in zip(members, _train_members([jobs[i] for i in members], [started[i] for i in members]),
+        for i, outcome in zip(members, _train_members([jobs[i] for i in members], [started[i] for i in members],
+                                                                   vectorize(member_calls)),
                               strict=True):
             outcomes[i] = outcome
     return outcomes
@@ -95,7 +108,8 @@ def _train_alone(cfg: DictConfig, job_dir: Path, sweep_name: str | None) -> dict
         return error
 
 
-def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: list[dict]) -> list[dict | BaseException]:
+def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: list[dict],
+                   vectorized: bool) -> list[dict | BaseException]:
     start = time.time()
     first = jobs[0][0]
     for k, job_results in enumerate(results):
@@ -105,7 +119,8 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
         dataset = built[0][0]
         every = (first.trainer.log_every_n_steps, first.figures.kl_every_n_steps)
         family = StackedInfoGAN if first.model.name == "infogan" else StackedVAE
-        stacked = family([model for _, model in built], first.results.final_loss_window, history_every=every)
+        stacked = family([model for _, model in built], first.results.final_loss_window, history_every=every,
+                         vectorize=vectorized)
         data = StackedDataModule(dataset, first.loader.batch_size, [cfg.seed for cfg, _, _ in jobs],
                                  num_workers=first.loader.num_workers)
         path = stack_checkpoint(jobs)
@@ -113,7 +128,8 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
         trainer = L.Trainer(**OmegaConf.to_container(first.trainer, resolve=True), logger=False, max_epochs=-1,
                             enable_checkpointing=False, callbacks=[_SaveEvery(path, first.checkpoint.every_n_steps)],
                             default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()])
-        log.info("training %d jobs as one stack%s: %s", len(jobs), f", resumed from {path}" if resume_from else "",
+        log.info("training %d jobs as one stack (%s)%s: %s", len(jobs), "vmap" if vectorized else "loop",
+                 f", resumed from {path}" if resume_from else "",
                  ", ".join(str(job_dir) for _, job_dir, _ in jobs))
         with quiet_lightning():
             trainer.fit(stacked, datamodule=data, ckpt_path=resume_from, weights_only=True)
@@ -125,9 +141,11 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
             raise
         return [error] * len(jobs)
     outcomes: list[dict | BaseException] = []
+    device = trainer.strategy.root_device
+    metrics = _SharedMetrics(first.metrics, dataset, models, stacked.alive, device)
     for k, ((cfg, job_dir, sweep_name), job_results) in enumerate(zip(jobs, results, strict=True)):
         outcomes.append(_write_member(k, stacked, models[k], dataset, trainer.global_step, cfg, job_dir, sweep_name,
-                                      job_results, start))
+                                      job_results, start, device, metrics))
     if not any(isinstance(outcome, BaseException) for outcome in outcomes):
         path.unlink(missing_ok=True)  # every member has its own checkpoint now
     return outcomes
@@ -165,8 +183,33 @@ class _SaveEvery(L.Callback):
             trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from
 
 
+class _SharedMetrics:
+    """The metric values of a stack's members that trained to the end, computed together on the first
+    request (`evaluate_many`: every image the metrics draw is rendered once for all members); by then
+    the requesting member's checkpoint and losses are written, and the others' follow whatever happens."""
+
+    def __init__(self, metrics_cfg: DictConfig, dataset, models: list, members: list[int], device: torch.device):
+        self.metrics_cfg, self.dataset, self.models, self.members, self.device = (metrics_cfg, dataset, models,
+                                                                                  members, device)
+        self.values: dict[int, dict] | Exception | None = None
+
+    def of(self, k: int) -> dict:
+        if self.values is None:
+            encoders = [encoder_of(self.models[m].float().to(self.device), self.metrics_cfg.encode_batch_size)
+                        for m in self.members]
+            try:
+                self.values = dict(zip(self.members, evaluate_many(self.dataset, encoders, self.metrics_cfg),
+                                       strict=True))
+            except Exception as error:  # noqa: BLE001 -- every member's job reports it
+                self.values = error
+        if isinstance(self.values, Exception):
+            raise self.values
+        return self.values[k]
+
+
 def _write_member(k: int, stacked: StackedModel, model, dataset, step: int, cfg: DictConfig, job_dir: Path,
-                  sweep_name: str | None, results: dict, start: float) -> dict | BaseException:
+                  sweep_name: str | None, results: dict, start: float, device: torch.device,
+                  metrics: _SharedMetrics) -> dict | BaseException:
     """Member k's job directory, as a single run would have written it."""
     logger, failure = None, None
     try:
@@ -181,7 +224,7 @@ def _write_member(k: int, stacked: StackedModel, model, dataset, step: int, cfg:
             raise FloatingPointError(stacked.failures[k])
         write_bytes_atomic(job_dir / "checkpoints" / "last.ckpt", _member_checkpoint(model, step))
         with quiet_lightning():
-            finish_job(cfg, job_dir, model, dataset, figures, [logger], step, results)
+            finish_job(cfg, job_dir, model, dataset, figures, [logger], step, results, device, lambda: metrics.of(k))
     except Exception as error:  # noqa: BLE001 -- this member's job fails; the others are written on
         failure = error
     finally:

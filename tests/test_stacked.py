@@ -39,27 +39,30 @@ def _member(cfg):
     return dataset, build_model(cfg, dataset.observation_shape, len(dataset))
 
 
-# the study's conv nets once (vmap over convolutions); the loss families on the quicker MLP nets
-@pytest.mark.parametrize("model, net", [("beta_vae", "conv"), *[(model, "mlp") for model in sorted(MEMBERS)]])
-def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, tmp_path):
+# the study's conv nets in both ways of calling the members; the loss families on the quicker MLP nets
+@pytest.mark.parametrize("model, net, vectorize", [("beta_vae", "conv", True), ("beta_vae", "conv", False),
+                                                   *[(model, "mlp", True) for model in sorted(MEMBERS)]])
+def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, vectorize, tmp_path):
     nets = ["model.net=mlp", "model.hidden_dim=32"] if net == "mlp" else []
     _same_as_single_runs(StackedVAE, [COMMON + nets + [f"model={model}", knob, f"seed={seed}", *EXTRA.get(model, [])]
-                                      for knob, seed in MEMBERS[model]], tmp_path)
+                                      for knob, seed in MEMBERS[model]], tmp_path, vectorize)
 
 
-def test_a_stack_of_infogans_trains_each_member_as_its_single_run(tmp_path):
-    # in float64: in float32 the vmapped convolutions round differently, and Adam's first steps (g / |g|) and
-    # the GAN game amplify that to ~1e-2 in 12 steps; in float64 a stacked member equals its single run
+# vmapped in float64: in float32 the vmapped convolutions round differently, and Adam's first steps (g / |g|)
+# and the GAN game amplify that to ~1e-2 in 12 steps; in float64 a stacked member equals its single run.
+# Called one by one, the members run the single runs' kernels, so float32 matches too.
+@pytest.mark.parametrize("vectorize, precision", [(True, "64-true"), (False, "32-true")])
+def test_a_stack_of_infogans_trains_each_member_as_its_single_run(vectorize, precision, tmp_path):
     infogan = ["model=infogan", "model.net=conv_small", "dataset=digits", "model.categorical_codes=[10]",
-               "model.continuous_codes=2", "trainer.precision=64-true"]
+               "model.continuous_codes=2", f"trainer.precision={precision}"]
     _same_as_single_runs(StackedInfoGAN, [COMMON + infogan + [f"model.lambda_info={weight}", f"seed={seed}"]
-                                          for weight, seed in [(1.0, 0), (2.0, 1)]], tmp_path)
+                                          for weight, seed in [(1.0, 0), (2.0, 1)]], tmp_path, vectorize)
 
 
-def _same_as_single_runs(family, overrides: list[list[str]], tmp_path) -> None:
+def _same_as_single_runs(family, overrides: list[list[str]], tmp_path, vectorize: bool) -> None:
     configs = [load_config(o) for o in overrides]
     built = [_member(cfg) for cfg in configs]
-    stacked = family([model for _, model in built], final_loss_window=STEPS)
+    stacked = family([model for _, model in built], final_loss_window=STEPS, vectorize=vectorize)
     data = StackedDataModule(built[0][0], batch_size=16, seeds=[cfg.seed for cfg in configs])
     L.Trainer(max_steps=STEPS, logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, max_epochs=-1, precision=configs[0].trainer.precision).fit(stacked,
@@ -77,6 +80,14 @@ def _same_as_single_runs(family, overrides: list[list[str]], tmp_path) -> None:
             torch.testing.assert_close(value, weights[name], rtol=1e-4, atol=1e-5, check_dtype=False, msg=name)
 
 
+TINY_METRICS = ["metrics=fast", *[f"metrics.suite.{metric}.{key}={value}" for metric, settings in {
+    "beta_vae": {"num_train": 60, "num_eval": 30, "batch_size": 16},
+    "factor_vae": {"num_train": 60, "num_eval": 30, "batch_size": 16, "num_variance_estimate": 300},
+    "mig": {"num_train": 300}, "dci": {"num_train": 150, "num_test": 60}, "sap": {"num_train": 300, "num_test": 100},
+    "modularity": {"num_train": 300, "num_test": 100}, "unsupervised": {"num_train": 300}}.items()
+    for key, value in settings.items()]]
+
+
 def _command(*overrides: str) -> list[str]:
     return [sys.executable, "-m", "disent.train", "-m", "hydra/launcher=stacked", "model.net=mlp",
             "model.hidden_dim=32", "trainer.max_steps=12", "trainer.log_every_n_steps=4", "figures.kl_every_n_steps=4",
@@ -91,8 +102,10 @@ def _run(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
 def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_failing_member(tmp_path):
     sweep = tmp_path / "sweep"
     done = _run(tmp_path, f"hydra.sweep.dir={sweep}", "hydra.launcher.stack_size=3", "model.beta=1,4,1e39",
-                "seed=0,1", "logger=wandb", "study_name=stacked_study")
+                "seed=0,1", "logger=wandb", "study_name=stacked_study", "hydra.launcher.member_calls=vmap",
+                *TINY_METRICS)
     assert "6 in 2 stack(s) of at most 3" in done.stderr + done.stdout, done.stderr[-3000:]
+    assert "as one stack (vmap)" in done.stderr + done.stdout  # the other launcher tests run members in a loop
     from disent.study.collect import collect
 
     table = collect([sweep]).sort_values("job_dir")
@@ -112,8 +125,16 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
 
     model, cfg = load_model(sweep / "0" / "checkpoints" / "last.ckpt")
     assert cfg.seed == json.loads((sweep / "0" / "results.json").read_text())["seed"]
+    # the members were scored together (each drawn image rendered once); alone, each scores the same
+    from disent.evaluate import evaluate_checkpoint
+
+    for job in (0, 3):  # 3 shares its stack with the two failed members
+        results = json.loads((sweep / str(job) / "results.json").read_text())
+        alone = evaluate_checkpoint(sweep / str(job) / "checkpoints" / "last.ckpt", cfg.metrics)["metrics"]
+        assert set(results["metrics"]["mean"]) >= {"mig", "sap", "beta_vae.eval_accuracy", "dci.disentanglement"}
+        assert results["metrics"] == alone
     again = _run(tmp_path, f"hydra.sweep.dir={sweep}", "hydra.launcher.stack_size=3", "model.beta=1,4,1e39",
-                 "seed=0,1", "logger=wandb", "study_name=stacked_study")
+                 "seed=0,1", "logger=wandb", "study_name=stacked_study", *TINY_METRICS)
     assert again.stdout.count("already completed") + again.stderr.count("already completed") == 4
 
 

@@ -32,10 +32,12 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
 
 
 class _Stack(nn.Module):
-    """The parameters of K copies of one module, (K, ...) each, and a call that runs all K at once."""
+    """The parameters of K copies of one module, (K, ...) each, and a call that runs all K: at once with
+    vmap (`vectorize`), or one member after another on its slice of the stack."""
 
-    def __init__(self, modules: list[nn.Module]):
+    def __init__(self, modules: list[nn.Module], vectorize: bool = True):
         super().__init__()
+        self.vectorize = vectorize
         params, buffers = stack_module_state(modules)
         self.names = list(params)
         # ParameterDict keys cannot hold dots
@@ -54,7 +56,16 @@ class _Stack(nn.Module):
         def one(member_state, *member_inputs):
             return functional_call(self._template[0], member_state, member_inputs)
 
-        return vmap(one)(state, *inputs)
+        if self.vectorize:
+            return vmap(one)(state, *inputs)
+        # unbind, not [k]: its backward writes all K slices' gradients into the stack in one copy
+        slices = {n: t.unbind(0) for n, t in state.items()}
+        member_inputs = [x.unbind(0) for x in inputs]
+        outputs = [one({n: s[k] for n, s in slices.items()}, *(x[k] for x in member_inputs))
+                   for k in range(len(member_inputs[0]))]
+        if isinstance(outputs[0], tuple):
+            return tuple(torch.stack(parts) for parts in zip(*outputs, strict=True))
+        return torch.stack(outputs)
 
     def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights, named as in the original module."""
@@ -86,8 +97,10 @@ class StackedModel(L.LightningModule):
     """What every stacked model shares: its members, their recent losses and logged history, the members
     that have failed, and the checkpoint state for all of these."""
 
-    def __init__(self, members: list[nn.Module], final_loss_window: int, history_every: tuple[int, ...]):
+    def __init__(self, members: list[nn.Module], final_loss_window: int, history_every: tuple[int, ...],
+                 vectorize: bool):
         super().__init__()
+        self.vectorize = vectorize  # vmap the members' nets (for GPUs), or call them one by one (CPUs)
         self.members = members  # a plain list: their weights live in the stacks while training
         # the members' run configs travel in the stack's checkpoint (checked when a stack resumes)
         self.save_hyperparameters({"config": {"members": [dict(m.hparams)["config"] for m in members]}})
@@ -155,8 +168,9 @@ class StackedVAE(StackedModel):
     """K VAE members (same encoder/decoder architecture, reconstruction and optimizer settings) trained
     together; FactorVAE members' discriminators are stacked too. Batches are (K, B, C, H, W)."""
 
-    def __init__(self, members: list[VAE], final_loss_window: int, history_every: tuple[int, ...] = ()):
-        super().__init__(members, final_loss_window, history_every)
+    def __init__(self, members: list[VAE], final_loss_window: int, history_every: tuple[int, ...] = (),
+                 vectorize: bool = True):
+        super().__init__(members, final_loss_window, history_every, vectorize)
         first = members[0]
         for member in members[1:]:
             if (member.reconstruction != first.reconstruction or member.optimizer_settings != first.optimizer_settings
@@ -167,13 +181,14 @@ class StackedVAE(StackedModel):
                                  "optimizer settings")
         if getattr(first.regularizer, "permute", "same") != "same":
             raise ValueError("FactorVAE with permute=second cannot be stacked: use permute=same")
-        self.encoders, self.decoders = _Stack([m.encoder for m in members]), _Stack([m.decoder for m in members])
+        self.encoders, self.decoders = _Stack([m.encoder for m in members], vectorize), \
+            _Stack([m.decoder for m in members], vectorize)
         # a plain list: a regularizer's weights (FactorVAE's discriminator) are used from the stack below
         self.regularizers = [m.regularizer for m in members]
         self.adversarial = not first.automatic_optimization
         if self.adversarial:
             self.automatic_optimization = False
-            self.discriminators = _Stack([m.regularizer.discriminator for m in members])
+            self.discriminators = _Stack([m.regularizer.discriminator for m in members], vectorize)
             self.discriminator_optimizer_settings = first.discriminator_optimizer_settings
         self.reconstruction, self.optimizer_settings = first.reconstruction, first.optimizer_settings
 

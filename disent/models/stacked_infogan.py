@@ -13,8 +13,9 @@ from disent.models.stacked import StackedModel, _Stack, step_generator
 class StackedInfoGAN(StackedModel):
     """K InfoGAN members (same nets, codes and optimizer settings) trained together; batches (K, B, C, H, W)."""
 
-    def __init__(self, members: list[InfoGAN], final_loss_window: int, history_every: tuple[int, ...] = ()):
-        super().__init__(members, final_loss_window, history_every)
+    def __init__(self, members: list[InfoGAN], final_loss_window: int, history_every: tuple[int, ...] = (),
+                 vectorize: bool = True):
+        super().__init__(members, final_loss_window, history_every, vectorize)
         first = members[0]
         for member in members[1:]:
             if (member.categorical_codes != first.categorical_codes or member.continuous_codes != first.continuous_codes
@@ -23,8 +24,8 @@ class StackedInfoGAN(StackedModel):
                     or any(a.shape != b.shape for a, b in zip(member.parameters(), first.parameters(), strict=True))):
                 raise ValueError("stacked InfoGAN members need the same nets, codes and optimizer settings")
         self.automatic_optimization = False
-        self.generators = _Stack([m.generator for m in members])
-        self.discriminators = _Stack([m.discriminator for m in members])
+        self.generators = _Stack([m.generator for m in members], vectorize)
+        self.discriminators = _Stack([m.discriminator for m in members], vectorize)
 
     def sample_codes(self, batch: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Member k's (noise, labels, continuous codes) of this step: its single run's draws, in its order."""
