@@ -310,12 +310,19 @@ class Figures:
 
 
 @dataclass(kw_only=True)
+class Malloc:
+    trim_threshold_mb: int = spec(min=0, max=2047)  # mallopt takes a C int of bytes
+    mmap_threshold_mb: int = spec(min=0, max=32)  # glibc's documented maximum on 64-bit systems
+
+
+@dataclass(kw_only=True)
 class Train:
     """conf/train.yaml, composed."""
 
     seed: int = spec(min=0, max=2**32 - 1)
     study_name: str | None
     threads: int | None = spec(min=1)
+    malloc: Malloc | None
     loader: Loader
     checkpoint: Checkpoint
     resume: str | bool = spec(choices=["auto", True, False])  # continue from checkpoints/last.ckpt

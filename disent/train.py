@@ -29,6 +29,7 @@ from disent.data import DataFileError, build_dataset
 from disent.data.base import GroundTruthData
 from disent.data.datamodule import GroundTruthDataModule
 from disent.evaluate import encoder_of, evaluate, flatten
+from disent.malloc import keep_freed_memory
 from disent.models import DisentModel, build_model
 from disent.results import write_json_atomic
 from disent.schema import ConfigError, validate_train_config
@@ -236,6 +237,8 @@ def seeded_model(cfg: DictConfig) -> tuple[GroundTruthData, DisentModel]:
     """The data set and the freshly initialised model of a run, built after seeding from `cfg.seed`."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.malloc:
+        keep_freed_memory(cfg.malloc.trim_threshold_mb, cfg.malloc.mmap_threshold_mb)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dataset = build_dataset(cfg.dataset)
     return dataset, build_model(cfg, dataset.observation_shape, len(dataset))

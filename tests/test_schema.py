@@ -56,6 +56,7 @@ def test_every_model_on_every_dataset_validates(model, dataset):
     ["model=infogan", "model.net=conv_small", "dataset=digits", "dataset.size=36"],
     ["model=factor_vae", "model.permute=second", "loader.batch_size=128"],
     ["metrics.representations=[mean,sampled]", "metrics.dci_n_jobs=null"],
+    ["malloc=null"],
 ])
 def test_other_valid_configs_validate(overrides):
     validate_train_config(load_config(overrides))
@@ -188,6 +189,7 @@ BAD = [
     (["trainer.max_steps=0"], ["trainer.max_steps = 0: must be an integer >= 1"]),
     (["trainer.enable_progress_bar=yes"], ["trainer.enable_progress_bar = 'yes': must be true or false"]),
     (["threads=0"], ["threads = 0: must be an integer >= 1 or null"]),
+    (["malloc.mmap_threshold_mb=64"], ["malloc.mmap_threshold_mb = 64: must be an integer >= 0 and <= 32"]),
     (["seed=-1"], ["seed = -1: must be an integer >= 0 and <= 4294967295"]),
     (["checkpoint.every_n_steps=-1"], ["checkpoint.every_n_steps = -1: must be an integer >= 0"]),
     (["results.final_loss_window=0"], ["results.final_loss_window = 0: must be an integer >= 1"]),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -150,3 +151,13 @@ def test_tensorboard_receives_the_scalars_and_figures(tmp_path):
     assert {"train/loss", "train/kl", "train/kl_z0"} <= set(events.Tags()["scalars"])
     assert len(events.Scalars("train/loss")) == 4
     assert {"figures/traversals", "figures/mutual_information"} <= set(events.Tags()["images"])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc settings apply to glibc only")
+def test_malloc_settings_are_taken_by_glibc_and_out_of_range_values_are_refused():
+    from disent.malloc import keep_freed_memory
+
+    defaults = load_config([]).malloc
+    assert keep_freed_memory(defaults.trim_threshold_mb, defaults.mmap_threshold_mb) is True
+    with pytest.raises(ValueError, match="trim_threshold_mb = 4096 must be in"):  # would wrap around in a C int
+        keep_freed_memory(4096, 32)
