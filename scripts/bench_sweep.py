@@ -2,14 +2,17 @@
 `hydra/launcher=stacked`, side by side in one run, plus where the stacked step's time goes.
 
     python scripts/bench_sweep.py                      # 8 jobs (β 1, 2, 4, 8 x seeds 0, 1), 300 steps each
+    python scripts/bench_sweep.py --metrics fast       # the same, each job also scored with metrics=fast
     python scripts/bench_sweep.py --steps 500 --stack-size 8 --skip-sweeps   # only the in-process parts
 
 Three measurements, all on the study's conv nets at batch 64 on dSprites:
-1. the two multiruns end to end (`disent-train -m`, metrics=none; each job still writes its checkpoint,
-   figures and results.json): models per hour and training images per second;
-2. the training step alone, in process: one Lightning β-VAE against one StackedVAE of K members;
+1. the two multiruns end to end (`disent-train -m`; each job still writes its checkpoint, figures and
+   results.json, and is scored with `--metrics`): models per hour and training images per second;
+   the stacked launcher runs with its default member_calls=auto (vmap on a GPU, a loop on a CPU);
+2. the training step alone, in process: one Lightning β-VAE against one StackedVAE of K members, with
+   the members called in a loop and with vmap;
 3. the stacked forward and backward with torch.func.vmap against grouped convolutions (the two ways to
-   run K nets as one), and a torch.profiler table of the stacked step.
+   run K nets as one call), and a torch.profiler table of the stacked step as member_calls=auto runs it.
 Run it on an idle machine: a second busy process slows torch's threads several-fold.
 """
 
@@ -29,6 +32,7 @@ from torch import nn
 from disent.config import load_config
 from disent.data import build_dataset
 from disent.data.datamodule import GroundTruthDataModule, StackedDataModule
+from disent.malloc import keep_freed_memory
 from disent.models import build_model
 from disent.models.stacked import StackedVAE
 
@@ -54,10 +58,10 @@ def training_flops_per_image(model, batch: torch.Tensor) -> float:
     return counter.get_total_flops() / len(batch)
 
 
-def sweep(launcher: str, steps: int, stack_size: int, out: Path) -> float:
+def sweep(launcher: str, steps: int, stack_size: int, metrics: str, out: Path) -> float:
     """Wall seconds of one `disent-train -m` over the grid with `launcher`."""
     command = [sys.executable, "-m", "disent.train", "-m", f"hydra/launcher={launcher}", f"hydra.sweep.dir={out}",
-               "model.beta=1,2,4,8", "seed=0,1", f"trainer.max_steps={steps}", "metrics=none",
+               "model.beta=1,2,4,8", "seed=0,1", f"trainer.max_steps={steps}", f"metrics={metrics}",
                "trainer.enable_progress_bar=false", f"checkpoint.every_n_steps={steps}"]
     if launcher == "stacked":
         command.append(f"hydra.launcher.stack_size={stack_size}")
@@ -133,12 +137,15 @@ class GroupedConvVAE(nn.Module):
 def step_rate(step, params, batch: torch.Tensor, repeats: int) -> float:
     """Images per second of forward + backward + Adam."""
     optimizer = torch.optim.Adam(params, lr=1e-4)
+    synchronize = torch.cuda.synchronize if batch.is_cuda else lambda: None
     for i in range(repeats + 3):
         if i == 3:
+            synchronize()
             start = time.perf_counter()
         optimizer.zero_grad()
         step(batch).backward()
         optimizer.step()
+    synchronize()
     return repeats * batch.shape[0] * batch.shape[1] / (time.perf_counter() - start)
 
 
@@ -147,19 +154,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="training steps of each sweep job")
     parser.add_argument("--stack-size", type=int, default=8)
     parser.add_argument("--timed-steps", type=int, default=60, help="timed steps of the in-process comparisons")
+    parser.add_argument("--metrics", default="none", help="the sweep jobs' metric set (conf/metrics/)")
     parser.add_argument("--skip-sweeps", action="store_true", help="only the in-process measurements")
     args = parser.parse_args()
+    malloc = load_config([]).malloc  # what every disent-train job (the sweeps below) sets for itself
+    keep_freed_memory(malloc.trim_threshold_mb, malloc.mmap_threshold_mb)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{'cuda' if torch.cuda.is_available() else 'cpu'}; 8 β-VAE jobs of {args.steps} steps, batch 64")
+          f"{'cuda' if torch.cuda.is_available() else 'cpu'}; 8 β-VAE jobs of {args.steps} steps, batch 64, "
+          f"metrics={args.metrics}")
 
     if not args.skip_sweeps:
         with tempfile.TemporaryDirectory() as tmp:
-            walls = {launcher: sweep(launcher, args.steps, args.stack_size, Path(tmp) / launcher)
+            walls = {launcher: sweep(launcher, args.steps, args.stack_size, args.metrics, Path(tmp) / launcher)
                      for launcher in ("basic", "stacked")}
         images = 8 * args.steps * 64
         for launcher, wall in walls.items():
             print(f"{launcher:8s} launcher  {wall:8.1f} s   {8 * 3600 / wall:7.1f} models/hour   "
-                  f"{images / wall:7.1f} images/s (end to end, incl. start-up, figures, checkpoints)")
+                  f"{images / wall:7.1f} images/s (end to end, incl. start-up, figures, checkpoints, metrics)")
         print(f"stacked / basic: {walls['basic'] / walls['stacked']:.2f}x models per hour")
 
     k, warmup = args.stack_size, 10
@@ -171,31 +182,40 @@ def main() -> None:
     print(f"matmul peak {peak / 1e9:.0f} GFLOP/s; a training step costs {flops / 1e6:.0f} MFLOP per image -> a limit "
           f"of {limit:.0f} images/s (issue 9 assumed {ISSUE_LIMIT:.0f})")
     single = fit_rate(built[0], GroundTruthDataModule(dataset, 64, seed=0), args.timed_steps, warmup, 64)
-    dataset, configs, built = members(k)
-    stacked = StackedVAE(built, final_loss_window=1)
-    rate = fit_rate(stacked, StackedDataModule(dataset, 64, [c.seed for c in configs]), args.timed_steps, warmup,
-                    64 * k)
-    print(f"training step alone: one β-VAE {single:7.1f} images/s ({100 * single / limit:.0f}% of the limit); "
-          f"a stack of {k} {rate:7.1f} images/s ({rate / single:.2f}x; {100 * rate / limit:.0f}% of the limit, "
-          f"{100 * rate / ISSUE_LIMIT:.0f}% of issue 9's {ISSUE_LIMIT:.0f})")
+    print(f"training step alone: one β-VAE {single:7.1f} images/s ({100 * single / limit:.0f}% of the limit)")
+    for vectorized in (False, True):
+        dataset, configs, built = members(k)
+        stacked = StackedVAE(built, final_loss_window=1, vectorize=vectorized)
+        rate = fit_rate(stacked, StackedDataModule(dataset, 64, [c.seed for c in configs]), args.timed_steps,
+                        warmup, 64 * k)
+        print(f"  a stack of {k}, members called {'with vmap' if vectorized else 'in a loop'}: {rate:7.1f} images/s "
+              f"({rate / single:.2f}x; {100 * rate / limit:.0f}% of the limit, {100 * rate / ISSUE_LIMIT:.0f}% of "
+              f"issue 9's {ISSUE_LIMIT:.0f})")
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     batch = torch.stack([torch.from_numpy(dataset.sample_observations(64, np.random.default_rng(i)))
-                         for i in range(k)])                                     # (K, 64, 1, 64, 64)
-    stacked = StackedVAE(members(k)[2], final_loss_window=1)
+                         for i in range(k)]).to(device)                          # (K, 64, 1, 64, 64)
+    stacked = StackedVAE(members(k)[2], final_loss_window=1).to(device)  # vmap
     vmap_rate = step_rate(lambda x: torch.stack([t["loss"] for t in stacked.compute_losses(x)]).sum(),
                           list(stacked.parameters()), batch, args.timed_steps // 2)
-    grouped = GroupedConvVAE(k)
+    grouped = GroupedConvVAE(k).to(device)
     grouped_rate = step_rate(grouped, list(grouped.parameters()), batch, args.timed_steps // 2)
     print(f"K={k} nets as one: vmap {vmap_rate:7.1f} images/s, grouped convolutions {grouped_rate:7.1f} images/s "
           f"(forward + backward + Adam, no Lightning)")
 
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    from disent.stack import vectorize
+
+    stacked = StackedVAE(members(k)[2], final_loss_window=1, vectorize=vectorize("auto")).to(device)
+    print(f"profile of the stacked step (K={k}, member_calls=auto: {'vmap' if stacked.vectorize else 'a loop'}), "
+          f"top rows by self time:")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
         for _ in range(5):
             stacked.zero_grad()
             torch.stack([t["loss"] for t in stacked.compute_losses(batch)]).sum().backward()
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    print(prof.key_averages().table(sort_by=f"self_{device}_time_total", row_limit=12))
 
 
 if __name__ == "__main__":

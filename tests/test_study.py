@@ -136,6 +136,8 @@ def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
         common.append("+hydra.launcher.ray.init.num_cpus=2")
     sweeps = [("beta_vae", "beta", "1,4", "0,1"), ("beta_tcvae", "beta", "1,4", "0,1"),
               ("beta_vae", "optimizer.lr", "1e30", "5")]  # the last job diverges
+    if launcher != "joblib":  # every job is a process of its own here: fewer of them show the same
+        sweeps.pop(1)
     for model, knob, values, seeds in sweeps:
         subprocess.run([sys.executable, "-m", "disent.train", "-m", f"model={model}", f"model.{knob}={values}",
                         f"seed={seeds}", f"hydra.sweep.dir={study}/{model}_{knob}", *common],
@@ -144,7 +146,8 @@ def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
 
     main(["report", str(study), "--out", str(tmp_path / "report")])
     table = pd.read_csv(tmp_path / "report" / "table.csv")
-    assert len(table) == 9 and (table["status"] == "completed").sum() == 8
+    jobs = 9 if launcher == "joblib" else 5
+    assert len(table) == jobs and (table["status"] == "completed").sum() == jobs - 1
     failed = table[table["status"] == "failed"].iloc[0]
     assert "non-finite loss" in failed["error"]
     done = table[table["status"] == "completed"]
