@@ -29,9 +29,9 @@ from disent.train import build_logger, close_job, finish_job, quiet_lightning, s
 log = logging.getLogger(__name__)
 
 STACKABLE_MODELS = ("beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae", "infogan")
+MEMBER_CALLS = ("auto", "vmap", "loop")  # see vectorize()
 # the model keys that shape the nets or their training: equal within a stack; the other model keys are
 # loss weights (β, c_max, γ, λ_od, ...), which each member keeps for itself
-MEMBER_CALLS = ("auto", "vmap", "loop")  # see vectorize()
 ARCHITECTURE_KEYS = ("name", "net", "latent_dim", "hidden_dim", "reconstruction", "optimizer", "discriminator",
                      "discriminator_optimizer", "permute", "noise_dim", "categorical_codes", "continuous_codes",
                      "generator_optimizer")
@@ -71,6 +71,7 @@ def train_stack(jobs: list[tuple[DictConfig, Path, str | None]],
     """Train `jobs` (config, job directory, sweep name), which share a `stack_key`, as one stacked model
     whose nets run as `member_calls` says (see `vectorize`). Returns each job's results.json dict, or the
     exception that failed it; one member's failure (a non-finite loss) fails that job only."""
+    vectorized = vectorize(member_calls)
     outcomes: list[dict | BaseException | None] = [None] * len(jobs)
     members: list[int] = []
     started: dict[int, dict] = {}
@@ -87,16 +88,15 @@ def train_stack(jobs: list[tuple[DictConfig, Path, str | None]],
         else:
             members.append(i)
             started[i] = results
-    if len(members) > 1 and vectorize(member_calls) and not torch.cuda.is_available():
+    if len(members) > 1 and vectorized and not torch.cuda.is_available():
         log.warning("vmapping the nets of %d stacked jobs on a CPU: on 2 cores this measured half the speed of "
                     "member_calls=loop (scripts/bench_sweep.py)", len(members))
     if len(members) == 1:
         i = members[0]
         outcomes[i] = _train_alone(*jobs[i])
     elif members:
-        for i, outcome in zip(members, _train_members([jobs[i] for i in members], [started[i] for i in members],
-                                                                   vectorize(member_calls)),
-                              strict=True):
+        trained = _train_members([jobs[i] for i in members], [started[i] for i in members], vectorized)
+        for i, outcome in zip(members, trained, strict=True):
             outcomes[i] = outcome
     return outcomes
 

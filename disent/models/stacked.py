@@ -1,6 +1,7 @@
 """K VAEs of one architecture trained as one model: the members' parameters stacked along a leading
-member dimension and run with `torch.func.vmap`, so one process keeps a machine busy that one small
-VAE at batch 64 leaves mostly idle.
+member dimension and run with `torch.func.vmap` (on a GPU, which one small VAE at batch 64 leaves mostly
+idle) or one member after another (on a CPU, which one VAE already keeps busy: there the stack still
+shares one Lightning step, one data batch and one Adam call among its members).
 
 Each member keeps everything that makes it a run of its own: its initial weights (built from its own
 seed), its loss weights (its own regularizer: β, γ, c_max, λ_od, ...), its data stream and its random
