@@ -246,7 +246,7 @@ def evaluate_many(data, encoders: list[Encode], metrics_cfg: DictConfig | dict) 
         grids = encode_grids(data, encoders)
         log.info("encoded the %d-image factor grid for %d model(s) in %.1f s", len(data), len(encoders),
                  time.perf_counter() - start)
-        views = [(_GridIndices(data), lambda rows, grid=grid: (grid[0][rows], grid[1][rows])) for grid in grids]
+        views = [(_GridIndices(data), _grid_codes(grid)) for grid in grids]
     elif deterministic and len(encoders) > 1 and drawn <= cfg["cache_grid_max_size"]:
         shared = _SharedDraws(data, encoders)
         views = [(shared, lambda rows, k=k: shared.codes(k, rows)) for k in range(len(encoders))]
@@ -271,7 +271,12 @@ def representation(data, encode: Encode, kind: str, rng: np.random.Generator,
     """
     if grid is None:
         return data, _represent(encode, kind, rng)
-    return _GridIndices(data), _represent(lambda rows: (grid[0][rows], grid[1][rows]), kind, rng)
+    return _GridIndices(data), _represent(_grid_codes(grid), kind, rng)
+
+
+def _grid_codes(grid: tuple[np.ndarray, np.ndarray]) -> Encode:
+    """codes(grid indices) -> (mu, logvar), looked up in an encoded grid."""
+    return lambda indices: (grid[0][indices], grid[1][indices])
 
 
 def _represent(codes: Encode, kind: str, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
