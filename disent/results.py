@@ -1,10 +1,24 @@
-"""Writing run outputs safely: a crash never leaves a half-written file for the analysis to read."""
+"""Writing run outputs safely: every file disent writes goes through `write_atomic`.
 
+A crash, a signal or a full disk never leaves a half-written file for the analysis to read, and a
+planted symlink never redirects a write: the data go to a fresh temporary file beside the target
+(`tempfile.mkstemp`: a random name, opened with O_CREAT | O_EXCL | O_NOFOLLOW), are fsynced, and the
+file is renamed over the target (a rename replaces a symlink there, it never writes through it).
+When anything fails, the temporary file is removed and the target is left as it was.
+"""
+
+import io
 import json
 import math
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+# new files get the usual permissions (0o666 less the umask), not mkstemp's owner-only 0o600
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _jsonable(value: Any) -> Any:
@@ -18,26 +32,61 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | Path, data: dict) -> Path:
-    """Write `data` as JSON to a temporary file in the same directory, then rename it over `path`."""
+def write_atomic(path: str | Path, data: bytes | str | Callable[[IO[bytes]], Any]) -> Path:
+    """Write `data` (bytes, text as UTF-8, or a function that writes into a binary file) to `path` atomically.
+
+    The parent directory is created when missing. Raises what the write raised (OSError for a full disk or
+    an unwritable directory), after removing the temporary file.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(_jsonable(data), f, indent=2, sort_keys=False)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(descriptor, 0o666 & ~_UMASK)
+        with os.fdopen(descriptor, "wb") as file:
+            if callable(data):
+                data(file)
+            else:
+                file.write(data.encode() if isinstance(data, str) else data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # a signal too: never leave the temporary file behind
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    _sync_directory(path.parent)
     return path
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable (best effort: not every file system lets a directory be opened)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def write_json_atomic(path: str | Path, data: dict) -> Path:
+    """`data` as strict JSON (NaN as "nan"), written atomically to `path`."""
+    return write_atomic(path, json.dumps(_jsonable(data), indent=2, sort_keys=False))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write `data` to a temporary file in the same directory, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return path
+    """`data` written atomically to `path`."""
+    return write_atomic(path, data)
+
+
+def save_figure_atomic(figure, path: str | Path, **savefig_options: Any) -> Path:
+    """A matplotlib figure, rendered in memory, then written atomically (its format from the suffix)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", **savefig_options)
+    return write_atomic(path, buffer.getvalue())

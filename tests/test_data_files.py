@@ -19,7 +19,7 @@ from disent.data.digits import IMAGES_FILE, LABELS_FILE, Digits
 from disent.data.dsprites import FILE_NAME as DSPRITES_NAME
 from disent.data.dsprites import DSprites
 from disent.data.dsprites_variants import ColorDSprites
-from disent.data.files import DataFileError, DataFileNotFoundError, resolve_data_path, safe_extract
+from disent.data.files import STAMP, DataFileError, DataFileNotFoundError, resolve_data_path, safe_extract
 from disent.data.shapes3d import FILE_NAME as SHAPES3D_NAME
 from disent.data.shapes3d import Shapes3D
 
@@ -202,8 +202,9 @@ def test_dsprites_archive_loads_the_same_data(tmp_path, kind, monkeypatch):
     packed = DSprites(archive, factor_sizes=SPRITES)
     np.testing.assert_array_equal(packed._imgs, plain._imgs)
     target = tmp_path / f"dsprites.{kind}.extracted"
-    assert listing(target) == {DSPRITES_NAME}  # only the needed member, flat
-    assert listing(tmp_path) == {DSPRITES_NAME, archive.name, target.name, f"{target.name}/{DSPRITES_NAME}"}
+    assert listing(target) == {DSPRITES_NAME, STAMP}  # only the needed member, flat, and the archive's stamp
+    assert listing(tmp_path) == {DSPRITES_NAME, archive.name, target.name, f"{target.name}/{DSPRITES_NAME}",
+                                 f"{target.name}/{STAMP}"}
 
     def refuse(*args, **kwargs):
         raise AssertionError("extracted again")
@@ -237,7 +238,7 @@ def test_mnist_archive_loads_the_same_data(tmp_path, kind, suffix):
     data = Digits(path=archive)
     np.testing.assert_array_equal(data.images, MNIST_IMAGES / np.float32(255))
     np.testing.assert_array_equal(data.labels, MNIST_LABELS)
-    assert listing(tmp_path / f"mnist.{kind}.extracted") == {IMAGES_FILE + suffix, LABELS_FILE + suffix}
+    assert listing(tmp_path / f"mnist.{kind}.extracted") == {IMAGES_FILE + suffix, LABELS_FILE + suffix, STAMP}
 
 
 def test_kaggle_mnist_zip_layout(tmp_path):
@@ -339,10 +340,47 @@ def test_links_that_stay_inside_are_allowed(tmp_path):
     assert len(DSprites(archive, factor_sizes=SPRITES)) == 24
 
 
+def test_a_symlink_or_foreign_file_at_the_extraction_directory_is_refused_and_nothing_written_there(tmp_path):
+    archive = make_zip(tmp_path / "d.zip", {DSPRITES_NAME: npz_bytes()})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "d.zip.extracted").symlink_to(elsewhere)
+    with raises_file_error(archive, "refused:", "d.zip.extracted, where it is extracted, is a symlink"):
+        DSprites(archive, factor_sizes=SPRITES)
+    assert listing(elsewhere) == set()
+    (tmp_path / "d.zip.extracted").unlink()
+    (tmp_path / "d.zip.extracted").write_text("a file")
+    with raises_file_error(archive, "is not a directory, not a directory disent made"):
+        DSprites(archive, factor_sizes=SPRITES)
+
+
+def test_a_planted_symlink_inside_the_extraction_is_replaced_not_followed(tmp_path):
+    archive = make_zip(tmp_path / "d.zip", {DSPRITES_NAME: npz_bytes()})
+    DSprites(archive, factor_sizes=SPRITES)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    target = tmp_path / "d.zip.extracted" / DSPRITES_NAME
+    target.unlink()
+    target.symlink_to(victim)  # and the stamp still matches: the symlink must not be trusted
+    assert len(DSprites(archive, factor_sizes=SPRITES)) == 24
+    assert victim.read_text() == "precious" and not target.is_symlink()
+
+
+def test_a_replaced_archive_is_extracted_again(tmp_path):
+    make_zip(tmp_path / "d.zip", {DSPRITES_NAME: npz_bytes()})
+    assert len(DSprites(tmp_path / "d.zip", factor_sizes=SPRITES)) == 24
+    before = (tmp_path / "d.zip").stat()
+    make_zip(tmp_path / "new.zip", {DSPRITES_NAME: npz_bytes(sizes=(3, 2, 1, 2, 1))})
+    os.replace(tmp_path / "new.zip", tmp_path / "d.zip")
+    os.utime(tmp_path / "d.zip", ns=(before.st_atime_ns, before.st_mtime_ns - 10**9))  # older, not newer
+    assert len(DSprites(tmp_path / "d.zip", factor_sizes=(3, 2, 1, 2, 1))) == 12
+
+
 def test_safe_extract_and_resolve_directly(tmp_path):
     archive = make_tar(tmp_path / "x.tar.gz", {"deep/dir/a.bin": b"A", "b.bin": b"B", "c.bin": b"C"})
     assert safe_extract(archive, tmp_path / "out", ["a.bin", "b.bin", "missing"]) == ["a.bin", "b.bin"]
-    assert (tmp_path / "out" / "a.bin").read_bytes() == b"A" and listing(tmp_path / "out") == {"a.bin", "b.bin"}
+    assert (tmp_path / "out" / "a.bin").read_bytes() == b"A"
+    assert listing(tmp_path / "out") == {"a.bin", "b.bin", STAMP}
     evil = make_zip(tmp_path / "evil.zip", {"../../evil": b"x"})
     with pytest.raises(DataFileError, match=f"cannot read the archive {re.escape(str(evil))}: refused: its member "
                                             f"'../../evil' would be written outside"):

@@ -9,8 +9,14 @@ A loader describes what it reads with a `DataFile` (names, what to do instead), 
 .tar.bz2, .tar.xz) holding it anywhere inside: the file (and its companions, e.g. MNIST's labels
 beside its images) is extracted flat into `<archive>.extracted/`, once. `safe_extract` refuses the
 whole archive if any member would land outside that directory or is a device.
+
+The extraction directory carries a stamp (`.stamp.json`: the archive's name, size and modification
+time); it is reused only while the stamp matches the archive, so a replaced archive is extracted
+again. A `<archive>.extracted` that is a symlink, not a directory, or owned by another user is
+refused: disent writes only into a directory it made itself.
 """
 
+import json
 import lzma
 import os
 import shutil
@@ -54,6 +60,7 @@ class DataFile:
 
 
 ARCHIVE = DataFile("archive")
+STAMP = ".stamp.json"  # in an extraction directory: which archive (name, size, mtime) it was extracted from
 
 
 def is_archive(path: str | os.PathLike) -> bool:
@@ -75,14 +82,43 @@ def resolve_data_path(path: str | os.PathLike, spec: DataFile) -> Path:
     if not is_archive(path):
         return path
     target = path.with_name(path.name + ".extracted")
-    for name in spec.names:
-        if (target / name).is_file() and (target / name).stat().st_mtime >= path.stat().st_mtime:
-            return target / name
+    if _extraction_dir(target, path, spec) and _stamp_of(target) == _stamp(path):
+        for name in spec.names:
+            if (target / name).is_file() and not (target / name).is_symlink():
+                return target / name
     extracted = safe_extract(path, target, spec.names + spec.companions, spec)
     found = next((target / name for name in spec.names if name in extracted), None)
     if found is None:
         raise spec.error(path, f"the archive holds no {names}", DataFileNotFoundError)
     return found
+
+
+def _stamp(archive: Path) -> dict:
+    """What identifies an archive's contents cheaply: a replaced or rewritten archive changes size or mtime."""
+    status = archive.stat()
+    return {"archive": archive.name, "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def _stamp_of(target: Path) -> dict | None:
+    try:
+        return json.loads((target / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _extraction_dir(target: Path, archive: Path, spec: DataFile) -> bool:
+    """Whether the extraction directory `target` exists; a DataFileError when it is there but is not a real
+    directory of this user's (a symlink could send the extracted file anywhere)."""
+    try:
+        status = target.lstat()
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(status.st_mode) or not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid():
+        what = ("a symlink" if stat.S_ISLNK(status.st_mode) else "not a directory" if not stat.S_ISDIR(status.st_mode)
+                else "a directory owned by another user")
+        raise spec.error(archive, f"refused: {target}, where it is extracted, is {what}, not a directory disent "
+                         f"made; remove {target} (or extract the archive yourself and point dataset.path at the file)")
+    return True
 
 
 class _Member(NamedTuple):
@@ -180,15 +216,21 @@ def _write(chosen: dict[str, _Member], open_member: Callable[[object], IO[bytes]
             try:
                 with open_member(member.ref) as source, open(temporary / name, "wb") as destination:
                     shutil.copyfileobj(source, destination, 1 << 20)
+                    destination.flush()
+                    os.fsync(destination.fileno())  # whole on disk before the directory is renamed into place
             except READ_ERRORS as error:
                 raise spec.error(archive, f"extracting its member {member.name!r} failed "
                                  f"({type(error).__name__}: {error})") from error
+        (temporary / STAMP).write_text(json.dumps(_stamp(archive)))
         try:
-            temporary.rename(target)  # atomic: the directory appears whole or not at all
-        except OSError:  # it exists (an older extraction, or another process's): replace file by file
+            exists = _extraction_dir(target, archive, spec)
+            if not exists:
+                temporary.rename(target)  # atomic: the directory appears whole or not at all
+        except OSError:  # another process made it in the meantime: replace file by file, as below
+            exists = _extraction_dir(target, archive, spec)
+        if exists:  # an older extraction: replace its files (a rename replaces a planted symlink, never follows it)
             try:
-                target.mkdir(exist_ok=True)
-                for name in chosen:
+                for name in [*chosen, STAMP]:  # the stamp last: it vouches for the files before it
                     os.replace(temporary / name, target / name)
             except OSError as error:
                 raise spec.error(archive, f"cannot extract it into {target} ({error})") from error

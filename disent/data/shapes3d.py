@@ -22,14 +22,14 @@ scene, and a batched matrix product at sampling time.
 import hashlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from disent.data.base import GroundTruthData
-from disent.data.files import DataFile, resolve_data_path
+from disent.data.files import DataFile, DataFileError, resolve_data_path
+from disent.results import write_atomic
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
@@ -280,18 +280,22 @@ def load_geometry(cache_dir: str | None = None, supersample: int = SUPERSAMPLE) 
     start = time.perf_counter()
     geometry = render_geometry(supersample)
     print(f"shapes3d: rendered in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    temporary = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem, suffix=".tmp", delete=False) as f:
-            temporary = f.name
-            np.save(f, geometry)
-        os.replace(temporary, path)
+        write_atomic(path, lambda file: np.save(file, geometry))
     except OSError as error:  # e.g. a read-only directory: the geometry is still good, only not kept
         print(f"shapes3d: could not write the cache file {path}: {error}", file=sys.stderr)
-        if temporary is not None and os.path.exists(temporary):
-            os.remove(temporary)
     return geometry
+
+
+def _h5_dataset(h5py, f, path: Path, name: str):
+    """The HDF5 dataset `name` (present in the open file `f`), or a DataFileError saying what stands there instead."""
+    found = f.get(name, getlink=True)
+    target = f.get(name)  # None for a link that points nowhere
+    if target is None:
+        raise SHAPES3D_FILE.error(path, f"its {name!r} is a link ({type(found).__name__}) to nothing")
+    if not isinstance(target, h5py.Dataset):
+        raise SHAPES3D_FILE.error(path, f"its {name!r} is an HDF5 {type(target).__name__}, not a dataset of arrays")
+    return target
 
 
 def _import_h5py():
@@ -367,11 +371,10 @@ class Shapes3D(GroundTruthData):
         n = len(self)
         try:
             with h5py.File(file, "r") as f:
-                missing = {"images", "labels"} - set(f.keys())
+                missing = [name for name in ("images", "labels") if f.get(name, getlink=True) is None]
                 if missing:
-                    raise SHAPES3D_FILE.error(file, f"datasets {sorted(missing)} are missing "
-                                                    f"(found {sorted(f.keys())})")
-                images, labels = f["images"], f["labels"]
+                    raise SHAPES3D_FILE.error(file, f"datasets {missing} are missing (found {sorted(f.keys())})")
+                images, labels = (_h5_dataset(h5py, f, file, name) for name in ("images", "labels"))
                 if images.shape != (n, IMAGE_SIZE, IMAGE_SIZE, 3) or images.dtype != np.uint8:
                     raise SHAPES3D_FILE.error(file, f"images are {images.dtype} {images.shape}, not uint8 "
                                               f"{(n, IMAGE_SIZE, IMAGE_SIZE, 3)} (the grid {self.factor_sizes})")
@@ -379,8 +382,10 @@ class Shapes3D(GroundTruthData):
                     raise SHAPES3D_FILE.error(file, f"labels have shape {labels.shape}, not {(n, len(FACTOR_NAMES))}")
                 self._check_order(file, labels[()])
                 return images[()] if self.in_memory else None
-        except OSError as error:  # a damaged HDF5 file fails on open or read
-            raise SHAPES3D_FILE.error(file, f"it is damaged or truncated ({error})") from error
+        except (OSError, KeyError, ValueError, TypeError) as error:  # a damaged HDF5 file fails on open or read
+            if isinstance(error, DataFileError):
+                raise
+            raise SHAPES3D_FILE.error(file, f"it is damaged or truncated ({type(error).__name__}: {error})") from error
 
     def _check_order(self, path: Path, labels: np.ndarray) -> None:
         """The labels must enumerate the grid row-major, orientation fastest, each factor's values

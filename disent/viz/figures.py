@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from disent.results import write_atomic  # noqa: E402
 from disent.viz.grids import image_grid  # noqa: E402
 
 
@@ -43,13 +44,10 @@ def traversal_frames(traversals: np.ndarray) -> list[np.ndarray]:
 
 
 def save_gif(frames: Sequence[np.ndarray], path: str | Path, frame_ms: int = 120) -> Path:
-    """Write uint8 RGB frames as a looping GIF (via a temporary file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    """Write uint8 RGB frames as a looping GIF, atomically (`disent.results.write_atomic`)."""
     images = [Image.fromarray(frame) for frame in frames]
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda file: images[0].save(file, format="GIF", save_all=True,
+                                                          append_images=images[1:], duration=frame_ms, loop=0))
 
 
 def latent_heatmaps(data, encode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], x_factor: int,

@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from disent.results import write_atomic
+
 
 def image_grid(images: np.ndarray, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
     """Tile images (rows, cols, C, H, W) with values in [0, 1] into one uint8 RGB array (H', W', 3)."""
@@ -35,9 +37,5 @@ def stack_vertically(pictures: list[np.ndarray], gap: int = 6) -> np.ndarray:
 
 
 def save_png(picture: np.ndarray, path: str | Path) -> Path:
-    """Write a uint8 RGB array as PNG (via a temporary file, so a crash leaves no half-written PNG)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(picture).save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    """Write a uint8 RGB array as PNG, atomically (`disent.results.write_atomic`)."""
+    return write_atomic(path, lambda file: Image.fromarray(picture).save(file, format="PNG"))
