@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from disent.evaluate import encoder_of, evaluate, flatten
+from disent.job import check_pending, pending_signal
 from disent.metrics.utils import (
     discrete_entropy,
     discrete_mutual_info,
@@ -31,6 +32,19 @@ from disent.viz.figures import (
     save_gif,
     traversal_frames,
 )
+
+
+class StopOnSignal(L.Callback):
+    """A signal received during training (disent.job) stops it at the end of the current step, after writing
+    that step's full checkpoint to `path`, so a pre-empted run loses no training and resumes exactly."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if pending_signal() is not None:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            check_pending()
 
 
 class PeriodicEvaluation(L.Callback):

@@ -10,21 +10,33 @@ import hashlib
 import io
 import logging
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from disent.callbacks import FigureCallback
+from disent.callbacks import FigureCallback, StopOnSignal
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
 from disent.evaluate import encoder_of, evaluate_many
+from disent.job import check_pending, check_writable, handle_signals, job_lock, reset_signals, set_phase
 from disent.models.stacked import StackedModel, StackedVAE
 from disent.models.stacked_infogan import StackedInfoGAN
 from disent.results import write_bytes_atomic
 from disent.schema import ConfigError
-from disent.train import build_logger, close_job, finish_job, quiet_lightning, seeded_model, start_job, train
+from disent.train import (
+    build_logger,
+    close_job,
+    finish_job,
+    finish_logger,
+    quiet_lightning,
+    seeded_model,
+    start_job,
+    stop_after_closing,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,34 +82,41 @@ def train_stack(jobs: list[tuple[DictConfig, Path, str | None]],
                 member_calls: str = "auto") -> list[dict | BaseException]:
     """Train `jobs` (config, job directory, sweep name), which share a `stack_key`, as one stacked model
     whose nets run as `member_calls` says (see `vectorize`). Returns each job's results.json dict, or the
-    exception that failed it; one member's failure (a non-finite loss) fails that job only."""
+    exception that failed it; one member's failure (a non-finite loss) fails that job only. Every job's
+    directory is locked while the stack runs; a signal interrupts all of them (disent.job)."""
     vectorized = vectorize(member_calls)
     outcomes: list[dict | BaseException | None] = [None] * len(jobs)
     members: list[int] = []
+    alone: list[int] = []
     started: dict[int, dict] = {}
-    for i, (cfg, job_dir, sweep_name) in enumerate(jobs):
-        try:
-            results, finished = start_job(cfg, job_dir, sweep_name)
-        except Exception as error:  # noqa: BLE001 -- a bad config fails its own job only
-            outcomes[i] = error
-            continue
-        if finished:
-            outcomes[i] = results
-        elif "resumed_from_step" in results:  # a single run's checkpoint is there: it continues alone
-            outcomes[i] = _train_alone(cfg, job_dir, sweep_name)
-        else:
-            members.append(i)
-            started[i] = results
-    if len(members) > 1 and vectorized and not torch.cuda.is_available():
-        log.warning("vmapping the nets of %d stacked jobs on a CPU: on 2 cores this measured half the speed of "
-                    "member_calls=loop (scripts/bench_sweep.py)", len(members))
-    if len(members) == 1:
-        i = members[0]
-        outcomes[i] = _train_alone(*jobs[i])
-    elif members:
-        trained = _train_members([jobs[i] for i in members], [started[i] for i in members], vectorized)
-        for i, outcome in zip(members, trained, strict=True):
-            outcomes[i] = outcome
+    with handle_signals(), ExitStack() as locks:
+        reset_signals()
+        for i, (cfg, job_dir, sweep_name) in enumerate(jobs):
+            try:
+                locks.enter_context(job_lock(check_writable(job_dir)))
+                results, finished = start_job(cfg, job_dir, sweep_name, stacked=True)
+            except Exception as error:  # noqa: BLE001 -- a bad config or a locked directory fails its own job only
+                outcomes[i] = error
+                continue
+            if finished:
+                outcomes[i] = results
+            elif "resumed_from_step" in results:  # a single run's checkpoint is there: it continues alone
+                alone.append(i)
+            else:
+                members.append(i)
+                started[i] = results
+        if len(members) > 1 and vectorized and not torch.cuda.is_available():
+            log.warning("vmapping the nets of %d stacked jobs on a CPU: on 2 cores this measured half the speed "
+                        "of member_calls=loop (scripts/bench_sweep.py)", len(members))
+        if len(members) == 1:
+            alone += members
+        elif members:
+            trained = _train_members([jobs[i] for i in members], [started[i] for i in members], vectorized)
+            for i, outcome in zip(members, trained, strict=True):
+                outcomes[i] = outcome
+        for i in sorted(alone):
+            outcomes[i] = _train_alone(*jobs[i])
+    stop_after_closing()
     return outcomes
 
 
@@ -110,11 +129,16 @@ def _train_alone(cfg: DictConfig, job_dir: Path, sweep_name: str | None) -> dict
 
 def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: list[dict],
                    vectorized: bool) -> list[dict | BaseException]:
+    """Train the stack, then write each member's directory. No member reads `completed` before all are written:
+    a stack interrupted (or killed) while writing its members resumes as the same stack, from its checkpoint
+    at the last step, instead of training the unwritten members again."""
     start = time.time()
     first = jobs[0][0]
+    trainer = None
     for k, job_results in enumerate(results):
         job_results["stack"] = {"size": len(jobs), "member": k}
     try:
+        set_phase("building")
         built = [seeded_model(cfg) for cfg, _, _ in jobs]
         dataset = built[0][0]
         every = (first.trainer.log_every_n_steps, first.figures.kl_every_n_steps)
@@ -126,29 +150,43 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
         path = stack_checkpoint(jobs)
         resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs])
         trainer = L.Trainer(**OmegaConf.to_container(first.trainer, resolve=True), logger=False, max_epochs=-1,
-                            enable_checkpointing=False, callbacks=[_SaveEvery(path, first.checkpoint.every_n_steps)],
-                            default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()])
+                            enable_checkpointing=False, default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()],
+                            callbacks=[_SaveEvery(path, first.checkpoint.every_n_steps), StopOnSignal(path)])
         log.info("training %d jobs as one stack (%s)%s: %s", len(jobs), "vmap" if vectorized else "loop",
                  f", resumed from {path}" if resume_from else "",
                  ", ".join(str(job_dir) for _, job_dir, _ in jobs))
+        set_phase("training")
         with quiet_lightning():
             trainer.fit(stacked, datamodule=data, ckpt_path=resume_from, weights_only=True)
+        set_phase("final checkpoint")
+        trainer.save_checkpoint(path, weights_only=False)  # members not yet written resume from here
+        check_pending()
         models = stacked.unstack()
     except BaseException as error:
+        step = trainer.global_step if trainer is not None else None
         for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
-            close_job(cfg, job_dir, job_results, start, None, error)
+            close_job(cfg, job_dir, job_results, start, None, error, step)
         if not isinstance(error, Exception):
             raise
         return [error] * len(jobs)
-    outcomes: list[dict | BaseException] = []
     device = trainer.strategy.root_device
     metrics = _SharedMetrics(first.metrics, dataset, models, stacked.alive, device)
-    for k, ((cfg, job_dir, sweep_name), job_results) in enumerate(zip(jobs, results, strict=True)):
-        outcomes.append(_write_member(k, stacked, models[k], dataset, trainer.global_step, cfg, job_dir, sweep_name,
-                                      job_results, start, device, metrics))
-    if not any(isinstance(outcome, BaseException) for outcome in outcomes):
+    failures: list[Exception | None] = []  # each member's, once it is written
+    try:
+        for k, ((cfg, job_dir, sweep_name), job_results) in enumerate(zip(jobs, results, strict=True)):
+            failures.append(_write_member(k, stacked, models[k], dataset, trainer.global_step, cfg, job_dir,
+                                          sweep_name, job_results, device, metrics))
+    except BaseException as error:  # a signal: every member is interrupted, none completed
+        for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
+            close_job(cfg, job_dir, job_results, start, None, error, trainer.global_step)
+        raise
+    for (cfg, job_dir, _), job_results, failure in zip(jobs, results, failures, strict=True):
+        if failure is None:
+            job_results["status"] = "completed"
+        close_job(cfg, job_dir, job_results, start, None, failure, trainer.global_step)
+    if not any(failures):
         path.unlink(missing_ok=True)  # every member has its own checkpoint now
-    return outcomes
+    return [failure or job_results for failure, job_results in zip(failures, results, strict=True)]
 
 
 def stack_checkpoint(jobs: list[tuple[DictConfig, Path, str | None]]) -> Path:
@@ -208,9 +246,10 @@ class _SharedMetrics:
 
 
 def _write_member(k: int, stacked: StackedModel, model, dataset, step: int, cfg: DictConfig, job_dir: Path,
-                  sweep_name: str | None, results: dict, start: float, device: torch.device,
-                  metrics: _SharedMetrics) -> dict | BaseException:
-    """Member k's job directory, as a single run would have written it."""
+                  sweep_name: str | None, results: dict, device: torch.device,
+                  metrics: _SharedMetrics) -> Exception | None:
+    """Member k's job directory, as a single run would have written it, but for its final results.json
+    (the caller writes every member's once all are written). Returns its failure, or None."""
     logger, failure = None, None
     try:
         logger = build_logger(cfg, job_dir, sweep_name)  # what a single run would have logged, replayed
@@ -225,8 +264,9 @@ def _write_member(k: int, stacked: StackedModel, model, dataset, step: int, cfg:
         write_bytes_atomic(job_dir / "checkpoints" / "last.ckpt", _member_checkpoint(model, step))
         with quiet_lightning():
             finish_job(cfg, job_dir, model, dataset, figures, [logger], step, results, device, lambda: metrics.of(k))
+        results["status"] = "running"  # completed once every member is written
     except Exception as error:  # noqa: BLE001 -- this member's job fails; the others are written on
         failure = error
     finally:
-        close_job(cfg, job_dir, results, start, logger, failure)
-    return failure if failure is not None else results
+        finish_logger(logger, failure is None)  # each member's W&B run ends before the next member's starts
+    return failure

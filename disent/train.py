@@ -22,13 +22,24 @@ from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from disent.callbacks import FigureCallback, PeriodicEvaluation
+from disent.callbacks import FigureCallback, PeriodicEvaluation, StopOnSignal
 from disent.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint, resume_differences
 from disent.config import CONF_DIR
 from disent.data import DataFileError, build_dataset
 from disent.data.base import GroundTruthData
 from disent.data.datamodule import GroundTruthDataModule
 from disent.evaluate import encoder_of, evaluate, flatten
+from disent.job import (
+    SIGNALS,
+    JobInterrupted,
+    check_pending,
+    check_writable,
+    handle_signals,
+    interruption,
+    job_lock,
+    reset_signals,
+    set_phase,
+)
 from disent.malloc import keep_freed_memory
 from disent.models import DisentModel, build_model
 from disent.results import write_json_atomic
@@ -55,22 +66,54 @@ def run_name(cfg: DictConfig) -> str:
 
 
 def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
-    """The Lightning logger chosen by `logger.name` (csv or wandb)."""
+    """The Lightning logger chosen by `logger.name` (csv, tensorboard or wandb). A logger that cannot start
+    (W&B's directory cannot be made, tensorboard is not installed, ...) falls back to the CSV logger with
+    one warning: training, checkpoints, figures and metrics never depend on a logger."""
+    from lightning.pytorch.loggers import CSVLogger
+
     if cfg.logger.name == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
         return CSVLogger(save_dir=job_dir, name="", version="")
-    if cfg.logger.name == "wandb":
-        return _wandb_logger(cfg, job_dir, sweep_name)
-    if cfg.logger.name == "tensorboard":
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError as error:
-            raise ImportError("logger=tensorboard needs the tensorboard package: pip install tensorboard") from error
-        return TensorBoardLogger(save_dir=job_dir, name="tensorboard", version="", default_hp_metric=False)
+    try:
+        if cfg.logger.name == "wandb":
+            return _wandb_logger(cfg, job_dir, sweep_name)
+        if cfg.logger.name == "tensorboard":
+            return _tensorboard_logger(job_dir)
+    except Exception as error:  # noqa: BLE001 -- any failure of the logger: keep training, log to CSV
+        log.warning("logger=%s could not start (%s: %s); logging to %s/metrics.csv instead", cfg.logger.name,
+                    type(error).__name__, error, job_dir)
+        _finish_wandb(exit_code=1)
+        return CSVLogger(save_dir=job_dir, name="", version="")
     raise ValueError(f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'tensorboard', 'wandb']")
+
+
+def _tensorboard_logger(job_dir: Path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError as error:
+        raise ImportError("logger=tensorboard needs the tensorboard package: pip install tensorboard") from error
+    return TensorBoardLogger(save_dir=job_dir, name="tensorboard", version="", default_hp_metric=False)
+
+
+def _is_wandb(logger) -> bool:
+    return type(logger).__name__ == "WandbLogger"
+
+
+def finish_logger(logger, completed: bool) -> None:
+    """End a job's W&B run (a multirun's next job must not log into it); other loggers need nothing."""
+    if logger is not None and _is_wandb(logger):
+        _finish_wandb(exit_code=0 if completed else 1)
+
+
+def _finish_wandb(exit_code: int) -> None:
+    """End the W&B run of this process, if one was started; never fails the job."""
+    if "wandb" not in sys.modules:
+        return
+    try:
+        sys.modules["wandb"].finish(exit_code=exit_code)
+    except Exception as error:  # noqa: BLE001 -- results.json is written; W&B must not fail the job
+        log.warning("W&B could not finish its run cleanly: %s", error)
 
 
 def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
@@ -138,9 +181,10 @@ def job_identity(cfg: DictConfig, sweep_name: str | None) -> dict:
     }
 
 
-def resume_point(cfg: DictConfig, job_dir: Path) -> tuple[dict | None, dict | None]:
+def resume_point(cfg: DictConfig, job_dir: Path, stacked: bool = False) -> tuple[dict | None, dict | None]:
     """(the checkpoint to continue from, or None; the job's results.json when it already finished with
-    this config, so there is nothing to do, or None), following `cfg.resume`."""
+    this config, so there is nothing to do, or None), following `cfg.resume`. `stacked`: the caller is a
+    stack, which continues a member's stacked checkpoint from the stack's own (never the member's)."""
     path = job_dir / "checkpoints" / "last.ckpt"
     if not path.exists():
         if cfg.resume is True:
@@ -157,27 +201,30 @@ def resume_point(cfg: DictConfig, job_dir: Path) -> tuple[dict | None, dict | No
         raise ConfigError(f"cannot resume {path}: it was trained with another config:\n  " + "\n  ".join(differences)
                           + "\nChoose another directory for the new config (or delete the old job).")
     try:
-        previous = json.loads((job_dir / "results.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        previous = json.loads((job_dir / "results.json").read_bytes())
+    except (OSError, ValueError):  # missing, or not JSON (UnicodeDecodeError and JSONDecodeError are ValueErrors)
         previous = {}
-    finished = (previous.get("status") == "completed" and checkpoint["global_step"] >= cfg.trainer.max_steps
-                and saved.get("metrics") == current["metrics"])
+    finished = (isinstance(previous, dict) and previous.get("status") == "completed"
+                and checkpoint["global_step"] >= cfg.trainer.max_steps and saved.get("metrics") == current["metrics"])
+    if not finished and checkpoint.get("stacked") and stacked:
+        return None, None
     if not finished and checkpoint.get("stacked"):
         raise ConfigError(f"cannot resume {path}: it was written by hydra/launcher=stacked, which keeps no optimizer "
                           f"state per job; train this config in a new directory (or delete the old job)")
     return checkpoint, previous if finished else None
 
 
-def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None) -> tuple[dict, bool]:
-    """Check the config and the job directory, then mark the job running in results.json.
+def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None, stacked: bool = False) -> tuple[dict, bool]:
+    """Check the config, then mark the job running in results.json. The caller holds the job's lock
+    (`job_lock`) and has checked that the directory can be written (`check_writable`).
 
     Returns (results.json's dict, whether the job had already finished: then that dict is its results).
     A bad config raises ConfigError, after writing a failed results.json unless one is there already.
+    `stacked`: see `resume_point`.
     """
-    job_dir.mkdir(parents=True, exist_ok=True)
     try:
         validate_train_config(cfg)
-        checkpoint, finished = resume_point(cfg, job_dir)
+        checkpoint, finished = resume_point(cfg, job_dir, stacked)
     except ConfigError as error:  # refused before training; a finished job's results.json is kept
         if not (job_dir / "results.json").exists():
             write_json_atomic(job_dir / "results.json", {"status": "failed", "error": f"ConfigError: {error}",
@@ -203,33 +250,41 @@ def finish_job(cfg: DictConfig, job_dir: Path, model: DisentModel, dataset, figu
     write_json_atomic(job_dir / "results.json", results)  # the losses are safe before evaluation starts
     # float32: figures and metrics feed float32 images, whatever trainer.precision trained in (64-true, 16-true)
     model.float().to(device)
+    set_phase("figures")
     results["figures"] = figures.write(model, loggers, step)
+    set_phase("metrics")
     results["metrics"] = metrics() if metrics is not None else \
         evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
+    set_phase("logging")
     final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
     for logger in loggers:
         if final:
             logger.log_metrics(final, step=step)
-            if cfg.logger.name == "wandb":
+            if _is_wandb(logger):
                 _wandb_summary(logger, final)
         logger.save()
     results["status"] = "completed"
 
 
-def close_job(cfg: DictConfig, job_dir: Path, results: dict, start: float, logger, error: BaseException | None) -> None:
-    """Write the job's final results.json (failed, with the error, if `error`) and finish its W&B run."""
-    if error is not None:
+def close_job(cfg: DictConfig, job_dir: Path, results: dict, start: float, logger, error: BaseException | None,
+              step: int | None = None) -> None:
+    """Write the job's final results.json and finish its W&B run: `interrupted` (with the signal, the phase and
+    the step) when `error` is an interruption, `failed` (with the error) for any other error."""
+    SIGNALS.phase = "closing"  # a signal now waits until results.json is written
+    stopped = interruption(error) if error is not None else None
+    if stopped is not None:
+        stopped["step"] = step
+        results.pop("traceback", None)
+        results.update(status="interrupted", interrupted=stopped,
+                       error=f"interrupted by {stopped['signal']} during {stopped['phase']}"
+                             f"{f' (step {step})' if step is not None else ''}; run the same command again to "
+                             f"continue (resume=auto)")
+    elif error is not None:
         results.update(status="failed", error=f"{type(error).__name__}: {error}",
                        traceback="".join(traceback.format_exception(error)))
     results["wall_time_s"] = round(time.time() - start, 3)
     write_json_atomic(job_dir / "results.json", results)
-    if logger is not None and cfg.logger.name == "wandb":
-        import wandb
-
-        try:  # one W&B run per job: a multirun's next job must not log into this one
-            wandb.finish(exit_code=0 if results["status"] == "completed" else 1)
-        except Exception as wandb_error:  # noqa: BLE001 -- results.json is written; W&B must not fail the job
-            log.warning("W&B could not finish its run cleanly: %s", wandb_error)
+    finish_logger(logger, results["status"] == "completed")
     log.info("%s: %s in %.1f s -> %s", run_name(cfg), results["status"], results["wall_time_s"], job_dir)
 
 
@@ -244,38 +299,68 @@ def seeded_model(cfg: DictConfig) -> tuple[GroundTruthData, DisentModel]:
     return dataset, build_model(cfg, dataset.observation_shape, len(dataset))
 
 
-def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
-    """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict."""
-    results, finished = start_job(cfg, job_dir, sweep_name)
-    if finished:
-        return results
-    start, logger, failure = time.time(), None, None
+def build_trainer(cfg: DictConfig, job_dir: Path, logger, callbacks: list) -> L.Trainer:
+    """The Lightning Trainer of a run; settings Lightning refuses (which the schema did not catch) are one
+    ConfigError naming the trainer group."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     try:
-        dataset, model = seeded_model(cfg)
-        datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
-                                           num_workers=cfg.loader.num_workers, seed=cfg.seed)
-        logger = build_logger(cfg, job_dir, sweep_name)
-        checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
-                                     every_n_train_steps=cfg.checkpoint.every_n_steps)
-        figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
-        callbacks = [checkpoint, figures]
-        if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
-            callbacks.append(PeriodicEvaluation(dataset, cfg.periodic_metrics))
-        trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger,
-                            callbacks=callbacks, default_root_dir=job_dir, max_epochs=-1,
-                            plugins=[AtomicCheckpointIO()])
-        with quiet_lightning():
-            resume_from = job_dir / "checkpoints" / "last.ckpt" if "resumed_from_step" in results else None
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        trainer.save_checkpoint(job_dir / "checkpoints" / "last.ckpt", weights_only=False)  # the full state: resumable
-        finish_job(cfg, job_dir, model, dataset, figures, trainer.loggers, trainer.global_step, results,
-                   trainer.strategy.root_device)
-    except BaseException as error:
-        failure = error
-        raise
-    finally:
-        close_job(cfg, job_dir, results, start, logger, failure)
+        return L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger, callbacks=callbacks,
+                         default_root_dir=job_dir, max_epochs=-1, plugins=[AtomicCheckpointIO()])
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as error:
+        raise ConfigError(f"Lightning refused the trainer settings (trainer.*): {error}") from None
+
+
+def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
+    """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict.
+
+    The job holds the directory's lock throughout; a signal stops it as `interrupted` (disent.job)."""
+    with handle_signals(), job_lock(check_writable(job_dir)):
+        reset_signals()
+        results, finished = start_job(cfg, job_dir, sweep_name)
+        if finished:
+            return results
+        start, logger, trainer, failure = time.time(), None, None, None
+        last = job_dir / "checkpoints" / "last.ckpt"
+        try:
+            set_phase("building")
+            dataset, model = seeded_model(cfg)
+            datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
+                                               num_workers=cfg.loader.num_workers, seed=cfg.seed)
+            logger = build_logger(cfg, job_dir, sweep_name)
+            checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
+                                         every_n_train_steps=cfg.checkpoint.every_n_steps)
+            figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
+            callbacks = [checkpoint, figures]
+            if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
+                callbacks.append(PeriodicEvaluation(dataset, cfg.periodic_metrics))
+            callbacks.append(StopOnSignal(last))  # after the others have recorded the step (the checkpoint is last)
+            trainer = build_trainer(cfg, job_dir, logger, callbacks)
+            set_phase("training")
+            with quiet_lightning():
+                resume_from = last if "resumed_from_step" in results else None
+                trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+            set_phase("final checkpoint")
+            trainer.save_checkpoint(last, weights_only=False)  # the full state: resumable
+            check_pending()  # a signal during the last step: its checkpoint is the one just written
+            finish_job(cfg, job_dir, model, dataset, figures, trainer.loggers, trainer.global_step, results,
+                       trainer.strategy.root_device)
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            close_job(cfg, job_dir, results, start, logger, failure, trainer.global_step if trainer else None)
+    stop_after_closing()
     return results
+
+
+def stop_after_closing() -> None:
+    """A signal that arrived while a job wrote its final results stops the process now (the job keeps what
+    it wrote): a multirun must not start its next job."""
+    SIGNALS.phase = "start-up"
+    if SIGNALS.pending is not None:
+        signum, SIGNALS.pending = SIGNALS.pending, None
+        raise JobInterrupted(signum, "closing")
 
 
 @contextmanager
@@ -292,7 +377,7 @@ def quiet_lightning():
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     job_dir, sweep_name = _hydra_job_info()
     try:
         train(cfg, job_dir, sweep_name)
@@ -301,6 +386,18 @@ def main(cfg: DictConfig) -> None:
             raise  # a multirun records the failure and goes on with its other jobs
         print(f"disent-train: {error}", file=sys.stderr)
         raise SystemExit(2) from None  # one message, no traceback: what to change is in it
+
+
+def main() -> None:
+    """`disent-train`: Hydra's entry point, with disent's signal handlers around every job (disent.job):
+    a signal ends the process with 128 + its number, after the running job is recorded as interrupted."""
+    with handle_signals():
+        try:
+            _main()
+        except JobInterrupted as error:
+            print(f"disent-train: {error}; results.json of the job says so. Run the same command again "
+                  f"(with the same hydra.run.dir or hydra.sweep.dir) to continue (resume=auto).", file=sys.stderr)
+            raise SystemExit(error.exit_code) from None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,239 @@
+"""What keeps a job directory sound: one writer at a time, a directory that can be written, and signals that
+leave a job `interrupted` (never `completed`) with an exit code a scheduler reads as failure.
+
+The signal contract (disent-train, single runs, multiruns and stacks alike):
+
+- SIGINT (Ctrl-C), SIGTERM (SLURM's and Kubernetes' pre-emption), SIGHUP and SIGUSR1 interrupt the job.
+  During training the current step finishes and a checkpoint of that step is written first (so nothing
+  trained is lost); in any other phase (building, final checkpoint, figures, metrics) the job stops at once.
+- `results.json` then says `"status": "interrupted"` with `"interrupted": {"signal", "phase", "step"}`,
+  and the process exits with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
+- A second signal while the first is being handled stops the wait for the step's end.
+- Running the same command again (`resume=auto`, the same job or sweep directory) continues the job: from
+  the checkpoint of the interrupted step, or, when training had finished, with the figures and metrics.
+- SIGKILL cannot be handled: `results.json` still says `running`, and `resume=auto` continues from the
+  last periodic checkpoint. Signals that another framework already handles (submitit's) are left to it.
+
+The lock: a job holds `<job dir>/.lock` (`fcntl.flock`, exclusive) from before it writes anything until its
+results are final; a second process that would write the same directory is refused with a message naming
+the process that holds it, and writes nothing. The kernel drops the lock when its holder dies.
+"""
+
+import errno
+import fcntl
+import os
+import signal
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from disent.schema import ConfigError
+
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+
+
+class JobInterrupted(BaseException):
+    """A signal stopped the job. A BaseException, like KeyboardInterrupt: `except Exception` must not
+    swallow it, and Lightning must not treat it as the Ctrl-C it handles itself."""
+
+    def __init__(self, signum: int, phase: str):
+        self.signum, self.phase = signum, phase
+        super().__init__(f"interrupted by {signal.Signals(signum).name} during {phase}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class JobDirError(ConfigError):
+    """A job directory that cannot be written, or that another process is writing."""
+
+
+# --- signals --------------------------------------------------------------------------------------
+class _Signals:
+    """The process's signal state: which phase the running job is in, and a signal waiting for a step's end."""
+
+    def __init__(self) -> None:
+        self.phase = "start-up"
+        self.pending: int | None = None  # a signal received during training, acted on at the step's end
+        self.installed = False  # whether handle_signals() has installed the handlers
+
+    def handler(self, signum: int, frame) -> None:
+        if self.phase == "training" and self.pending is None:
+            self.pending = signum  # finish the step, checkpoint it, then stop (check_pending)
+            return
+        if self.phase == "closing":
+            self.pending = self.pending or signum  # the results are being written: let them be
+            return
+        raise JobInterrupted(signum, self.phase)
+
+
+SIGNALS = _Signals()
+
+
+@contextmanager
+def handle_signals() -> Iterator[None]:
+    """Install disent's handlers for INTERRUPT_SIGNALS while the block runs, then restore the previous ones.
+    Nested calls, and calls outside the main thread (where Python cannot install handlers), change nothing;
+    a signal that another framework already handles (submitit's) keeps its handler."""
+    if SIGNALS.installed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for signum in INTERRUPT_SIGNALS:
+        current = signal.getsignal(signum)
+        if current in (signal.SIG_DFL, signal.default_int_handler, None):
+            previous[signum] = current
+            signal.signal(signum, SIGNALS.handler)
+    SIGNALS.installed = True
+    try:
+        yield
+    finally:
+        SIGNALS.installed = False
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def set_phase(name: str) -> None:
+    """Say what the job is doing now ("building", "training", "final checkpoint", "figures", "metrics", ...):
+    the interruption record names it, and during "training" a signal waits for the step's end."""
+    SIGNALS.phase = name
+
+
+def check_pending() -> None:
+    """Raise JobInterrupted for a signal that waited for the end of a training step (call it once that step's
+    checkpoint is written)."""
+    if SIGNALS.pending is not None:
+        signum, SIGNALS.pending = SIGNALS.pending, None
+        raise JobInterrupted(signum, "training")
+
+
+def pending_signal() -> int | None:
+    return SIGNALS.pending
+
+
+def reset_signals() -> None:
+    """A new job starts: nothing pending, nothing running."""
+    SIGNALS.phase = "start-up"
+    SIGNALS.pending = None
+
+
+def interruption(error: BaseException) -> dict | None:
+    """results.json's `interrupted` record for an error that is an interruption, else None: disent's own
+    JobInterrupted, a KeyboardInterrupt (Ctrl-C where disent's handler is not installed) or Lightning's
+    SIGTERMException (SIGTERM where it is not)."""
+    if isinstance(error, JobInterrupted):
+        return {"signal": signal.Signals(error.signum).name, "phase": error.phase}
+    if isinstance(error, KeyboardInterrupt):
+        return {"signal": "SIGINT", "phase": SIGNALS.phase}
+    if type(error).__name__ == "SIGTERMException":
+        return {"signal": "SIGTERM", "phase": SIGNALS.phase}
+    return None
+
+
+# --- the job directory ----------------------------------------------------------------------------
+def os_reason(error: OSError) -> str:
+    """An OSError as a short reason: 'Permission denied: /x/y' (the path it concerns, where it has one)."""
+    reason = error.strerror or str(error)
+    if reason == "File exists" or error.errno == errno.EEXIST:
+        reason = "a file stands where a directory goes"
+    return f"{reason}: {error.filename}" if error.filename else reason
+
+
+def probe_writable(directory: str | Path) -> None:
+    """Raise OSError unless a file can be created (and removed) in `directory`."""
+    descriptor, name = tempfile.mkstemp(prefix=".write-test.", dir=directory)
+    os.close(descriptor)
+    os.unlink(name)
+
+
+def check_writable(job_dir: str | Path, what: str = "job directory") -> Path:
+    """Make `job_dir` (and its parents) if needed and check that disent can write in it and its `checkpoints/`;
+    a JobDirError naming the path and the reason otherwise, before anything is trained."""
+    job_dir = Path(job_dir)
+    hint = ("choose another directory (hydra.run.dir=... for a single run, hydra.sweep.dir=... for a multirun), "
+            "or make this one writable")
+    if job_dir.exists() and not job_dir.is_dir():
+        raise JobDirError(f"cannot write the {what} {job_dir}: a file stands where the directory goes; {hint}")
+    try:
+        job_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise JobDirError(f"cannot create the {what} {job_dir} ({os_reason(error)}); {hint}") from None
+    for directory in (job_dir, job_dir / "checkpoints"):
+        if not directory.exists():
+            continue
+        if not directory.is_dir():
+            raise JobDirError(f"cannot write {directory}: it is a file, not a directory; {hint}")
+        try:
+            probe_writable(directory)
+        except OSError as error:
+            raise JobDirError(f"cannot write in {directory} ({os_reason(error)}); {hint}") from None
+    return job_dir
+
+
+_LOCKS: dict[str, list] = {}  # resolved job dir -> [file descriptor, holders in this process]
+
+
+@contextmanager
+def job_lock(job_dir: str | Path) -> Iterator[None]:
+    """Hold `<job_dir>/.lock` exclusively while the block runs (re-entrant within a process); a JobDirError,
+    with nothing written, when another process holds it."""
+    key = str(Path(job_dir).resolve())
+    if key in _LOCKS:
+        _LOCKS[key][1] += 1
+        try:
+            yield
+        finally:
+            _LOCKS[key][1] -= 1
+        return
+    path = Path(job_dir) / ".lock"
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        reason = "it is a symlink" if error.errno == errno.ELOOP else error.strerror or str(error)
+        raise JobDirError(f"cannot lock the job directory {job_dir} ({path}: {reason})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise JobDirError(f"cannot lock the job directory {job_dir}: {path} is not a regular file")
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise JobDirError(f"another disent process (pid {holder}) is writing the job directory {job_dir}: "
+                              f"wait for it to finish, or choose another directory for this run") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    _LOCKS[key] = [descriptor, 1]
+    try:
+        yield
+    finally:
+        del _LOCKS[key]
+        os.close(descriptor)  # releases the lock; the file stays, so that no two processes lock two files
+
+
+# --- the Hydra callback -----------------------------------------------------------------------------
+class CheckOutputDir:
+    """A Hydra callback (conf/train.yaml, `hydra.callbacks`): the run or sweep directory is checked before
+    Hydra writes into it, so an unwritable one gives one message and exit code 2, not Hydra's traceback."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.run.dir, "run directory")
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.sweep.dir, "sweep directory")
+
+    @staticmethod
+    def _check(directory: str, what: str) -> None:
+        import sys
+
+        try:
+            check_writable(directory, what)
+        except JobDirError as error:
+            print(f"disent-train: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
