@@ -36,13 +36,32 @@ def preview(data: GroundTruthData, rng: np.random.Generator, max_columns: int, s
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="data")
 def main(cfg: DictConfig) -> None:
-    data = build_dataset(cfg.dataset)
-    picture = preview(data, np.random.default_rng(cfg.seed), cfg.max_columns, cfg.sample_rows)
+    from disent.data import DataFileError
+    from disent.job import os_reason, probe_writable
+    from disent.schema import ConfigError, validate_dataset_config
+
     output = Path(cfg.output or f"{cfg.dataset.name}_preview.png")
-    save_png(picture, output)
+    try:
+        validate_dataset_config(cfg.dataset)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        probe_writable(output.parent)
+        data = build_dataset(cfg.dataset)
+        picture = preview(data, np.random.default_rng(cfg.seed), cfg.max_columns, cfg.sample_rows)
+        save_png(picture, output)
+    except (ConfigError, DataFileError) as error:
+        _refuse(str(error))
+    except OSError as error:
+        _refuse(f"cannot write the preview to {output}: {os_reason(error)}; choose another output=...")
     sizes = ", ".join(f"{name} {size}" for name, size in zip(data.factor_names, data.factor_sizes, strict=True))
     print(f"{cfg.dataset.name}: {len(data):,} grid points ({sizes}); observations {data.observation_shape}")
     print(f"rows: one per factor ({', '.join(data.factor_names)}), then random samples -> {output}")
+
+
+def _refuse(message: str) -> None:
+    import sys
+
+    print(f"disent-data: {message}", file=sys.stderr)
+    raise SystemExit(2) from None  # one message, no traceback: what to change is in it
 
 
 if __name__ == "__main__":

@@ -244,20 +244,38 @@ class PeriodicMetrics(Metrics):
 
 
 # --- the other groups and the top level of conf/train.yaml ----------------------------------------
+# what Lightning 2.x accepts for Trainer(precision=...) and Trainer(accelerator=...)
+PRECISIONS = [64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-true", "bf16-true", "16-mixed",
+              "bf16-mixed", "transformer-engine", "transformer-engine-float16"]
+ACCELERATORS = ["auto", "cpu", "gpu", "cuda", "mps", "tpu"]
+# Trainer arguments that disent sets itself (train.build_trainer); the trainer group must not set them
+TRAINER_MANAGED = ["logger", "callbacks", "plugins", "default_root_dir", "max_epochs"]
+
+
+def lightning_trainer_arguments() -> list[str]:
+    """The keyword arguments of the installed lightning.Trainer (what a trainer key beyond the schema may be)."""
+    import inspect
+
+    import lightning
+
+    return [name for name in inspect.signature(lightning.Trainer.__init__).parameters if name != "self"]
+
+
 @dataclass(kw_only=True)
 class Trainer:
-    """conf/trainer/: keyword arguments of lightning.Trainer; the ones not listed here are left to Lightning."""
+    """conf/trainer/: keyword arguments of lightning.Trainer. The keys below are checked here; any other argument
+    of the installed lightning.Trainer is passed on as it is (but for the ones disent sets itself)."""
 
-    open: ClassVar[bool] = True
+    extra_keys: ClassVar = staticmethod(lambda: [k for k in lightning_trainer_arguments() if k not in TRAINER_MANAGED])
     max_steps: int = spec(min=1)
-    accelerator: str = spec(optional=True)
+    accelerator: str = spec(optional=True, choices=ACCELERATORS)
     devices: int | str | list[int] = spec(optional=True)
-    precision: int | str = spec(optional=True)
+    precision: int | str = spec(optional=True, choices=PRECISIONS)
     log_every_n_steps: int = spec(optional=True, min=1)
     enable_progress_bar: bool = spec(optional=True)
     enable_model_summary: bool = spec(optional=True)
     gradient_clip_val: float | None = spec(optional=True, min=0)
-    deterministic: bool | str = spec(optional=True)
+    deterministic: bool | str = spec(optional=True, choices=[True, False, "warn"])
 
 
 @dataclass(kw_only=True)
@@ -426,10 +444,15 @@ class _Checker:
         source = f" (from {self.sources[path]})" if path in self.sources else ""
         self.problems.append(f"{path} = {_show(value)}{source}: must be {_describe(tp, rules)}")
 
-    def unknown(self, path: str, value: Any, what: str, known: list[str]) -> None:
-        close = difflib.get_close_matches(path.rsplit(".", 1)[-1], known, n=1)
+    def unknown(self, path: str, value: Any, what: str, known: list[str], extra: list[str] = ()) -> None:
+        key = path.rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(key, [*known, *extra], n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        self.problems.append(f"{path} = {_show(value)}: unknown {what} ({hint}known: {', '.join(sorted(known))})")
+        listed = f"known: {', '.join(sorted(known))}"
+        if extra:  # the trainer: the schema's keys, then the rest of lightning.Trainer's arguments
+            managed = f"; disent sets {', '.join(TRAINER_MANAGED)} itself" if key in TRAINER_MANAGED else ""
+            listed += f", or any other argument of lightning.Trainer{managed}"
+        self.problems.append(f"{path} = {_show(value)}: unknown {what} ({hint}{listed})")
 
     def value(self, value: Any, tp: Any, rules: dict, path: str) -> None:
         """Check one value (and everything inside it) against its type and rules."""
@@ -461,11 +484,11 @@ class _Checker:
     def fields(self, value: dict, schema: type, path: str, label: str) -> None:
         """Check a mapping against a schema dataclass: unknown keys, missing keys, then each value."""
         fields, hints = {f.name: f for f in dataclasses.fields(schema)}, typing.get_type_hints(schema)
-        if not getattr(schema, "open", False):
-            for key in value:
-                if key not in fields:
-                    self.unknown(_join(path, key), value[key], f"{getattr(schema, 'key_name', 'key')} for {label}",
-                                 list(fields))
+        extra = schema.extra_keys() if hasattr(schema, "extra_keys") else []
+        for key in value if not getattr(schema, "open", False) else ():
+            if key not in fields and key not in extra:
+                self.unknown(_join(path, key), value[key], f"{getattr(schema, 'key_name', 'key')} for {label}",
+                             list(fields), extra)
         for name, f in fields.items():
             if name in value:
                 self.value(value[name], hints[name], dict(f.metadata), _join(path, name))
@@ -516,10 +539,28 @@ def _cross_checks(cfg: dict, checker: _Checker) -> None:
     if model.get("name") == "infogan" and model.get("categorical_codes") == [] and model.get("continuous_codes") == 0:
         checker.problems.append("model.continuous_codes = 0: InfoGAN needs at least one code, and "
                                 "model.categorical_codes is empty")
+    _device_checks(cfg.get("trainer") if isinstance(cfg.get("trainer"), dict) else {}, checker)
     batch = loader.get("batch_size")
     if model.get("permute") == "second" and _is(batch, int) and batch % 2:
         checker.problems.append(f"loader.batch_size = {batch}: must be even with model.permute=second "
                                 f"(each batch is split into two halves)")
+
+
+def _device_checks(trainer: dict, checker: _Checker) -> None:
+    """An accelerator this machine does not have: say so before Lightning does, with what to use instead."""
+    accelerator = trainer.get("accelerator")
+    if accelerator not in ("gpu", "cuda", "mps"):
+        return
+    import torch
+
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        checker.problems.append(f"trainer.accelerator = {accelerator!r}: this machine has no GPU that torch can use "
+                                f"(torch.cuda.is_available() is False); use trainer.accelerator=auto, which takes "
+                                f"the GPU where there is one and the CPU elsewhere")
+    mps = getattr(torch.backends, "mps", None)
+    if accelerator == "mps" and not (mps is not None and mps.is_available()):
+        checker.problems.append("trainer.accelerator = 'mps': this machine has no Apple GPU that torch can use; "
+                                "use trainer.accelerator=auto")
 
 
 def validate_train_config(cfg: DictConfig) -> None:
@@ -533,6 +574,34 @@ def validate_train_config(cfg: DictConfig) -> None:
     if isinstance(plain, dict):
         _cross_checks(plain, checker)
     checker.raise_if_any("config")
+
+
+@dataclass(kw_only=True)
+class SavedRun:
+    """What a checkpoint's config must hold to rebuild its model: the model and the data set it was trained on."""
+
+    open: ClassVar[bool] = True
+    model: dict = spec(variants=MODELS)
+    dataset: dict = spec(variants=DATASETS)
+
+
+def validate_saved_config(config: Any) -> None:
+    """Refuse a run config (as a checkpoint stores it) whose model or data set disent cannot rebuild; one
+    ConfigError listing the problems."""
+    checker = _Checker()
+    if not isinstance(config, dict):
+        checker.problems.append(f"the config is {type(config).__name__}, not a mapping")
+    else:
+        checker.value({k: config[k] for k in ("model", "dataset") if k in config}, SavedRun, {}, "")
+        _cross_checks(config, checker)
+    checker.raise_if_any("run config")
+
+
+def validate_dataset_config(cfg: DictConfig | dict) -> None:
+    """Refuse a data set config (a conf/dataset/ file): an unknown name, unknown keys, bad values."""
+    checker = _Checker()
+    checker.value(checker.plain(cfg, "dataset"), dict, {"variants": DATASETS}, "dataset")
+    checker.raise_if_any("dataset config")
 
 
 def validate_metrics_config(cfg: DictConfig | dict, key: str = "metrics") -> None:
@@ -568,4 +637,4 @@ def validate_study_preset(preset: dict) -> None:
 
 
 __all__ = ["DATASETS", "LOGGERS", "MODELS", "ConfigError", "Model", "Dataset", "spec", "validate_metrics_config",
-           "validate_study_preset", "validate_train_config"]
+           "validate_dataset_config", "validate_saved_config", "validate_study_preset", "validate_train_config"]

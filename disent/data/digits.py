@@ -6,6 +6,7 @@ Either way they are scaled to [0, 1] and resized (bilinear) to `size` x `size`.
 """
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -49,7 +50,7 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     if len(data) < header:
         raise MNIST_FILES.error(path, f"it is truncated: {len(data)} bytes, its header alone needs {header}")
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape, dtype=np.int64))
+    expected = header + math.prod(shape)  # Python integers: a hostile header cannot overflow them
     if len(data) != expected:
         raise MNIST_FILES.error(path, f"it has {len(data)} bytes, but its header {shape} needs {expected}"
                                 f"{' (truncated)' if len(data) < expected else ''}")

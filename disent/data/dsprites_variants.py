@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from disent.data.base import GroundTruthData, as_rng
 from disent.data.dsprites import IMAGE_SIZE, DSprites
+from disent.data.files import DataFile, DataFileNotFoundError
 
 # disentanglement_lib shrinks The Scream to fit in 350 x 274 (PIL thumbnail, aspect kept)
 PICTURE_MAX_SIZE = (350, 274)  # (width, height)
@@ -75,10 +76,15 @@ class NoisyDSprites(_DSpritesVariant):
         return np.minimum(sprites + noise, 1.0)
 
 
+PICTURE_FILE = DataFile("background picture", hint="Set dataset.image_path to an image file (PNG, JPEG, ...), or "
+                        "to null for scikit-learn's sample photograph")
+
+
 def load_picture(image_path: str | os.PathLike | None = None) -> np.ndarray:
     """(H, W, 3) float32 in [0, 1]: the background picture, shrunk to fit in 350 x 274 as DL does.
 
-    None loads scikit-learn's sample photograph; FileNotFoundError / ValueError name a bad path.
+    None loads scikit-learn's sample photograph. A missing, unreadable or too small picture is a
+    DataFileError naming the path (DataFileNotFoundError, also a FileNotFoundError, when it is missing).
     """
     if image_path is None:
         from sklearn.datasets import load_sample_image  # imported here: only this needs scikit-learn
@@ -87,17 +93,16 @@ def load_picture(image_path: str | os.PathLike | None = None) -> np.ndarray:
     else:
         name = os.fspath(image_path)
         if not os.path.isfile(name):
-            raise FileNotFoundError(f"background picture not found: '{name}' (set image_path to an image "
-                                    f"file, or null for scikit-learn's sample photograph)")
+            raise PICTURE_FILE.error(name, "no such file", DataFileNotFoundError)
         try:
             with Image.open(name) as opened:
                 picture = opened.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            raise ValueError(f"'{name}' is not a readable image: {error}") from error
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+            raise PICTURE_FILE.error(name, f"it is not a readable image ({type(error).__name__}: {error})") from error
     picture.thumbnail(PICTURE_MAX_SIZE)  # only ever shrinks
     if min(picture.size) < IMAGE_SIZE:
-        raise ValueError(f"background picture '{name}' is {picture.size[0]}x{picture.size[1]} (after "
-                         f"shrinking to fit {PICTURE_MAX_SIZE}); a {IMAGE_SIZE}x{IMAGE_SIZE} crop needs more")
+        raise PICTURE_FILE.error(name, f"it is {picture.size[0]}x{picture.size[1]} after shrinking to fit "
+                                 f"{PICTURE_MAX_SIZE}; a {IMAGE_SIZE}x{IMAGE_SIZE} crop needs more")
     return np.asarray(picture, dtype=np.float32) / 255.0
 
 

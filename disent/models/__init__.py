@@ -5,7 +5,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from disent.checkpoints import read_checkpoint
+from disent.checkpoints import CheckpointError, read_checkpoint
 from disent.models.base import DisentModel
 from disent.models.infogan import InfoGAN
 from disent.models.regularizers import REGULARIZERS, Regularizer
@@ -37,6 +37,13 @@ def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int], datase
     model_cfg = cfg.model
     if model_cfg.name not in MODEL_NAMES:
         raise ValueError(f"unknown model '{model_cfg.name}': choose one of {MODEL_NAMES}")
+    model = _build(cfg, model_cfg, observation_shape, dataset_size)
+    model.observation_shape = tuple(observation_shape)  # what it encodes: disent-eval checks other data against it
+    return model
+
+
+def _build(cfg: DictConfig, model_cfg: DictConfig, observation_shape: tuple[int, int, int],
+           dataset_size: int) -> DisentModel:
     if model_cfg.name == "infogan":
         available = {**OmegaConf.to_container(model_cfg, resolve=True), "observation_shape": tuple(observation_shape)}
         arguments = _arguments(InfoGAN, available, "model 'infogan'")
@@ -54,16 +61,29 @@ def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int], datase
 def load_model(checkpoint_path: str | Path) -> tuple[DisentModel, DictConfig]:
     """The model saved in a `disent-train` checkpoint, and the run config it was trained with.
 
-    Loads with `weights_only=True`: a checkpoint cannot run pickled code.
+    Loads with `weights_only=True`: a checkpoint cannot run pickled code. A checkpoint whose config or
+    weights are not a disent model's is one CheckpointError naming the file.
     """
-    checkpoint = read_checkpoint(checkpoint_path)
-    cfg = OmegaConf.create(checkpoint["hyper_parameters"]["config"])
-    state_dict = checkpoint["state_dict"]
     from disent.data import build_dataset
+    from disent.schema import ConfigError, validate_saved_config
 
+    checkpoint = read_checkpoint(checkpoint_path)
+    saved = checkpoint["hyper_parameters"]["config"]
+    try:
+        validate_saved_config(saved)
+    except ConfigError as error:
+        raise CheckpointError(f"the checkpoint {checkpoint_path} was not written by disent-train (or by a version "
+                              f"whose configs this one cannot read): its {error}") from None
+    cfg = OmegaConf.create(saved)
     dataset = build_dataset(cfg.dataset)
     model = build_model(cfg, dataset.observation_shape, len(dataset))
-    model.load_state_dict(state_dict)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as error:
+        first = str(error).strip().splitlines()
+        reason = " ".join(line.strip() for line in first[:3])
+        raise CheckpointError(f"the weights in {checkpoint_path} do not fit the {cfg.model.name} its config "
+                              f"describes ({reason}); was it written by disent-train?") from None
     return model.eval(), cfg
 
 
