@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from disent.results import save_figure_atomic, write_atomic  # noqa: E402
 from disent.study.analysis import (  # noqa: E402
     STUDY_METRICS,
     better_beats_worse,
@@ -30,6 +31,21 @@ from disent.study.analysis import (  # noqa: E402
 from disent.study.collect import collect  # noqa: E402
 
 TC = "unsupervised.gaussian_total_correlation"
+
+
+def strength_order(value) -> tuple:
+    """Sort key of swept values: numbers by size, then anything else (a string, a list's JSON) as text."""
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def strength_label(value) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def markdown(frame: pd.DataFrame, index: bool = True) -> str:
@@ -54,33 +70,34 @@ def correlation_heatmap(correlation: pd.DataFrame, title: str, path: Path) -> No
     fig.colorbar(image, ax=ax, label="Spearman ×100")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
 
 
 def strengths_figure(jobs: pd.DataFrame, name: str, column: str, path: Path) -> None:
     """Box plots of one metric per model across its strengths; each box is the spread over seeds."""
-    models = sorted(jobs["model"].unique())
+    models = sorted(jobs["model"].dropna().unique())
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models, strict=True):
         runs = jobs[jobs["model"] == model]
-        strengths = sorted(runs["value"].unique(), key=float)
-        ax.boxplot([runs[runs["value"] == s][column].astype(float) for s in strengths],
-                   tick_labels=[f"{float(s):g}" for s in strengths])
+        strengths = sorted(runs["value"].unique(), key=strength_order)
+        ax.boxplot([runs[runs["value"] == s][column].astype(float).dropna() for s in strengths],
+                   tick_labels=[strength_label(s) for s in strengths])
         ax.set_title(model, fontsize=9)
         ax.set_xlabel(runs["hyperparameter"].iloc[0] if len(runs) else "")
     axes[0][0].set_ylabel(name)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
 
 
 def tc_figure(jobs: pd.DataFrame, path: Path) -> None:
     """Total correlation of the sampled vs the mean representation, against strength, per model."""
-    models = sorted(jobs["model"].unique())
+    models = sorted(jobs["model"].dropna().unique())
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
-        runs = jobs[jobs["model"] == model].assign(value=lambda f: f["value"].astype(float))
+        runs = jobs[jobs["model"] == model].assign(value=lambda f: pd.to_numeric(f["value"], errors="coerce"))
+        runs = runs[runs["value"] > 0]  # a log axis: numeric, positive strengths only
         for kind, style in (("sampled", "o-"), ("mean", "s--")):
             means = runs.groupby("value")[f"{kind}/{TC}"].mean()
             ax.plot(means.index, means.to_numpy(), style, label=kind)
@@ -89,11 +106,11 @@ def tc_figure(jobs: pd.DataFrame, path: Path) -> None:
         strengths = sorted(runs["value"].unique())
         ax.set_xticks(strengths, [f"{v:g}" for v in strengths])
         ax.set_title(model, fontsize=9)
-        ax.set_xlabel(runs["hyperparameter"].iloc[0])
+        ax.set_xlabel(runs["hyperparameter"].iloc[0] if len(runs) else "")
     axes[0][0].set_ylabel("Gaussian total correlation")
     axes[0][0].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -102,17 +119,20 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = collect(paths)
-    table.to_csv(out / "table.csv", index=False)
-    table.astype({"value": "string", "error": "string"}).to_parquet(out / "table.parquet", index=False)
+    write_atomic(out / "table.csv", table.to_csv(index=False))
+    # a hyperparameter's values may mix types (numbers, strings): parquet stores that column as text
+    write_atomic(out / "table.parquet", lambda file: table.astype({"value": "string"}).to_parquet(file, index=False))
     jobs = completed(table)
     counts = table["status"].value_counts().to_dict()
     lines = ["# Study report", "", f"Sources: {', '.join(str(p) for p in paths)}", "",
              "Jobs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f" ({len(table)} in all)",
              "", "Models and strengths:", ""]
     for model, runs in jobs.groupby("model"):
-        strengths = ", ".join(f"{float(v):g}" for v in sorted(runs["value"].unique(), key=float))
-        lines.append(f"- {model}: {runs['hyperparameter'].iloc[0]} ∈ {{{strengths}}}, seeds "
-                     f"{sorted(int(s) for s in runs['seed'].unique())}, data sets {sorted(runs['dataset'].unique())}")
+        strengths = ", ".join(strength_label(v) for v in sorted(runs["value"].unique(), key=strength_order))
+        seeds = sorted(int(s) for s in runs["seed"].dropna().unique())
+        datasets = sorted(str(d) for d in runs["dataset"].unique())
+        lines.append(f"- {model}: {runs['hyperparameter'].iloc[0]} ∈ {{{strengths}}}, seeds {seeds}, "
+                     f"data sets {datasets}")
     failed = table[table["status"] != "completed"]
     if len(failed):
         lines += ["", "## Jobs that did not complete", "",
@@ -120,21 +140,21 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
 
     present = {name: column for name, column in STUDY_METRICS.items() if column in jobs}
     lines += ["", "## Do the metrics agree? Spearman rank correlation ×100", ""]
-    for dataset in sorted(jobs["dataset"].unique()):
+    for dataset in sorted(jobs["dataset"].dropna().unique()):
         correlation = rank_correlation(table, dataset)
-        correlation.to_csv(out / f"correlation_{dataset}.csv")
-        (out / f"correlation_{dataset}.md").write_text(markdown(correlation))
+        write_atomic(out / f"correlation_{dataset}.csv", correlation.to_csv())
+        write_atomic(out / f"correlation_{dataset}.md", markdown(correlation))
         correlation_heatmap(correlation, dataset, out / f"correlation_{dataset}.png")
         lines += [f"### {dataset}", "", markdown(correlation), f"![](correlation_{dataset}.png)", ""]
 
     variance = pd.DataFrame({name: variance_explained(table, column) for name, column in present.items()}).T
     variance.index.name = "metric"
-    variance.to_csv(out / "variance.csv")
-    (out / "variance.md").write_text(markdown(variance))
+    write_atomic(out / "variance.csv", variance.to_csv())
+    write_atomic(out / "variance.md", markdown(variance))
     beats = pd.DataFrame({name: better_beats_worse(table, column) for name, column in present.items()}).T
     beats.index.name = "metric"
-    beats.to_csv(out / "better_beats_worse.csv")
-    (out / "better_beats_worse.md").write_text(markdown(beats))
+    write_atomic(out / "better_beats_worse.csv", beats.to_csv())
+    write_atomic(out / "better_beats_worse.md", markdown(beats))
     lines += ["## What matters: model, strength or seed?", "",
               "Share of each metric's variance explained by the model, by the regularization strength within "
               "the model, and by the seed (the rest):", "", markdown(variance),
@@ -147,7 +167,7 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
     if f"sampled/{TC}" in jobs and f"mean/{TC}" in jobs:
         tc_figure(jobs, out / "tc_sampled_vs_mean.png")
         lines += ["", "## Uncorrelated samples, correlated means", "", "![](tc_sampled_vs_mean.png)"]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_atomic(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"
 
 
@@ -210,8 +230,20 @@ def main(argv: list[str] | None = None) -> None:
     missing = [p for p in args.paths if not Path(p).is_dir()]
     if missing:
         parser.error(f"not a directory: {', '.join(missing)}")
+    _check_out(parser, Path(args.out))
     path = report(args.paths, args.out)
     print(f"wrote {path}")
+
+
+def _check_out(parser: argparse.ArgumentParser, out: Path) -> None:
+    """--out must be a directory disent can make and write in: one clear error (exit code 2) otherwise."""
+    from disent.job import os_reason, probe_writable
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe_writable(out)
+    except OSError as error:
+        parser.error(f"cannot write the report into --out {out} ({os_reason(error)}); choose another directory")
 
 
 if __name__ == "__main__":
