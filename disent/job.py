@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
+
 from disent.schema import ConfigError
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
@@ -218,7 +220,7 @@ def job_lock(job_dir: str | Path) -> Iterator[None]:
 
 
 # --- the Hydra callback -----------------------------------------------------------------------------
-class CheckOutputDir:
+class CheckOutputDir(Callback):
     """A Hydra callback (conf/train.yaml, `hydra.callbacks`): the run or sweep directory is checked before
     Hydra writes into it, so an unwritable one gives one message and exit code 2, not Hydra's traceback."""
 

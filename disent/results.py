@@ -7,10 +7,12 @@ file is renamed over the target (a rename replaces a symlink there, it never wri
 When anything fails, the temporary file is removed and the target is left as it was.
 """
 
+import functools
 import io
 import json
 import math
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -90,3 +92,25 @@ def save_figure_atomic(figure, path: str | Path, **savefig_options: Any) -> Path
     buffer = io.BytesIO()
     figure.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", **savefig_options)
     return write_atomic(path, buffer.getvalue())
+
+
+@functools.cache
+def code_version() -> dict:
+    """What code wrote a run: disent's version and, from a git checkout of disent, its commit and whether the
+    working tree had uncommitted changes (`dirty`). results.json records it; the lecture pages cite it."""
+    from disent import __version__
+
+    version: dict = {"version": __version__}
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists() or not (root / "pyproject.toml").is_file():
+        return version  # an installed wheel: the version is all there is
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
+        changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return version
+    if commit.returncode == 0:
+        version |= {"commit": commit.stdout.strip(), "dirty": bool(changes.stdout.strip())}
+    return version

@@ -42,7 +42,7 @@ from disent.job import (
 )
 from disent.malloc import keep_freed_memory
 from disent.models import DisentModel, build_model
-from disent.results import write_json_atomic
+from disent.results import code_version, write_json_atomic
 from disent.schema import ConfigError, validate_train_config
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,7 @@ def job_identity(cfg: DictConfig, sweep_name: str | None) -> dict:
         "batch_size": get("loader.batch_size"),
         "max_steps": get("trainer.max_steps"),
         "study_name": get("study_name") or sweep_name,
+        "code": code_version(),
     }
 
 

@@ -19,7 +19,8 @@ from disent.results import write_atomic  # noqa: E402
 from disent.viz.grids import image_grid  # noqa: E402
 
 
-def _to_picture(fig) -> np.ndarray:
+def figure_to_array(fig) -> np.ndarray:
+    """A matplotlib figure as a uint8 RGB array (H, W, 3); the figure is closed."""
     fig.canvas.draw()
     picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
@@ -82,7 +83,7 @@ def heatmap_figure(maps: np.ndarray, x_name: str, y_name: str, titles: Sequence[
             ax.axis("off")
     fig.suptitle(f"mean code over {x_name} (→) × {y_name} (↓)", fontsize=9)
     fig.tight_layout()
-    return _to_picture(fig)
+    return figure_to_array(fig)
 
 
 def mi_matrix_figure(mi: np.ndarray, factor_names: Sequence[str]) -> np.ndarray:
@@ -96,7 +97,7 @@ def mi_matrix_figure(mi: np.ndarray, factor_names: Sequence[str]) -> np.ndarray:
                 color="white" if value > 0.5 * mi.max() else "black")
     fig.colorbar(image, ax=ax, label="I(z; v) / H(v)")
     fig.tight_layout()
-    return _to_picture(fig)
+    return figure_to_array(fig)
 
 
 def capacity_figure(steps: np.ndarray, kl_per_latent: np.ndarray, latent_factors: Sequence[str] | None = None
@@ -111,4 +112,4 @@ def capacity_figure(steps: np.ndarray, kl_per_latent: np.ndarray, latent_factors
     ax.set_ylabel("KL(q(z_j|x) || p(z_j)) [nats]")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    return _to_picture(fig)
+    return figure_to_array(fig)

@@ -1,0 +1,141 @@
+"""Item 8: the theorem of "Challenging Disentanglement Assumptions" (Locatello et al. 2019), built as in its proof.
+
+For z with a factorised density, f = g⁻¹ ∘ h⁻¹ ∘ A ∘ h ∘ g, where g maps each dimension through its CDF to
+U(0, 1), h is Φ⁻¹ per dimension (to N(0, 1)), and A is an orthogonal matrix with no zero entry. A rotates an
+isotropic Gaussian into itself, so f(z) has exactly the marginals of z, while every output depends on every
+input. Applied to a disentangled representation (the ground-truth factors, and a trained β-VAE's codes), the
+marginals stay (a per-dimension two-sample KS test) and every metric that rewards one factor per dimension
+collapses.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+from scipy.stats import ks_2samp, norm  # noqa: E402
+
+from disent.config import load_config  # noqa: E402
+from disent.data import build_dataset  # noqa: E402
+from disent.evaluate import _GridIndices, encoder_of, score  # noqa: E402
+from disent.lecture.page import save_picture, table  # noqa: E402
+from disent.lecture.runs import Runs  # noqa: E402
+from disent.study import STUDY_METRICS  # noqa: E402
+from disent.viz.figures import figure_to_array  # noqa: E402
+
+EXPERIMENT = "beta_traversals"
+
+
+def random_orthogonal(d: int, rng: np.random.Generator, smallest: float = 0.05) -> np.ndarray:
+    """A Haar-random orthogonal (d, d) matrix whose entries are all at least `smallest` in magnitude."""
+    while True:
+        q, r = np.linalg.qr(rng.standard_normal((d, d)))
+        a = q * np.sign(np.diag(r))
+        if np.abs(a).min() >= smallest / np.sqrt(d):
+            return a
+
+
+def entangling_bijection(cdf: Callable, quantile: Callable, a: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """f = g⁻¹ ∘ h⁻¹ ∘ A ∘ h ∘ g on rows z (N, d), with g = `cdf`, g⁻¹ = `quantile` (both per dimension)."""
+    def f(z: np.ndarray) -> np.ndarray:
+        gaussian = norm.ppf(np.clip(cdf(z), 1e-7, 1 - 1e-7))  # h(g(z)): (N, d) standard normal
+        return quantile(norm.cdf(gaussian @ a.T))            # g⁻¹(h⁻¹(A h(g(z))))
+    return f
+
+
+def uniform_marginals(sizes: np.ndarray) -> tuple[Callable, Callable]:
+    """(cdf, quantile) of independent U[0, size_k) dimensions: dequantised factor values."""
+    return (lambda z: z / sizes), (lambda u: u * sizes)
+
+
+def empirical_marginals(reference: np.ndarray) -> tuple[Callable, Callable]:
+    """(cdf, quantile) of each dimension, interpolated from the sorted `reference` rows (N, d)."""
+    ordered = np.sort(reference, axis=0)
+    levels = (np.arange(len(ordered)) + 0.5) / len(ordered)
+    cdf = lambda z: np.stack([np.interp(z[:, i], ordered[:, i], levels) for i in range(z.shape[1])], 1)  # noqa: E731
+    quantile = lambda u: np.stack([np.interp(u[:, i], levels, ordered[:, i])  # noqa: E731
+                                   for i in range(u.shape[1])], 1)
+    return cdf, quantile
+
+
+def ks_statistics(before: np.ndarray, after: np.ndarray, points: int,
+                  rng: np.random.Generator) -> list[tuple[float, float]]:
+    """Per dimension, the two-sample KS (statistic, p-value) between `points` rows of `before` and other rows of
+    `after`."""
+    rows = rng.choice(len(before), size=(2, min(points, len(before) // 2)), replace=False)
+    return [tuple(ks_2samp(before[rows[0], i], after[rows[1], i])) for i in range(before.shape[1])]
+
+
+def _panel(axes, before: np.ndarray, after: np.ndarray, dims: tuple[int, int], names: list[str], title: str) -> None:
+    i, j = dims
+    axes[0].hist([before[:, i], after[:, i]], bins=40, label=["z", "f(z)"], histtype="step", density=True)
+    axes[0].set_title(f"{title}: marginal of {names[i]}", fontsize=8)
+    axes[0].legend(fontsize=7)
+    rows = np.random.default_rng(2).choice(len(before), size=min(2000, len(before)), replace=False)
+    for ax, values, label in ((axes[1], before, "z"), (axes[2], after, "f(z)")):
+        ax.scatter(values[rows, i], values[rows, j], s=1, alpha=0.4)  # the same random points before and after
+        ax.set_title(f"{title}: {label}", fontsize=8)
+        ax.set_xlabel(names[i], fontsize=7)
+        ax.set_ylabel(names[j], fontsize=7)
+
+
+def analyze(runs: Runs, out: Path) -> str:
+    high = runs.by_value(EXPERIMENT)
+    if not high:
+        return "No completed β-VAE jobs yet.\n"
+    job = high[max(high)][0]  # the highest β, first seed: the most disentangled codes there are
+    model, cfg = job.load()
+    data = build_dataset(cfg.dataset)
+    metrics_name = runs.setting("metrics")
+    ks_points, reference_points = runs.setting("ks_points"), runs.setting("reference_points")
+    metrics = load_config([f"metrics={metrics_name}"]).metrics
+    suite = OmegaConf.to_container(metrics.suite)
+    rng = np.random.default_rng(0)
+    sizes = np.asarray(data.factor_sizes, dtype=float)
+    grid = data.index_to_factors(np.arange(len(data))) + rng.random((len(data), len(sizes)))  # dequantised
+    truth_f = entangling_bijection(*uniform_marginals(sizes), random_orthogonal(len(sizes), rng))
+    truth_after = truth_f(grid)
+    encode = encoder_of(model, 512)
+    reference = encode(data.sample_observations(reference_points, np.random.default_rng(1)))[0]
+    a_codes = random_orthogonal(reference.shape[1], rng)
+    codes_f = entangling_bijection(*empirical_marginals(reference), a_codes)
+    view = _GridIndices(data)
+    representations = {
+        "ground truth z": (view, lambda idx: grid[idx]),
+        "f(ground truth)": (view, lambda idx: truth_after[idx]),
+        f"β-VAE codes (β = {max(high):g})": (data, lambda x: encode(x)[0]),
+        "f(β-VAE codes)": (data, lambda x: codes_f(encode(x)[0])),
+    }
+    values = {name: score(where, represent, suite, metrics.seed)
+              for name, (where, represent) in representations.items()}
+    shown = {name: column.removeprefix("mean/") for name, column in STUDY_METRICS.items()
+             if column.removeprefix("mean/") in next(iter(values.values()))}
+    rows = [[name, *[values[r][key] for r in representations]] for name, key in shown.items()]
+    codes_after = codes_f(reference)
+    ks_truth = ks_statistics(grid, truth_after, ks_points, rng)
+    ks_codes = ks_statistics(reference, codes_after, ks_points, rng)
+    fig, axes = plt.subplots(2, 3, figsize=(9, 5.6))
+    names = list(data.factor_names)
+    _panel(axes[0], grid, truth_after, (names.index("posX"), names.index("posY")), names, "ground truth")
+    order = np.argsort(reference.var(axis=0))[::-1]
+    latent_names = [f"z{k}" for k in range(reference.shape[1])]
+    _panel(axes[1], reference, codes_after, (int(order[0]), int(order[1])), latent_names, "β-VAE codes")
+    fig.tight_layout()
+    figure = save_picture(figure_to_array(fig), out / "theorem.png", max_width=900, colors=64)
+    lines = [f"f is built as in the proof: g the marginal CDFs (the ground truth's factors dequantised to "
+             f"U[0, size); the codes' estimated from {reference_points:,} encodings), h = Φ⁻¹, A a random "
+             f"orthogonal matrix with no zero entry (smallest |A_ij|: {np.abs(a_codes).min():.3f} for the codes). "
+             f"Codes of the β-VAE of `{job.dir.name}`; metric set `{metrics_name}`.", "",
+             f"![theorem]({figure})", "",
+             "**Marginals** (two-sample KS test between z and f(z), per dimension, "
+             f"{min(ks_points, len(reference) // 2):,} points each): ground truth: largest statistic "
+             f"{max(s for s, _ in ks_truth):.3f}, smallest p-value {min(p for _, p in ks_truth):.2g}; β-VAE codes: "
+             f"largest statistic {max(s for s, _ in ks_codes):.3f}, smallest p-value "
+             f"{min(p for _, p in ks_codes):.2g}.",
+             "", "**Metrics** before and after f:", "",
+             table(["metric", *representations], rows)]
+    return "\n".join(lines)

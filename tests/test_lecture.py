@@ -1,0 +1,123 @@
+"""The lecture items: every item's command at the tiny preset (its sweeps, then its analysis and section), and the
+analyses' own pieces on inputs with known answers."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import kstest
+
+from disent.lecture import item_names, item_spec
+from disent.lecture.capacity import order_holds
+from disent.lecture.cli import main, sweep_commands
+from disent.lecture.infogan_digits import matched_accuracy
+from disent.lecture.page import update_section
+from disent.lecture.study_findings import PAPER, pairs
+from disent.lecture.theorem import empirical_marginals, entangling_bijection, random_orthogonal, uniform_marginals
+
+
+@pytest.fixture(scope="module")
+def lecture(tmp_path_factory) -> Path:
+    """Every item run at the tiny preset into one directory (items that share an experiment share its jobs)."""
+    root = tmp_path_factory.mktemp("lecture")
+    main(["run", "all", "--preset", "tiny", "--out", str(root / "out"), "--docs", str(root / "docs")])
+    return root
+
+
+def _section(page: str, name: str) -> str:
+    found = re.search(f"<!-- lecture:{name}:begin -->\n(.*?)\n<!-- lecture:{name}:end -->", page, flags=re.S)
+    assert found, f"no section for {name}"
+    return found.group(1)
+
+
+def test_every_item_runs_at_the_tiny_preset_and_writes_its_section_with_its_figures(lecture):
+    page = (lecture / "docs" / "README.md").read_text()
+    assert len(item_names()) == 10
+    for name in item_names():
+        section = _section(page, name)
+        spec = item_spec(name)
+        assert section.startswith(f"## {spec['number']}. {spec['title']}")
+        assert "Not enough completed jobs" not in section and "No completed" not in section, section[-600:]
+        assert f"disent-lecture run {name} --preset tiny" in section and "| 0 / " not in section
+        figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", section)
+        for figure in figures:
+            assert (lecture / "docs" / name / figure).stat().st_size > 0, (name, figure)
+        assert "| " in section  # every item reports its numbers in a table
+    sizes = sum(p.stat().st_size for p in (lecture / "docs").rglob("*.png"))
+    assert sizes < 1_500_000  # small PNGs, even for untrained models' noisy pictures
+
+
+def test_a_report_rewrites_its_own_section_only(lecture):
+    page = lecture / "docs" / "README.md"
+    before = page.read_text()
+    main(["report", "factor_vs_beta", "--preset", "tiny", "--out", str(lecture / "out"), "--docs", str(lecture / "docs")])
+    after = page.read_text()
+    for name in item_names():
+        if name != "factor_vs_beta":
+            assert _section(before, name) == _section(after, name)
+    assert [m for m in re.findall(r"lecture:(\w+):begin", after)] == item_names()  # the lecture's order
+
+
+def test_items_share_the_jobs_of_an_experiment_and_unknown_items_are_refused(tmp_path, capsys):
+    first = sweep_commands("beta_traversals", "cpu", tmp_path, [])["beta_traversals"]
+    shared = sweep_commands("theorem", "cpu", tmp_path, [])["beta_traversals"]
+    assert first == shared and f"hydra.sweep.dir={tmp_path}/beta_traversals/cpu" in first
+    with pytest.raises(SystemExit) as refused:
+        main(["report", "no_such_item"])
+    assert refused.value.code == 2 and "no lecture item 'no_such_item'" in capsys.readouterr().err
+
+
+def test_every_lecture_experiment_composes_into_a_valid_config_with_its_grid():
+    from disent.config import CONF_DIR, load_config
+    from disent.schema import validate_train_config
+
+    experiments = sorted((CONF_DIR / "experiment" / "lecture").glob("*.yaml"))
+    named = {e for name in item_names() for e in item_spec(name)["experiments"]}
+    assert named <= {path.stem for path in experiments}  # every item's experiments exist
+    for path in experiments:
+        cfg = load_config([f"experiment=lecture/{path.stem}"])
+        validate_train_config(cfg)
+        assert cfg.study_name.startswith("lecture_")
+
+
+def test_update_section_keeps_the_others_in_order(tmp_path):
+    page = tmp_path / "README.md"
+    update_section(page, "b", ["a", "b", "c"], "B one")
+    update_section(page, "a", ["a", "b", "c"], "A")
+    update_section(page, "b", ["a", "b", "c"], "B two")
+    text = page.read_text()
+    assert text.index("A") < text.index("B two") and "B one" not in text
+
+
+def test_the_entangling_bijection_keeps_the_marginals_and_mixes_every_dimension():
+    rng = np.random.default_rng(0)
+    sizes = np.array([3.0, 6.0, 32.0])
+    z = rng.random((50_000, 3)) * sizes  # independent uniform factors
+    a = random_orthogonal(3, rng)
+    assert np.allclose(a @ a.T, np.eye(3)) and np.abs(a).min() > 0
+    fz = entangling_bijection(*uniform_marginals(sizes), a)(z)
+    for i in range(3):  # the same marginal: the KS distance to U[0, size) within its 99.9% bound (1.95 / sqrt(n))
+        assert kstest(fz[:, i] / sizes[i], "uniform").statistic < 1.95 / np.sqrt(len(z))
+        for j in range(3):  # ... yet every output moves with every input
+            assert abs(np.corrcoef(fz[:, i], z[:, j])[0, 1]) > 0.01
+    cdf, quantile = empirical_marginals(z)
+    assert np.allclose(quantile(cdf(z[:100])), z[:100], atol=1e-2 * sizes)
+
+
+def test_matched_accuracy_finds_the_best_one_to_one_matching():
+    labels = np.repeat(np.arange(10), 5)
+    permuted = (labels * 3 + 1) % 10  # a perfect code under another numbering
+    assert matched_accuracy(permuted, labels, 10, 10) == 1.0
+    assert matched_accuracy(np.zeros(50, dtype=int), labels, 10, 10) == pytest.approx(0.1)  # one value: one digit
+
+
+def test_the_capacity_order_claim():
+    rows = [("posX", 1, 3.0, 100), ("posY", 2, 3.0, 150), ("scale", 3, 2.0, 400), ("shape", 4, 1.0, 900),
+            ("orientation", 5, 1.0, None)]  # orientation never reached the threshold: last
+    assert order_holds(rows)
+    assert not order_holds([("posX", 1, 3.0, 500), *rows[1:]])  # a position after scale
+
+
+def test_the_seeds_table_is_symmetric_and_has_fifteen_pairs():
+    assert (PAPER.to_numpy() == PAPER.to_numpy().T).all() and len(pairs(PAPER)) == 15
