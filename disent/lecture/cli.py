@@ -123,7 +123,11 @@ def main(argv: list[str] | None = None) -> None:
             sub.add_argument("--dry-run", action="store_true", help="print the commands only")
             sub.add_argument("--no-report", action="store_true", help="train only; `report` writes the section later")
             sub.add_argument("overrides", nargs="*", help="extra disent-train overrides for every job")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)  # overrides may follow the options, as on disent-train's line
+    if rest and (args.command != "run" or any(part.startswith("-") for part in rest)):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "run":
+        args.overrides += rest
     if args.command == "list":
         for name in item_names():
             spec = item_spec(name)
