@@ -51,7 +51,8 @@ def test_every_item_runs_at_the_tiny_preset_and_writes_its_section_with_its_figu
 def test_a_report_rewrites_its_own_section_only(lecture):
     page = lecture / "docs" / "README.md"
     before = page.read_text()
-    main(["report", "factor_vs_beta", "--preset", "tiny", "--out", str(lecture / "out"), "--docs", str(lecture / "docs")])
+    main(["report", "factor_vs_beta", "--preset", "tiny", "--out", str(lecture / "out"),
+          "--docs", str(lecture / "docs")])
     after = page.read_text()
     for name in item_names():
         if name != "factor_vs_beta":
