@@ -10,7 +10,7 @@ from scipy.stats import kstest
 
 from disent.lecture import item_names, item_spec
 from disent.lecture.capacity import order_holds
-from disent.lecture.cli import main, sweep_commands
+from disent.lecture.cli import main, planned_jobs, sweep_commands
 from disent.lecture.infogan_digits import matched_accuracy
 from disent.lecture.page import update_section
 from disent.lecture.study_findings import PAPER, pairs
@@ -67,6 +67,12 @@ def test_items_share_the_jobs_of_an_experiment_and_unknown_items_are_refused(tmp
     with pytest.raises(SystemExit) as refused:
         main(["report", "no_such_item"])
     assert refused.value.code == 2 and "no lecture item 'no_such_item'" in capsys.readouterr().err
+
+
+def test_planned_jobs_counts_the_grid_with_the_command_lines_values_in_place():
+    assert planned_jobs("beta_traversals", []) == 6  # β = 1, 16 × seeds 0-2
+    assert planned_jobs("beta_traversals", ["seed=0", "threads=1"]) == 2
+    assert planned_jobs("noisy_beta_vae", ["seed=range(0,50)", "model.beta=1,2,4,6,8,16"]) == 300
 
 
 def test_every_lecture_experiment_composes_into_a_valid_config_with_its_grid():

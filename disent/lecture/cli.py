@@ -27,6 +27,31 @@ def sweep_commands(name: str, preset: str, out: Path, extra: list[str]) -> dict[
             for experiment in item_spec(name)["experiments"]}
 
 
+def planned_jobs(experiment: str, overrides: list[str]) -> int:
+    """How many jobs an experiment's sweep has: its file's `hydra.sweeper.params`, with the command line's
+    `key=a,b,...` or `key=range(a,b)` values in place of a key's grid (as Hydra's basic sweeper does)."""
+    from hydra import compose, initialize_config_dir
+
+    from disent.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        params = dict(compose("train", overrides=[f"experiment=lecture/{experiment}"],
+                              return_hydra_config=True).hydra.sweeper.params or {})
+    params |= {key: value for key, _, value in (o.partition("=") for o in overrides)
+               if key in params or "," in value or value.startswith("range(")}
+
+    def count(value) -> int:
+        text = str(value)
+        if text.startswith("range(") and text.endswith(")"):
+            return len(range(*(int(part) for part in text[6:-1].split(","))))
+        return len(text.split(","))
+
+    total = 1
+    for value in params.values():
+        total *= count(value)
+    return total
+
+
 def shown(command: list[str]) -> str:
     """A command as a user types it: `disent-train ...`."""
     return " ".join(["disent-train", *(shlex.quote(part) for part in command[3:])])
@@ -84,10 +109,11 @@ def _provenance(name: str, spec: dict, runs: Runs, preset: str) -> str:
         seconds = sum(job.results.get("wall_time_s") or 0.0 for job in done)
         commits = sorted({(job.results.get("code") or {}).get("commit", "unrecorded")[:10]
                           + ("+changes" if (job.results.get("code") or {}).get("dirty") else "") for job in done})
-        rows.append([f"`lecture/{experiment}`", " ".join(f"`{o}`" for o in own) or "—", f"{len(done)} / {len(jobs)}",
+        planned = planned_jobs(experiment, [*preset_overrides(preset), *own])
+        rows.append([f"`lecture/{experiment}`", " ".join(f"`{o}`" for o in own) or "—", f"{len(done)} / {planned}",
                      ", ".join(f"{s:,}" for s in steps),
                      ", ".join(map(str, batch)), ", ".join(map(str, seeds)), hours(seconds), ", ".join(commits)])
-    lines.append(table(["experiment", "its overrides", "jobs completed / all", "steps", "batch", "seeds",
+    lines.append(table(["experiment", "its overrides", "jobs completed / planned", "steps", "batch", "seeds",
                         "job time (sum)", "trained at commit"], rows))
     report = code_version()
     lines.append(f"Report made at commit {report.get('commit', report['version'])[:10]}"
