@@ -5,6 +5,7 @@ Figures go to `<job dir>/figures/<name>_step<step>.png` every `figures.every_n_s
 that take them (W&B).
 """
 
+import time
 import warnings
 from pathlib import Path
 
@@ -45,6 +46,26 @@ class StopOnSignal(L.Callback):
         if pending_signal() is not None:
             trainer.save_checkpoint(self.path, weights_only=False)
             check_pending()
+
+
+class Stopwatch(L.Callback):
+    """A job's time across the processes that made it: each checkpoint carries the seconds spent up to it, and a
+    resumed run starts from the seconds of the checkpoint it resumed from (work lost after that checkpoint and
+    redone is counted once, as the redone work)."""
+
+    def __init__(self):
+        self.started = time.time()
+        self.restored_s = 0.0  # the seconds of earlier processes, up to the checkpoint this run resumed from
+
+    def elapsed_s(self) -> float:
+        return self.restored_s + time.time() - self.started
+
+    def state_dict(self) -> dict:
+        return {"elapsed_s": self.elapsed_s()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.restored_s = float(state_dict.get("elapsed_s", 0.0))
+        self.started = time.time()
 
 
 class PeriodicEvaluation(L.Callback):

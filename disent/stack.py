@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from disent.callbacks import FigureCallback, StopOnSignal
+from disent.callbacks import FigureCallback, StopOnSignal, Stopwatch
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
 from disent.evaluate import encoder_of, evaluate_many
@@ -133,6 +133,7 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
     a stack interrupted (or killed) while writing its members resumes as the same stack, from its checkpoint
     at the last step, instead of training the unwritten members again."""
     start = time.time()
+    stopwatch = Stopwatch()  # the stack's time, restored with its checkpoint; each member's job_time_s is the stack's
     first = jobs[0][0]
     trainer = None
     for k, job_results in enumerate(results):
@@ -151,7 +152,7 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
         resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs])
         trainer = L.Trainer(**OmegaConf.to_container(first.trainer, resolve=True), logger=False, max_epochs=-1,
                             enable_checkpointing=False, default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()],
-                            callbacks=[_SaveEvery(path, first.checkpoint.every_n_steps), StopOnSignal(path)])
+                            callbacks=[_SaveEvery(path, first.checkpoint.every_n_steps), StopOnSignal(path), stopwatch])
         log.info("training %d jobs as one stack (%s)%s: %s", len(jobs), "vmap" if vectorized else "loop",
                  f", resumed from {path}" if resume_from else "",
                  ", ".join(str(job_dir) for _, job_dir, _ in jobs))
@@ -165,7 +166,7 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
     except BaseException as error:
         step = trainer.global_step if trainer is not None else None
         for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
-            close_job(cfg, job_dir, job_results, start, None, error, step)
+            close_job(cfg, job_dir, job_results, start, None, error, step, stopwatch.restored_s)
         if not isinstance(error, Exception):
             raise
         return [error] * len(jobs)
@@ -178,12 +179,12 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
                                           sweep_name, job_results, device, metrics))
     except BaseException as error:  # a signal: every member is interrupted, none completed
         for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
-            close_job(cfg, job_dir, job_results, start, None, error, trainer.global_step)
+            close_job(cfg, job_dir, job_results, start, None, error, trainer.global_step, stopwatch.restored_s)
         raise
     for (cfg, job_dir, _), job_results, failure in zip(jobs, results, failures, strict=True):
         if failure is None:
             job_results["status"] = "completed"
-        close_job(cfg, job_dir, job_results, start, None, failure, trainer.global_step)
+        close_job(cfg, job_dir, job_results, start, None, failure, trainer.global_step, stopwatch.restored_s)
     if not any(failures):
         path.unlink(missing_ok=True)  # every member has its own checkpoint now
     return [failure or job_results for failure, job_results in zip(failures, results, strict=True)]

@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from disent.callbacks import FigureCallback, PeriodicEvaluation, StopOnSignal
+from disent.callbacks import FigureCallback, PeriodicEvaluation, StopOnSignal, Stopwatch
 from disent.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint, resume_differences
 from disent.config import CONF_DIR
 from disent.data import DataFileError, build_dataset
@@ -268,9 +268,11 @@ def finish_job(cfg: DictConfig, job_dir: Path, model: DisentModel, dataset, figu
 
 
 def close_job(cfg: DictConfig, job_dir: Path, results: dict, start: float, logger, error: BaseException | None,
-              step: int | None = None) -> None:
+              step: int | None = None, earlier_s: float = 0.0) -> None:
     """Write the job's final results.json and finish its W&B run: `interrupted` (with the signal, the phase and
-    the step) when `error` is an interruption, `failed` (with the error) for any other error."""
+    the step) when `error` is an interruption, `failed` (with the error) for any other error. `wall_time_s` is
+    this process's time; `job_time_s` adds `earlier_s`, the earlier processes' time up to the checkpoint this
+    one resumed from (the job's whole cost, whatever interrupted it)."""
     SIGNALS.phase = "closing"  # a signal now waits until results.json is written
     stopped = interruption(error) if error is not None else None
     if stopped is not None:
@@ -284,6 +286,7 @@ def close_job(cfg: DictConfig, job_dir: Path, results: dict, start: float, logge
         results.update(status="failed", error=f"{type(error).__name__}: {error}",
                        traceback="".join(traceback.format_exception(error)))
     results["wall_time_s"] = round(time.time() - start, 3)
+    results["job_time_s"] = round(earlier_s + results["wall_time_s"], 3)
     write_json_atomic(job_dir / "results.json", results)
     finish_logger(logger, results["status"] == "completed")
     log.info("%s: %s in %.1f s -> %s", run_name(cfg), results["status"], results["wall_time_s"], job_dir)
@@ -322,6 +325,7 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         if finished:
             return results
         start, logger, trainer, failure = time.time(), None, None, None
+        stopwatch = Stopwatch()  # restored from the checkpoint a resumed run starts from
         last = job_dir / "checkpoints" / "last.ckpt"
         try:
             set_phase("building")
@@ -332,7 +336,7 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
                                          every_n_train_steps=cfg.checkpoint.every_n_steps)
             figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
-            callbacks = [checkpoint, figures]
+            callbacks = [checkpoint, figures, stopwatch]
             if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
                 callbacks.append(PeriodicEvaluation(dataset, cfg.periodic_metrics))
             callbacks.append(StopOnSignal(last))  # after the others have recorded the step (the checkpoint is last)
@@ -350,7 +354,8 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             failure = error
             raise
         finally:
-            close_job(cfg, job_dir, results, start, logger, failure, trainer.global_step if trainer else None)
+            close_job(cfg, job_dir, results, start, logger, failure, trainer.global_step if trainer else None,
+                      stopwatch.restored_s)
     stop_after_closing()
     return results
 

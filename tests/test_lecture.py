@@ -10,9 +10,9 @@ from scipy.stats import kstest
 
 from disent.lecture import item_names, item_spec
 from disent.lecture.capacity import order_holds
-from disent.lecture.cli import main, planned_jobs, sweep_commands
+from disent.lecture.cli import Plan, main, plan, sweep_commands
 from disent.lecture.infogan_digits import matched_accuracy
-from disent.lecture.page import update_section
+from disent.lecture.page import replace_marked, update_section
 from disent.lecture.study_findings import PAPER, pairs
 from disent.lecture.theorem import empirical_marginals, entangling_bijection, random_orthogonal, uniform_marginals
 
@@ -21,7 +21,10 @@ from disent.lecture.theorem import empirical_marginals, entangling_bijection, ra
 def lecture(tmp_path_factory) -> Path:
     """Every item run at the tiny preset into one directory (items that share an experiment share its jobs)."""
     root = tmp_path_factory.mktemp("lecture")
-    main(["run", "all", "--preset", "tiny", "--out", str(root / "out"), "--docs", str(root / "docs")])
+    markers = "<!-- lecture:index:begin -->\nold\n<!-- lecture:index:end -->"
+    (root / "README.md").write_text(f"# a project\n\n{markers}\nrest\n")
+    main(["run", "all", "--preset", "tiny", "--out", str(root / "out"), "--docs", str(root / "docs"),
+          "--readme", str(root / "README.md")])
     return root
 
 
@@ -37,7 +40,7 @@ def test_every_item_runs_at_the_tiny_preset_and_writes_its_section_with_its_figu
     for name in item_names():
         section = _section(page, name)
         spec = item_spec(name)
-        assert section.startswith(f"## {spec['number']}. {spec['title']}")
+        assert section.startswith(f'<a id="{name}"></a>\n\n## {spec["number"]}. {spec["title"]}')
         assert "Not enough completed jobs" not in section and "No completed" not in section, section[-600:]
         assert f"disent-lecture run {name} --preset tiny" in section and "| 0 / " not in section
         figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", section)
@@ -57,7 +60,29 @@ def test_a_report_rewrites_its_own_section_only(lecture):
     for name in item_names():
         if name != "factor_vs_beta":
             assert _section(before, name) == _section(after, name)
-    assert [m for m in re.findall(r"lecture:(\w+):begin", after)] == item_names()  # the lecture's order
+    assert [m for m in re.findall(r"lecture:(\w+):begin", after)] == ["index", *item_names()]  # the lecture's order
+
+
+def test_the_index_lists_every_item_with_its_headline_in_the_page_and_the_readme(lecture):
+    readme = (lecture / "README.md").read_text()
+    assert readme.startswith("# a project\n\n<!-- lecture:index:begin -->\n| # | item |") and readme.endswith("rest\n")
+    index = _section(readme, "index")
+    rows = [line for line in index.splitlines()[2:] if line.startswith("| ")]
+    assert len(rows) == len(item_names()) and "\nold\n" not in readme
+    for row, name in zip(rows, item_names(), strict=True):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[1] == f"[`{name}`](docs/lecture/README.md#{name})"
+        assert cells[2] == f"`disent-lecture run {name} --preset tiny`" and cells[3] == "10" and cells[4] == "0"
+        assert cells[7] != "not run yet" and cells[9] in ("holds", "fails", "—"), row
+    page_index = _section((lecture / "docs" / "README.md").read_text(), "index")
+    assert "](#beta_traversals)" in page_index and "](docs/" not in page_index
+
+
+def test_replace_marked_leaves_a_file_without_markers_alone(tmp_path):
+    plain = tmp_path / "README.md"
+    plain.write_text("no markers\n")
+    assert not replace_marked(plain, "index", "table") and plain.read_text() == "no markers\n"
+    assert not replace_marked(tmp_path / "missing.md", "index", "table") and not (tmp_path / "missing.md").exists()
 
 
 def test_items_share_the_jobs_of_an_experiment_and_unknown_items_are_refused(tmp_path, capsys):
@@ -69,10 +94,10 @@ def test_items_share_the_jobs_of_an_experiment_and_unknown_items_are_refused(tmp
     assert refused.value.code == 2 and "no lecture item 'no_such_item'" in capsys.readouterr().err
 
 
-def test_planned_jobs_counts_the_grid_with_the_command_lines_values_in_place():
-    assert planned_jobs("beta_traversals", []) == 6  # β = 1, 16 × seeds 0-2
-    assert planned_jobs("beta_traversals", ["seed=0", "threads=1"]) == 2
-    assert planned_jobs("noisy_beta_vae", ["seed=range(0,50)", "model.beta=1,2,4,6,8,16"]) == 300
+def test_the_plan_counts_the_grid_with_the_command_lines_values_in_place():
+    assert plan("beta_traversals", []) == Plan(6, 30000, [0, 1, 2])  # β = 1, 16 × seeds 0-2
+    assert plan("beta_traversals", ["seed=0", "threads=1", "trainer.max_steps=10"]) == Plan(2, 10, [0])
+    assert plan("noisy_beta_vae", ["seed=range(0,50)", "model.beta=1,2,4,6,8,16"]).jobs == 300
 
 
 def test_every_lecture_experiment_composes_into_a_valid_config_with_its_grid():

@@ -50,9 +50,11 @@ def _same_weights(a: Path, b: Path) -> None:
 def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_ends(model, tmp_path):
     base = COMMON + RESUMABLE[model] + ["checkpoint.every_n_steps=10"]
     whole = train(load_config(base + ["trainer.max_steps=40"]), tmp_path / "whole")
-    train(load_config(base + ["trainer.max_steps=25"]), tmp_path / "parts")  # stops between two checkpoints
+    first = train(load_config(base + ["trainer.max_steps=25"]), tmp_path / "parts")  # stops between two checkpoints
     parts = train(load_config(base + ["trainer.max_steps=40"]), tmp_path / "parts")  # resume=auto
     assert parts["resumed_from_step"] == 25 and parts["steps"] == whole["steps"] == 40
+    # the job's time counts both processes: the first one's up to its final checkpoint, then the second's
+    assert 0 < parts["job_time_s"] - parts["wall_time_s"] < first["wall_time_s"] == first["job_time_s"]
     _same_weights(tmp_path / "whole", tmp_path / "parts")
     assert parts["final_losses"] == pytest.approx(whole["final_losses"], rel=1e-6)
     whole_state, parts_state = (read_checkpoint(tmp_path / d / "checkpoints" / "last.ckpt") for d in ("whole", "parts"))

@@ -9,7 +9,7 @@ import numpy as np
 
 from disent.checkpoints import read_checkpoint
 from disent.lecture.measures import mi_matrix
-from disent.lecture.page import save_picture, table
+from disent.lecture.page import Section, save_picture, table
 from disent.lecture.runs import Job, Runs
 
 EXPERIMENT = "capacity"
@@ -41,10 +41,10 @@ def order_holds(rows: list[tuple[str, int, float, int | None]]) -> bool:
     return all(max(a) < min(b) for a, b in zip(groups[:-1], groups[1:], strict=True) if a and b)
 
 
-def analyze(runs: Runs, out: Path) -> str:
+def analyze(runs: Runs, out: Path) -> Section:
     jobs = {job.results["dataset"]: job for job in runs.jobs(EXPERIMENT)}
     if "dsprites" not in jobs:
-        return "No completed dSprites job yet.\n"
+        return Section("No completed dSprites job yet.\n")
     job = jobs["dsprites"]
     threshold = runs.setting("threshold_nats")
     rows = onsets(job, runs.setting("mi_points"), threshold)
@@ -65,4 +65,7 @@ def analyze(runs: Runs, out: Path) -> str:
         pictures = save_picture(color.figure("traversals"), out / "traversals_color_dsprites.png")
         lines += ["The AnnealedVAE on Color-dSprites, single latent traversals ordered by their average KL with the "
                   f"prior (seed {color.seed}; the slide's panel (a)):", "", f"![traversals]({pictures})", ""]
-    return "\n".join(lines)
+    reached = sorted((r for r in rows if r[3] is not None), key=lambda r: r[3])
+    measured = " → ".join(f"{name} ({onset:,})" for name, _, _, onset in reached)
+    return Section("\n".join(lines), f"first steps ≥ {threshold} nat: {measured or 'none'}",
+                   "posX, posY → scale → shape, orientation", "holds" if order_holds(rows) else "fails")

@@ -1,14 +1,20 @@
 """`disent-lecture`: train and report the lecture's items (see disent/lecture/__init__.py)."""
 
 import argparse
+import json
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from disent.lecture import ITEMS, PRESETS, analysis, item_names, item_spec, preset_overrides, sweep_dir
-from disent.lecture.page import hours, table, update_section
+from disent.lecture.page import Section, hours, replace_marked, table, update_section
 from disent.lecture.runs import Runs
-from disent.results import code_version
+from disent.results import code_version, write_atomic
+
+SECTIONS = ["index", *ITEMS]  # the page's sections in order: the index table, then the items
 
 
 def item_overrides(name: str, experiment: str, preset: str) -> list[str]:
@@ -27,29 +33,40 @@ def sweep_commands(name: str, preset: str, out: Path, extra: list[str]) -> dict[
             for experiment in item_spec(name)["experiments"]}
 
 
-def planned_jobs(experiment: str, overrides: list[str]) -> int:
-    """How many jobs an experiment's sweep has: its file's `hydra.sweeper.params`, with the command line's
-    `key=a,b,...` or `key=range(a,b)` values in place of a key's grid (as Hydra's basic sweeper does)."""
+@dataclass
+class Plan:
+    """What an experiment's sweep runs under some overrides."""
+
+    jobs: int
+    steps: int
+    seeds: list[int]
+
+
+def _values(text: str) -> list[str]:
+    """A sweep value as Hydra's basic sweeper expands it: `a,b,...` or `range(a,b[,step])`."""
+    if text.startswith("range(") and text.endswith(")"):
+        return [str(v) for v in range(*(int(part) for part in text[6:-1].split(",")))]
+    return text.split(",")
+
+
+def plan(experiment: str, overrides: list[str]) -> Plan:
+    """An experiment's sweep: its file's `hydra.sweeper.params`, with the command line's `key=a,b,...` or
+    `key=range(a,b)` values in place of a key's grid (as Hydra's basic sweeper does), and the other overrides
+    applied to learn the training length."""
     from hydra import compose, initialize_config_dir
 
     from disent.config import CONF_DIR
 
+    split = [(o, *o.partition("=")[::2]) for o in overrides]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        params = dict(compose("train", overrides=[f"experiment=lecture/{experiment}"],
-                              return_hydra_config=True).hydra.sweeper.params or {})
-    params |= {key: value for key, _, value in (o.partition("=") for o in overrides)
-               if key in params or "," in value or value.startswith("range(")}
-
-    def count(value) -> int:
-        text = str(value)
-        if text.startswith("range(") and text.endswith(")"):
-            return len(range(*(int(part) for part in text[6:-1].split(","))))
-        return len(text.split(","))
-
-    total = 1
-    for value in params.values():
-        total *= count(value)
-    return total
+        grid = dict(compose("train", overrides=[f"experiment=lecture/{experiment}"],
+                            return_hydra_config=True).hydra.sweeper.params or {})
+        swept = {key: value for _, key, value in split if key in grid or "," in value or value.startswith("range(")}
+        fixed = [o for o, key, _ in split if key not in swept]
+        cfg = compose("train", overrides=[f"experiment=lecture/{experiment}", *fixed])
+    grid = {key: _values(str(value)) for key, value in (grid | swept).items()}
+    seeds = [int(seed) for seed in grid.get("seed", [cfg.seed])]
+    return Plan(int(np.prod([len(values) for values in grid.values()])), int(cfg.trainer.max_steps), seeds)
 
 
 def shown(command: list[str]) -> str:
@@ -90,48 +107,118 @@ def run_sweep(arguments: list[str]) -> int:
     return code
 
 
-def _provenance(name: str, spec: dict, runs: Runs, preset: str) -> str:
+def _span(values: list[int]) -> str:
+    """0, 1, 2 as '0-2'; other lists as they are."""
+    values = sorted(values)
+    if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}"
+    return ", ".join(map(str, values))
+
+
+def _commit(results: dict) -> str:
+    code = results.get("code") or {}
+    return code.get("commit", "unrecorded")[:10] + ("+changes" if code.get("dirty") else "")
+
+
+def job_seconds(results: dict) -> float:
+    """A job's time over all its processes (`job_time_s`); jobs written before disent recorded it have only their
+    last process's `wall_time_s`."""
+    return float(results.get("job_time_s") or results.get("wall_time_s") or 0.0)
+
+
+def experiment_status(name: str, runs: Runs, preset: str) -> list[dict]:
+    """Per experiment of an item: its overrides, its plan, and what of it is done (jobs, steps, seeds, time, code)."""
+    status = []
+    for experiment in runs.experiments:
+        own = item_overrides(name, experiment, preset)
+        done = [job for job in runs.jobs(experiment, completed=False) if job.status == "completed"]
+        planned = plan(experiment, [*preset_overrides(preset), *own])
+        status.append({"experiment": experiment, "own": own, "plan": planned,
+                       "done": len(done), "steps": sorted({job.results.get("max_steps") for job in done}),
+                       "batch": sorted({job.results.get("batch_size") for job in done}),
+                       "seeds": sorted({job.seed for job in done}),
+                       "seconds": sum(job_seconds(job.results) for job in done),
+                       "partial_time": any("job_time_s" not in job.results for job in done),
+                       "commits": sorted({_commit(job.results) for job in done})})
+    return status
+
+
+def _provenance(name: str, spec: dict, runs: Runs, preset: str, status: list[dict]) -> str:
     """The section's head: what it reproduces, the command, and what the runs were (length, seeds, time, code)."""
     overrides = " ".join(shlex.quote(o) for o in preset_overrides(preset)) or "(none)"
-    lines = [f"## {spec['number']}. {spec['title']} (`{name}`)", "", f"Paper: {spec['paper']}.", "",
+    lines = [f'<a id="{name}"></a>', "", f"## {spec['number']}. {spec['title']} (`{name}`)", "",
+             f"Paper: {spec['paper']}.", "",
              f"Reproduce: `disent-lecture run {name} --preset {preset}`. It runs, for each experiment below, "
              f"`disent-train -m experiment=lecture/<experiment> hydra.sweep.dir={runs.out}/<experiment>/{preset}` "
              f"with the preset's overrides `{overrides}` and the item's own (in the table); each experiment's grid "
              "is its file's `hydra.sweeper.params`.", ""]
-    rows = []
-    for experiment in runs.experiments:
-        own = item_overrides(name, experiment, preset)
-        jobs = runs.jobs(experiment, completed=False)
-        done = [job for job in jobs if job.status == "completed"]
-        steps = sorted({job.results.get("max_steps") for job in done})
-        seeds = sorted({job.seed for job in done})
-        batch = sorted({job.results.get("batch_size") for job in done})
-        seconds = sum(job.results.get("wall_time_s") or 0.0 for job in done)
-        commits = sorted({(job.results.get("code") or {}).get("commit", "unrecorded")[:10]
-                          + ("+changes" if (job.results.get("code") or {}).get("dirty") else "") for job in done})
-        planned = planned_jobs(experiment, [*preset_overrides(preset), *own])
-        rows.append([f"`lecture/{experiment}`", " ".join(f"`{o}`" for o in own) or "—", f"{len(done)} / {planned}",
-                     ", ".join(f"{s:,}" for s in steps),
-                     ", ".join(map(str, batch)), ", ".join(map(str, seeds)), hours(seconds), ", ".join(commits)])
+    rows = [[f"`lecture/{s['experiment']}`", " ".join(f"`{o}`" for o in s["own"]) or "—",
+             f"{s['done']} / {s['plan'].jobs}", ", ".join(f"{steps:,}" for steps in s["steps"]),
+             ", ".join(map(str, s["batch"])), _span(s["seeds"]),
+             "≥ " * s["partial_time"] + hours(s["seconds"]), ", ".join(s["commits"])]
+            for s in status]
     lines.append(table(["experiment", "its overrides", "jobs completed / planned", "steps", "batch", "seeds",
                         "job time (sum)", "trained at commit"], rows))
     report = code_version()
     lines.append(f"Report made at commit {report.get('commit', report['version'])[:10]}"
                  f"{' (with uncommitted changes)' if report.get('dirty') else ''}, preset `{preset}`. Jobs run two at "
-                 f"a time on the `cpu` preset, so the item's wall time is about half the job time.\n")
+                 "a time on the `cpu` preset, so the item's wall time is about half the job time (≥: some jobs, "
+                 "trained before disent recorded `job_time_s`, count only their last process's time).\n")
     return "\n".join(lines)
 
 
-def report(name: str, preset: str, out: Path, docs: Path) -> Path:
-    """Write an item's figures into docs/<item>/ and its section into docs/README.md; returns the page."""
+def summary(name: str, preset: str, status: list[dict], section: Section) -> dict:
+    """An item's line of the index tables: docs/lecture/<item>/summary.json."""
+    return {"item": name, "preset": preset, "command": f"disent-lecture run {name} --preset {preset}",
+            "steps": sorted({s["plan"].steps for s in status}),
+            "seeds": sorted({seed for s in status for seed in s["plan"].seeds}),
+            "jobs_completed": sum(s["done"] for s in status), "jobs_planned": sum(s["plan"].jobs for s in status),
+            "job_seconds": sum(s["seconds"] for s in status),
+            "job_time_partial": any(s["partial_time"] for s in status),
+            "commits": sorted({commit for s in status for commit in s["commits"]}),
+            "measured": section.measured, "paper": section.paper, "claim": section.claim}
+
+
+def index_table(docs: Path) -> str:
+    """The items in the lecture's order, each with its command, training length, seeds, job time and headline
+    beside the paper's (from docs/<item>/summary.json; an item never reported says so)."""
+    rows = []
+    for name in item_names():
+        spec = item_spec(name)
+        path = docs / name / "summary.json"
+        if not path.is_file():
+            rows.append([spec["number"], f"`{name}`", f"`disent-lecture run {name}`", "", "", "", "", "not run yet",
+                         "", ""])
+            continue
+        line = json.loads(path.read_text())
+        rows.append([spec["number"], f"[`{name}`](docs/lecture/README.md#{name})", f"`{line['command']}`",
+                     " / ".join(f"{steps:,}" for steps in line["steps"]), _span(line["seeds"]),
+                     f"{line['jobs_completed']} / {line['jobs_planned']}",
+                     "≥ " * line.get("job_time_partial", False) + hours(line["job_seconds"]),
+                     line["measured"], line["paper"], line["claim"]])
+    return table(["#", "item", "command", "training steps", "seeds", "jobs done", "job time (sum)", "disent",
+                  "paper", "claim"], rows)
+
+
+def report(name: str, preset: str, out: Path, docs: Path, readme: Path | None = None) -> Path:
+    """Write an item's figures and summary into docs/<item>/, its section and the index into docs/README.md, and
+    the index into `readme` (between its lecture markers, where it has them); returns the page."""
     spec = item_spec(name)
     commands = sweep_commands(name, preset, out, [])
     settings = {**spec.get("analysis", {}), **(spec.get("analysis_tiny", {}) if preset == "tiny" else {})}
     runs = Runs(out, preset, list(spec["experiments"]), commands, settings)
     figures = docs / name
     figures.mkdir(parents=True, exist_ok=True)
-    body = analysis(name).analyze(runs, figures)
-    return update_section(docs / "README.md", name, ITEMS, _provenance(name, spec, runs, preset) + "\n" + body)
+    section = analysis(name).analyze(runs, figures)
+    status = experiment_status(name, runs, preset)
+    write_atomic(figures / "summary.json", json.dumps(summary(name, preset, status, section), indent=1) + "\n")
+    page = docs / "README.md"
+    update_section(page, name, SECTIONS, _provenance(name, spec, runs, preset, status) + "\n" + section.text)
+    index = index_table(docs)
+    update_section(page, "index", SECTIONS, "## The items\n\n" + index.replace("](docs/lecture/README.md#", "](#"))
+    if readme is not None:
+        replace_marked(readme, "index", index)
+    return page
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--preset", default="cpu", choices=PRESETS, help="cpu (default), tiny (smoke test), full")
         sub.add_argument("--out", type=Path, default=Path("outputs/lecture"), help="where the jobs go")
         sub.add_argument("--docs", type=Path, default=Path("docs/lecture"), help="the page and its figures")
+        sub.add_argument("--readme", type=Path, default=Path("README.md"),
+                         help="whose items table (between its lecture:index markers) is rewritten too")
         if command == "run":
             sub.add_argument("--dry-run", action="store_true", help="print the commands only")
             sub.add_argument("--no-report", action="store_true", help="train only; `report` writes the section later")
@@ -171,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             failures += run(name, args.preset, args.out, args.overrides, args.dry_run)
             if args.dry_run or args.no_report:
                 continue
-        print(f"wrote {report(name, args.preset, args.out, args.docs)} ({name})")
+        print(f"wrote {report(name, args.preset, args.out, args.docs, args.readme)} ({name})")
     if failures:
         print(f"disent-lecture: {failures} sweep(s) had failed jobs; their results.json says why", file=sys.stderr)
         raise SystemExit(1)

@@ -4,18 +4,18 @@ with reconstruction and MIG, and the traversals of each type at its largest λ_o
 
 from pathlib import Path
 
-from disent.lecture.page import save_picture, table
+from disent.lecture.page import Section, save_picture, table
 from disent.lecture.runs import Runs
 from disent.viz import stack_vertically
 
 EXPERIMENTS = {"dip_vae_i": "DIP-VAE-I (C = Cov[μ(x)])", "dip_vae_ii": "DIP-VAE-II (C = Cov[μ(x)] + E diag σ²(x))"}
 
 
-def analyze(runs: Runs, out: Path) -> str:
+def analyze(runs: Runs, out: Path) -> Section:
     groups = {e: runs.by_value(e) for e in EXPERIMENTS}
     if not any(groups.values()):
-        return "No completed jobs yet.\n"
-    rows, verdicts, cells = [], [], []
+        return Section("No completed jobs yet.\n")
+    rows, verdicts, cells, fell = [], [], [], []
     for experiment, label in EXPERIMENTS.items():
         by_value = groups[experiment]
         if not by_value:
@@ -28,6 +28,7 @@ def analyze(runs: Runs, out: Path) -> str:
                          losses["dip_diagonal"], f"{losses['reconstruction']:.1f}", jobs[0].metric("mig")])
         values = sorted(off)
         falls = all(off[a] >= off[b] for a, b in zip(values[:-1], values[1:], strict=True))
+        fell.append(falls)
         verdicts.append(f"{label.split(' (')[0]}: the off-diagonal penalty {'falls' if falls else 'does not fall'} "
                         f"as λ_od rises ({', '.join(f'{off[v]:.3g}' for v in values)})")
         job = by_value[values[-1]][0]
@@ -39,4 +40,5 @@ def analyze(runs: Runs, out: Path) -> str:
                    rows), "; ".join(verdicts) + ".", "",
              "| " + " | ".join(title for title, _ in cells) + " |", "|" + "---|" * len(cells),
              "| " + " | ".join(picture for _, picture in cells) + " |"]
-    return "\n".join(lines)
+    measured = "; ".join(verdict.replace("the off-diagonal penalty ", "off-diagonal ") for verdict in verdicts)
+    return Section("\n".join(lines), measured, "the penalty falls as λ_od rises", "holds" if all(fell) else "fails")

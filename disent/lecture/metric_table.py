@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA, FastICA
 from disent.config import load_config
 from disent.data import build_dataset
 from disent.evaluate import _GridIndices, encoder_of, evaluate
-from disent.lecture.page import mean_sd, table
+from disent.lecture.page import Section, mean_sd, table
 from disent.lecture.runs import Runs
 from disent.metrics import beta_vae_score
 from disent.models import build_model
@@ -38,11 +38,11 @@ def _fixed_scores(data, suite: dict, represent, seed: int, view=None) -> float:
     return 100 * values["eval_accuracy"]
 
 
-def analyze(runs: Runs, out: Path) -> str:
+def analyze(runs: Runs, out: Path) -> Section:
     vaes = runs.by_value("beta_traversals")
     infogans = runs.jobs("infogan_dsprites")
     if not vaes:
-        return "No completed β-VAE jobs yet.\n"
+        return Section("No completed β-VAE jobs yet.\n")
     metrics_name, seeds = runs.setting("metrics"), runs.setting("seeds")
     metrics = load_config([f"metrics={metrics_name}"]).metrics
     suite = OmegaConf.to_container(metrics.suite)
@@ -81,4 +81,8 @@ def analyze(runs: Runs, out: Path) -> str:
              PROTOCOL.format(batch=suite["beta_vae"]["batch_size"], train=suite["beta_vae"]["num_train"],
                              eval=suite["beta_vae"]["num_eval"], fit=runs.setting("fit_points"), beta=high,
                              steps=vaes[high][0].results["max_steps"])]
-    return "\n".join(lines)
+    shown = ("β-VAE", "VAE (β = 1)", "InfoGAN")
+    measured = " / ".join(f"{np.mean(scores[label]):.1f}" if scores[label] else "—" for label in shown)
+    paper = " / ".join(PAPER[label].split(" ±")[0] for label in shown)
+    return Section("\n".join(lines), f"BetaVAE score β-VAE / VAE / InfoGAN: {measured}", paper,
+                   "holds" if order_ok else "fails")

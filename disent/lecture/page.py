@@ -3,6 +3,7 @@ section only; and the small formatting helpers the items share."""
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,17 @@ Each section below is one figure or table of the lecture on disentangled represe
 beside the paper's numbers. `disent-lecture report <item>` rewrites an item's section and figures from the jobs
 on disk; `disent-lecture run <item>` trains what is missing first. Nothing here is written by hand.
 """
+
+
+@dataclass
+class Section:
+    """What an item's analysis returns: its section's markdown, and its headline (one measured figure beside the
+    paper's, and whether the lecture's claim holds) for the index tables of the page and of the README."""
+
+    text: str
+    measured: str = "not run yet"
+    paper: str = "—"
+    claim: str = "—"  # "holds", "fails" or "—" (the item makes no yes/no claim, or has no runs yet)
 
 
 def _markers(item: str) -> tuple[str, str]:
@@ -39,6 +51,18 @@ def update_section(page: Path, item: str, order: Sequence[str], text: str) -> Pa
             begin, end = _markers(name)
             parts.append(f"{begin}\n{sections[name]}\n{end}\n")
     return write_atomic(page, "\n".join(parts))
+
+
+def replace_marked(path: Path, key: str, text: str) -> bool:
+    """Put `text` between `path`'s `<!-- lecture:<key>:begin -->` and `end` markers; False (and nothing written)
+    where the file or its markers are missing."""
+    begin, end = _markers(key)
+    old = path.read_text() if path.is_file() else ""
+    found = re.search(re.escape(begin) + r"\n.*?" + re.escape(end), old, flags=re.S)
+    if not found:
+        return False
+    write_atomic(path, old[:found.start()] + f"{begin}\n{text.strip()}\n{end}" + old[found.end():])
+    return True
 
 
 def save_picture(picture: np.ndarray, path: Path, max_width: int = 480, colors: int = 32) -> str:

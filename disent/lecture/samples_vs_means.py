@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from disent.lecture.page import save_picture, table
+from disent.lecture.page import Section, save_picture, table
 from disent.lecture.runs import Runs
 from disent.study import collect
 from disent.study.report import tc_figure
@@ -16,13 +16,13 @@ from disent.study.report import tc_figure
 TC = "unsupervised.gaussian_total_correlation"
 
 
-def analyze(runs: Runs, out: Path) -> str:
+def analyze(runs: Runs, out: Path) -> Section:
     from disent.lecture import sweep_dir
 
     table_ = collect([sweep_dir(runs.out, e, runs.preset) for e in runs.experiments])
     jobs = table_[table_["status"] == "completed"]
     if not len(jobs) or f"sampled/{TC}" not in jobs:
-        return "No completed jobs with both representations scored yet.\n"
+        return Section("No completed jobs with both representations scored yet.\n")
     tc_figure(jobs, out / "tc.png")
     from PIL import Image
 
@@ -50,4 +50,6 @@ def analyze(runs: Runs, out: Path) -> str:
              f"{models}** models; at the highest strength the mean representation's TC lies above the sampled one "
              f"for **{apart} of {models}**: the regulariser acts on samples, and the means used for inference need "
              f"not be factorised."]
-    return "\n".join(lines)
+    measured = f"sampled TC falls for {falls} of {models} models; mean TC above it for {apart}"
+    return Section("\n".join(lines), measured, "the sampled TC falls, the mean TC does not follow",
+                   "holds" if falls == apart == models else "fails")

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from disent.lecture.page import save_picture, table  # noqa: E402
+from disent.lecture.page import Section, save_picture, table  # noqa: E402
 from disent.lecture.runs import Runs  # noqa: E402
 from disent.study import STUDY_METRICS, better_beats_worse, collect, rank_correlation, variance_explained  # noqa: E402
 from disent.viz.figures import figure_to_array  # noqa: E402
@@ -53,13 +53,13 @@ def violins(jobs: pd.DataFrame, path: Path) -> str:
     return save_picture(picture, path, max_width=1200, colors=64)
 
 
-def analyze(runs: Runs, out: Path) -> str:
+def analyze(runs: Runs, out: Path) -> Section:
     from disent.lecture import sweep_dir
 
     table_ = collect([sweep_dir(runs.out, experiment, runs.preset) for experiment in runs.experiments])
     jobs = table_[(table_["status"] == "completed") & (table_["dataset"] == DATASET)]
     if jobs["model"].nunique() < 2:
-        return "Not enough completed jobs yet (at least two models are needed).\n"
+        return Section("Not enough completed jobs yet (at least two models are needed).\n")
     grids = []
     for model, cell in jobs.groupby("model"):
         strengths = ", ".join(f"{float(v):g}" for v in sorted(cell["value"].unique(), key=float))
@@ -96,4 +96,7 @@ def analyze(runs: Runs, out: Path) -> str:
               f"{len(difference)} pairs (with a value in both) is **{agreement:.2f}**. Closest pairs: "
               + ", ".join(f"{a}–{b} ({d:.0f})" for (a, b), d in difference.head(3).items())
               + "; furthest: " + ", ".join(f"{a}–{b} ({d:.0f})" for (a, b), d in difference.tail(3).items()) + ".", ""]
-    return "\n".join(lines)
+    measured = (f"model explains < ½ of the variance for {len(dominant)} of {len(variance)} metrics; "
+                f"Spearman with the seed's table {agreement:.2f}")
+    return Section("\n".join(lines), measured, "model < ½ for most metrics; the seed's table",
+                   "holds" if len(dominant) > len(variance) / 2 else "fails")
