@@ -27,7 +27,7 @@ class Section:
     text: str
     measured: str = "not run yet"
     paper: str = "—"
-    claim: str = "—"  # "holds", "fails" or "—" (the item makes no yes/no claim, or has no runs yet)
+    claim: str = "—"  # "holds", "partly", "fails" or "—" (no runs yet)
 
 
 def _markers(item: str) -> tuple[str, str]:
@@ -89,12 +89,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def mean_sd(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
-    """'61.58 ± 0.50' over the finite values (n in brackets when some are missing); '—' when none are."""
+    """'61.58 ± 0.50' over the finite values; '61.58 (n = 1)' for one value; '—' when none are."""
     values = np.asarray([v for v in values if np.isfinite(v)], dtype=float) * scale
     if not len(values):
         return "—"
-    sd = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.{digits}f} ± {sd:.{digits}f}"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (n = 1)"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
 def hours(seconds: float) -> str:

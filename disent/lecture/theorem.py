@@ -24,6 +24,7 @@ from disent.data import build_dataset  # noqa: E402
 from disent.evaluate import _GridIndices, encoder_of, score  # noqa: E402
 from disent.lecture.page import Section, save_picture, table  # noqa: E402
 from disent.lecture.runs import Runs  # noqa: E402
+from disent.metrics.unsupervised_metrics import gaussian_total_correlation  # noqa: E402
 from disent.study import STUDY_METRICS  # noqa: E402
 from disent.viz.figures import figure_to_array  # noqa: E402
 
@@ -126,29 +127,44 @@ def analyze(runs: Runs, out: Path) -> Section:
     _panel(axes[1], reference, codes_after, (int(order[0]), int(order[1])), latent_names, "β-VAE codes")
     fig.tight_layout()
     figure = save_picture(figure_to_array(fig), out / "theorem.png", max_width=900, colors=64)
+    prior = rng.standard_normal((reference_points, reference.shape[1]))  # the model's factorised p(z)
+    ks_prior = ks_statistics(prior, entangling_bijection(norm.cdf, norm.ppf, a_codes)(prior), ks_points, rng)
+    dependence = gaussian_total_correlation(np.cov(reference, rowvar=False))
+    largest = {"ground truth": max(s for s, _ in ks_truth), "prior samples": max(s for s, _ in ks_prior),
+               "codes": max(s for s, _ in ks_codes)}
     lines = [f"f is built as in the proof: g the marginal CDFs (the ground truth's factors dequantised to "
              f"U[0, size); the codes' estimated from {reference_points:,} encodings), h = Φ⁻¹, A a random "
              f"orthogonal matrix with no zero entry (smallest |A_ij|: {np.abs(a_codes).min():.3f} for the codes). "
-             f"Codes of the β-VAE of `{job.dir.name}`; metric set `{metrics_name}`.", "",
+             f"Codes (mean representation) of the β-VAE of `{job.dir.name}`; metric set `{metrics_name}`.", "",
              f"![theorem]({figure})", "",
              "**Marginals** (two-sample KS test between z and f(z), per dimension, "
-             f"{min(ks_points, len(reference) // 2):,} points each): ground truth: largest statistic "
-             f"{max(s for s, _ in ks_truth):.3f}, smallest p-value {min(p for _, p in ks_truth):.2g}; β-VAE codes: "
-             f"largest statistic {max(s for s, _ in ks_codes):.3f}, smallest p-value "
-             f"{min(p for _, p in ks_codes):.2g}.",
+             f"{min(ks_points, len(reference) // 2):,} points each; largest statistic, smallest p-value):", "",
+             table(["z", "independent dimensions?", "largest KS statistic", "smallest p-value"],
+                   [["ground truth factors", "yes (dSprites' grid)", largest["ground truth"],
+                     f"{min(p for _, p in ks_truth):.2g}"],
+                    ["the β-VAE's prior N(0, I) (f = A)", "yes", largest["prior samples"],
+                     f"{min(p for _, p in ks_prior):.2g}"],
+                    ["the β-VAE's codes", f"no: Gaussian total correlation {dependence:.2f} nats",
+                     largest["codes"], f"{min(p for _, p in ks_codes):.2g}"]]),
+             "The theorem assumes a factorised p(z): the ground truth and the model's prior are, and f keeps "
+             "their marginals to the KS test's resolution. A trained encoder's mean codes are only nearly "
+             "independent, so rotating their Gaussianised joint moves their marginals a little.",
              "", "**Metrics** before and after f:", "",
              table(["metric", *representations], rows)]
     truth, entangled = "ground truth z", "f(ground truth)"
     chance = {key: 1 / len(sizes) if key.endswith("eval_accuracy") else 0.0 for key in shown.values()}
-    collapsed = [key for key in shown.values()
+    collapsed = [name for name, key in shown.items()
                  if values[entangled][key] - chance[key] < 0.5 * (values[truth][key] - chance[key])]
-    largest = max(s for s, _ in ks_truth + ks_codes)
-    holds = largest < 0.05 and len(collapsed) == len(shown)
-    lines += ["", f"Claim: f keeps every marginal (largest KS statistic {largest:.3f}) and destroys the metrics (on "
-              f"the ground truth, {len(collapsed)} of {len(shown)} lose at least half of their value above chance, "
-              f"1/{len(sizes)} for the two classifier scores and 0 for the others): "
-              f"**{'holds' if holds else 'fails'}**."]
-    measured = (f"KS ≤ {largest:.3f}; on the ground truth " + ", ".join(f"{name} {values[truth][key]:.2f} → "
-                f"{values[entangled][key]:.2f}" for name, key in list(shown.items())[:2]))
-    return Section("\n".join(lines), measured, "the marginals stay, every metric collapses",
-                   "holds" if holds else "fails")
+    kept = largest["ground truth"] < 0.05 and largest["prior samples"] < 0.05
+    claim = "fails" if not kept or not collapsed else "holds" if len(collapsed) == len(shown) else "partly"
+    stay = [name for name in shown if name not in collapsed]
+    lines += ["", f"Claim: f keeps the marginals of a factorised z ({'yes' if kept else 'no'}) and destroys the "
+              f"metrics: on the ground truth, {len(collapsed)} of {len(shown)} lose at least half of their value "
+              f"above chance (1/{len(sizes)} for the two classifier scores, 0 for the others): "
+              f"{', '.join(collapsed) or 'none'}" + (f"; {', '.join(stay)} stay high: they score how well a "
+              "classifier or a per-latent fit reads the factors off, which a rotation of Gaussianised "
+              "factors only partly hides" if stay else "") + f". **{claim}**."]
+    measured = (f"KS ≤ {max(largest['ground truth'], largest['prior samples']):.3f}; on the ground truth "
+                + ", ".join(f"{name} {values[truth][key]:.2f} → {values[entangled][key]:.2f}"
+                            for name, key in shown.items()))
+    return Section("\n".join(lines), measured, "the marginals stay, every metric collapses", claim)
