@@ -10,7 +10,7 @@ from scipy.stats import kstest
 
 from disent.lecture import item_names, item_spec
 from disent.lecture.capacity import order_holds
-from disent.lecture.cli import Plan, main, plan, sweep_commands
+from disent.lecture.cli import Plan, index_table, main, plan, sweep_commands
 from disent.lecture.infogan_digits import matched_accuracy
 from disent.lecture.page import replace_marked, update_section
 from disent.lecture.study_findings import PAPER, pairs
@@ -76,6 +76,13 @@ def test_the_index_lists_every_item_with_its_headline_in_the_page_and_the_readme
         assert cells[7] != "not run yet" and cells[9] in ("holds", "partly", "fails", "—"), row
     page_index = _section((lecture / "docs" / "README.md").read_text(), "index")
     assert "](#beta_traversals)" in page_index and "](docs/" not in page_index
+
+
+def test_an_item_not_reported_yet_shows_its_plan_in_the_index(tmp_path):
+    rows = [line for line in index_table(tmp_path, "cpu").splitlines()[2:] if line.startswith("| ")]
+    assert len(rows) == len(item_names()) and all("not reported yet" in row for row in rows)
+    beta = next(row for row in rows if "`beta_traversals`" in row)
+    assert "| 30,000 | 0-2 | 0 / 6 |" in beta  # β = 1, 16 × seeds 0-2 at the cpu length
 
 
 def test_replace_marked_leaves_a_file_without_markers_alone(tmp_path):

@@ -179,16 +179,20 @@ def summary(name: str, preset: str, status: list[dict], section: Section) -> dic
             "measured": section.measured, "paper": section.paper, "claim": section.claim}
 
 
-def index_table(docs: Path) -> str:
+def index_table(docs: Path, preset: str) -> str:
     """The items in the lecture's order, each with its command, training length, seeds, job time and headline
-    beside the paper's (from docs/<item>/summary.json; an item never reported says so)."""
+    beside the paper's (from docs/<item>/summary.json; an item never reported has its plan under `preset`)."""
     rows = []
     for name in item_names():
         spec = item_spec(name)
         path = docs / name / "summary.json"
         if not path.is_file():
-            rows.append([spec["number"], f"`{name}`", f"`disent-lecture run {name}`", "", "", "", "", "not run yet",
-                         "", ""])
+            plans = [plan(experiment, [*preset_overrides(preset), *item_overrides(name, experiment, preset)])
+                     for experiment in spec["experiments"]]
+            rows.append([spec["number"], f"`{name}`", f"`disent-lecture run {name} --preset {preset}`",
+                         " / ".join(f"{steps:,}" for steps in sorted({p.steps for p in plans})),
+                         _span(sorted({seed for p in plans for seed in p.seeds})),
+                         f"0 / {sum(p.jobs for p in plans)}", "", "not reported yet", "", ""])
             continue
         line = json.loads(path.read_text())
         rows.append([spec["number"], f"[`{name}`](docs/lecture/README.md#{name})", f"`{line['command']}`",
@@ -214,7 +218,7 @@ def report(name: str, preset: str, out: Path, docs: Path, readme: Path | None = 
     write_atomic(figures / "summary.json", json.dumps(summary(name, preset, status, section), indent=1) + "\n")
     page = docs / "README.md"
     update_section(page, name, SECTIONS, _provenance(name, spec, runs, preset, status) + "\n" + section.text)
-    index = index_table(docs)
+    index = index_table(docs, preset)
     update_section(page, "index", SECTIONS, "## The items\n\n" + index.replace("](docs/lecture/README.md#", "](#"))
     if readme is not None:
         replace_marked(readme, "index", index)
