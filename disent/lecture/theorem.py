@@ -21,7 +21,7 @@ from scipy.stats import ks_2samp, norm  # noqa: E402
 
 from disent.config import load_config  # noqa: E402
 from disent.data import build_dataset  # noqa: E402
-from disent.evaluate import _GridIndices, encoder_of, score  # noqa: E402
+from disent.evaluate import _GridIndices, _representation, encoder_of, score  # noqa: E402
 from disent.lecture.page import Section, save_picture, table  # noqa: E402
 from disent.lecture.runs import Runs  # noqa: E402
 from disent.metrics.unsupervised_metrics import gaussian_total_correlation  # noqa: E402
@@ -108,7 +108,9 @@ def analyze(runs: Runs, out: Path) -> Section:
     truth_f = entangling_bijection(*uniform_marginals(sizes), random_orthogonal(len(sizes), rng))
     truth_after = truth_f(grid)
     encode = encoder_of(model, 512)
-    reference = encode(data.sample_observations(reference_points, np.random.default_rng(1)))[0]
+    encoded = encode(data.sample_observations(reference_points, np.random.default_rng(1)))
+    reference = encoded[0]  # (N, d) mean codes: the representation the metrics score
+    sampled = _representation(encoded, "sampled", np.random.default_rng(2))  # z ~ q(z|x): what training factorises
     a_codes = random_orthogonal(reference.shape[1], rng)
     codes_f = entangling_bijection(*empirical_marginals(reference), a_codes)
     view = _GridIndices(data)
@@ -131,14 +133,17 @@ def analyze(runs: Runs, out: Path) -> Section:
     _panel(axes[0], grid, truth_after, (names.index("posX"), names.index("posY")), names, "ground truth")
     order = np.argsort(reference.var(axis=0))[::-1]
     latent_names = [f"z{k}" for k in range(reference.shape[1])]
-    _panel(axes[1], reference, codes_after, (int(order[0]), int(order[1])), latent_names, "β-VAE codes")
+    sampled_after = entangling_bijection(*empirical_marginals(sampled), a_codes)(sampled)
+    ks_sampled = ks_statistics(sampled, sampled_after, ks_points, rng)
+    _panel(axes[1], sampled, sampled_after, (int(order[0]), int(order[1])), latent_names, "β-VAE sampled codes")
     fig.tight_layout()
     figure = save_picture(figure_to_array(fig), out / "theorem.png", max_width=900, colors=64)
     prior = rng.standard_normal((reference_points, reference.shape[1]))  # the model's factorised p(z)
     ks_prior = ks_statistics(prior, entangling_bijection(norm.cdf, norm.ppf, a_codes)(prior), ks_points, rng)
-    dependence = gaussian_total_correlation(np.cov(reference, rowvar=False))
+    dependence = {name: gaussian_total_correlation(np.cov(codes, rowvar=False))
+                  for name, codes in (("mean", reference), ("sampled", sampled))}
     largest = {"ground truth": max(s for s, _ in ks_truth), "prior samples": max(s for s, _ in ks_prior),
-               "codes": max(s for s, _ in ks_codes)}
+               "codes": max(s for s, _ in ks_codes), "sampled codes": max(s for s, _ in ks_sampled)}
     lines = [f"f is built as in the proof: g the marginal CDFs (the ground truth's factors dequantised to "
              f"U[0, size); the codes' estimated from {reference_points:,} encodings), h = Φ⁻¹, A a random "
              f"orthogonal matrix with no zero entry (smallest |A_ij|: {np.abs(a_codes).min():.3f} for the codes). "
@@ -151,26 +156,34 @@ def analyze(runs: Runs, out: Path) -> Section:
                      f"{min(p for _, p in ks_truth):.2g}"],
                     ["the β-VAE's prior N(0, I) (f = A)", "yes", largest["prior samples"],
                      f"{min(p for _, p in ks_prior):.2g}"],
-                    ["the β-VAE's codes", f"no: Gaussian total correlation {dependence:.2f} nats",
-                     largest["codes"], f"{min(p for _, p in ks_codes):.2g}"]]),
-             "The theorem assumes a factorised p(z): the ground truth and the model's prior are, and f keeps "
-             "their marginals to the KS test's resolution. A trained encoder's mean codes are only nearly "
-             "independent, so rotating their Gaussianised joint moves their marginals a little.",
+                    ["the β-VAE's sampled codes z ~ q(z|x) (the figure)",
+                     f"nearly: Gaussian total correlation {dependence['sampled']:.2f} nats", largest["sampled codes"],
+                     f"{min(p for _, p in ks_sampled):.2g}"],
+                    ["the β-VAE's mean codes (the metrics' representation)",
+                     f"less: Gaussian total correlation {dependence['mean']:.2f} nats", largest["codes"],
+                     f"{min(p for _, p in ks_codes):.2g}"]]),
+             "The theorem assumes a factorised p(z): the ground truth and the model's prior are, and the sampled "
+             "codes nearly are (training factorises them, item 9); f keeps their marginals to within the KS "
+             "statistics above. The mean codes are further from independent, so rotating their Gaussianised joint "
+             "moves their marginals more.",
              "", "**Metrics** before and after f:", "",
              table(["metric", *representations], rows)]
     truth, entangled = "ground truth z", "f(ground truth)"
     chance = {key: 1 / len(sizes) if key.endswith("eval_accuracy") else 0.0 for key in shown.values()}
     collapsed = [name for name, key in shown.items()
                  if values[entangled][key] - chance[key] < 0.5 * (values[truth][key] - chance[key])]
-    kept = largest["ground truth"] < 0.05 and largest["prior samples"] < 0.05
+    # kept: no dimension's KS test rejects at 1%, Bonferroni-corrected over the dimensions of each z
+    kept = all(min(p for _, p in ks) > 0.01 / len(ks) for ks in (ks_truth, ks_prior, ks_sampled))
     claim = "fails" if not kept or not collapsed else "holds" if len(collapsed) == len(shown) else "partly"
     stay = [name for name in shown if name not in collapsed]
-    lines += ["", f"Claim: f keeps the marginals of a factorised z ({'yes' if kept else 'no'}) and destroys the "
+    lines += ["", f"Claim: f keeps the marginals of a factorised z ({'yes' if kept else 'no'}: no KS test rejects "
+              "at 1%, Bonferroni-corrected over the dimensions) and destroys the "
               f"metrics: on the ground truth, {len(collapsed)} of {len(shown)} lose at least half of their value "
               f"above chance (1/{len(sizes)} for the two classifier scores, 0 for the others): "
               f"{', '.join(collapsed) or 'none'}" + (f"; {', '.join(stay)} stay high" if stay else "")
               + f". **{claim}**.", "", WHY_SOME_STAY]
-    measured = (f"KS ≤ {max(largest['ground truth'], largest['prior samples']):.3f}; on the ground truth "
+    measured = (f"KS ≤ {max(largest['ground truth'], largest['prior samples'], largest['sampled codes']):.3f}; "
+                "on the ground truth "
                 + ", ".join(f"{name} {values[truth][key]:.2f} → {values[entangled][key]:.2f}"
                             for name, key in shown.items() if name in ("MIG", "DCI Disentanglement", "BetaVAE score")))
     return Section("\n".join(lines), measured, "the marginals stay, every metric collapses", claim)
