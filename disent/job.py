@@ -8,7 +8,11 @@ The signal contract (disent-train, single runs, multiruns and stacks alike):
   trained is lost); in any other phase (building, final checkpoint, figures, metrics) the job stops at once.
 - `results.json` then says `"status": "interrupted"` with `"interrupted": {"signal", "phase", "step"}`,
   and the process exits with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
-- A second signal while the first is being handled stops the wait for the step's end.
+- A second signal while the first is being handled stops the wait for the step's end. The same signal twice
+  within a second is one signal delivered twice (to a process group, and forwarded by a parent): it counts once.
+- Multiruns whose jobs run in worker processes (hydra/launcher=joblib): the parent forwards the signal to each
+  worker that holds a job of its sweep (a held `.lock`), waits until those jobs have written their results,
+  then exits with the same code; the sweep's other jobs never start.
 - Running the same command again (`resume=auto`, the same job or sweep directory) continues the job: from
   the checkpoint of the interrupted step, or, when training had finished, with the figures and metrics.
 - SIGKILL cannot be handled: `results.json` still says `running`, and `resume=auto` continues from the
@@ -26,6 +30,7 @@ import signal
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +40,8 @@ from hydra.experimental.callback import Callback
 from disent.schema import ConfigError
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+DUPLICATE_WINDOW_S = 1.0  # the same signal again within this is a second delivery of one signal
+WORKER_WAIT_S = 600.0  # how long a multirun's parent waits for its workers' interrupted jobs to be written
 
 
 class JobInterrupted(BaseException):
@@ -44,6 +51,9 @@ class JobInterrupted(BaseException):
     def __init__(self, signum: int, phase: str):
         self.signum, self.phase = signum, phase
         super().__init__(f"interrupted by {signal.Signals(signum).name} during {phase}")
+
+    def __reduce__(self):  # a worker process sends it to its parent pickled (hydra/launcher=joblib)
+        return type(self), (self.signum, self.phase)
 
     @property
     def exit_code(self) -> int:
@@ -62,8 +72,16 @@ class _Signals:
         self.phase = "start-up"
         self.pending: int | None = None  # a signal received during training, acted on at the step's end
         self.installed = False  # whether handle_signals() has installed the handlers
+        self.last: tuple[int, float] = (0, -DUPLICATE_WINDOW_S)  # the last signal handled, and when
+        self.sweep_dir: Path | None = None  # the sweep of the multirun this process runs (CheckOutputDir sets it)
 
     def handler(self, signum: int, frame) -> None:
+        now = time.monotonic()
+        if self.last[0] == signum and now - self.last[1] < DUPLICATE_WINDOW_S:
+            return  # one Ctrl-C (or scancel) reached the process group and came again from the parent
+        self.last = (signum, now)
+        if self.phase == "start-up" and forward_to_workers(signum):
+            raise JobInterrupted(signum, "multirun")  # every worker's job is recorded as interrupted
         if self.phase == "training" and self.pending is None:
             self.pending = signum  # finish the step, checkpoint it, then stop (check_pending)
             return
@@ -121,6 +139,7 @@ def reset_signals() -> None:
     """A new job starts: nothing pending, nothing running."""
     SIGNALS.phase = "start-up"
     SIGNALS.pending = None
+    SIGNALS.last = (0, -DUPLICATE_WINDOW_S)
 
 
 def interruption(error: BaseException) -> dict | None:
@@ -134,6 +153,70 @@ def interruption(error: BaseException) -> dict | None:
     if type(error).__name__ == "SIGTERMException":
         return {"signal": "SIGTERM", "phase": SIGNALS.phase}
     return None
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return int(stat_file.read().rsplit(")", 1)[1].split()[1])  # the field after the state letter
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _descends_from_this_process(pid: int) -> bool:
+    """Whether `pid` is a child (or grandchild ...) of this process, read from /proc (False without it)."""
+    for _ in range(8):
+        parent = _parent_of(pid)
+        if parent is None or parent <= 1:
+            return False
+        if parent == os.getpid():
+            return True
+        pid = parent
+    return False
+
+
+def _held_job_locks(root: Path) -> dict[Path, int]:
+    """{lock: the pid holding it} of the jobs under `root` that a process (other than this one) is running."""
+    held = {}
+    for path in root.rglob(".lock"):
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)  # free: no job runs there
+        except BlockingIOError:
+            text = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
+            if text.isdigit() and int(text) != os.getpid():
+                held[path] = int(text)
+        finally:
+            os.close(descriptor)
+    return held
+
+
+def forward_to_workers(signum: int) -> bool:
+    """In a multirun's parent whose jobs run in worker processes: send `signum` to each worker running a job of
+    the sweep, and wait until they have all released their job's lock (their results are written). False, with
+    nothing sent, where no worker of this process runs a job (a single run, a basic-launcher multirun)."""
+    sweep = SIGNALS.sweep_dir
+    if sweep is None or not sweep.is_dir():
+        return False
+    forwarded: set[Path] = set()
+    deadline = time.monotonic() + WORKER_WAIT_S
+    while time.monotonic() < deadline:
+        running = {path: pid for path, pid in _held_job_locks(sweep).items() if _descends_from_this_process(pid)}
+        for path, pid in running.items():
+            if path not in forwarded:  # a job that was running, or one a worker started since
+                forwarded.add(path)
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+        if not running:
+            break
+        time.sleep(0.1)
+    return bool(forwarded)
 
 
 # --- the job directory ----------------------------------------------------------------------------
@@ -229,6 +312,10 @@ class CheckOutputDir(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self._check(config.hydra.sweep.dir, "sweep directory")
+        SIGNALS.sweep_dir = Path(config.hydra.sweep.dir)  # where a signal looks for the jobs of worker processes
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        SIGNALS.sweep_dir = None
 
     @staticmethod
     def _check(directory: str, what: str) -> None:

@@ -203,6 +203,34 @@ def test_ctrl_c_in_a_multirun_exits_130_leaves_the_job_interrupted_and_the_rerun
     assert [_results(sweep / str(k))["status"] for k in (0, 1)] == ["completed", "completed"]
 
 
+def test_a_sigterm_to_a_joblib_multirun_interrupts_the_jobs_in_its_workers_and_the_rerun_finishes_them(tmp_path):
+    signum = signal.SIGTERM  # SIGINT takes the same path (checked by hand: exit 130, both jobs interrupted)
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    command = ["-m", "disent.train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+               f"hydra.sweep.dir={sweep}", *SMALL, "seed=0,1,2", "trainer.max_steps=3000",
+               "checkpoint.every_n_steps=20", "metrics=none"]
+    process = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=ENV)
+    deadline = time.time() + 300
+    checkpoints = [sweep / str(k) / "checkpoints" / "last.ckpt" for k in (0, 1)]  # both workers are training
+    while not all(c.exists() for c in checkpoints) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)  # to the parent only, as `kill` or a scheduler that signals the main process does
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signum and "Traceback" not in stderr, stderr[-3000:]
+    for k in (0, 1):
+        results = _results(sweep / str(k))
+        assert results["status"] == "interrupted", results
+        assert results["interrupted"]["signal"] == signal.Signals(signum).name
+        assert results["interrupted"]["phase"] == "training" and results["interrupted"]["step"] > 0
+    assert not (sweep / "2" / "results.json").exists()  # the sweep's next job never started
+    command[command.index("trainer.max_steps=3000")] = "trainer.max_steps=60"
+    again = _run(*command)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [_results(sweep / str(k))["status"] for k in (0, 1, 2)] == ["completed"] * 3
+
+
 # --- files: symlinks, temporary files, the lock ----------------------------------------------------
 def test_planted_symlinks_are_replaced_never_written_through(tmp_path):
     job = tmp_path / "job"
