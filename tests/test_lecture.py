@@ -63,6 +63,59 @@ def test_a_report_rewrites_its_own_section_only(lecture):
     assert [m for m in re.findall(r"lecture:(\w+):begin", after)] == ["index", *item_names()]  # the lecture's order
 
 
+def _without_provenance_notes(section: str) -> str:
+    """A section less the lines that say where its jobs were read from and at which commit it was made."""
+    notes = ("Reproduce:", "Report made at commit")
+    return "\n".join(line for line in section.splitlines()
+                     if line.strip() and "read from their records" not in line and not line.startswith(notes))
+
+
+def test_a_fresh_clone_rewrites_every_section_from_the_records_alone(lecture, tmp_path):
+    import shutil
+
+    docs = tmp_path / "docs"
+    shutil.copytree(lecture / "docs", docs)
+    records = sorted(p.relative_to(docs) for p in (docs / "jobs").rglob("results.json"))
+    assert len(records) >= 20 and all(p.parts[2] == "tiny" for p in records)  # jobs/<experiment>/<preset>/<job>
+    assert sum(p.stat().st_size for p in (docs / "jobs").rglob("*")) < 1_000_000  # a few kB a job
+    assert list((docs / "jobs" / "beta_traversals" / "tiny").glob("*/measures.json"))
+    main(["report", "all", "--preset", "tiny", "--out", str(tmp_path / "no_jobs_here"), "--docs", str(docs),
+          "--readme", str(tmp_path / "README.md")])
+    before, after = (lecture / "docs" / "README.md").read_text(), (docs / "README.md").read_text()
+    for name in item_names():
+        assert _without_provenance_notes(_section(after, name)) == _without_provenance_notes(_section(before, name))
+        assert "read from their records" in _section(after, name), name
+
+
+def test_records_of_another_length_are_ignored_a_job_here_shadows_its_record_and_measures_are_kept(tmp_path):
+    import json
+
+    from disent.lecture.runs import JobGone, Runs
+
+    def write_job(root: Path, name: str, steps: int) -> Path:
+        (root / "e" / "cpu" / name).mkdir(parents=True)
+        results = {"status": "completed", "seed": 0, "max_steps": steps, "hyperparameter": {"value": 1}}
+        (root / "e" / "cpu" / name / "results.json").write_text(json.dumps(results))
+        return root / "e" / "cpu" / name
+
+    write_job(tmp_path / "records", "a", 10)
+    write_job(tmp_path / "records", "stale", 99)
+    write_job(tmp_path / "records", "b", 10)
+    here = write_job(tmp_path / "out", "b", 10)
+    runs = Runs(tmp_path / "out", "cpu", ["e"], records=tmp_path / "records", steps={"e": 10})
+    jobs = runs.jobs("e")
+    assert [(job.name, job.trained) for job in jobs] == [("a", False), ("b", True)]
+    with pytest.raises(JobGone, match="train the job again"):
+        jobs[0].measure("x", lambda: 1)
+    calls = []
+    assert jobs[1].measure("x", lambda: calls.append(1) or [1.5]) == [1.5]
+    assert jobs[1].measure("x", lambda: calls.append(1) or [2.5]) == [1.5] and len(calls) == 1  # kept
+    (here / "results.json").write_text(json.dumps({"status": "completed", "seed": 0, "max_steps": 10, "x": 1}))
+    assert runs.jobs("e")[1].measure("x", lambda: [2.5]) == [2.5]  # new results: measured again
+    assert runs.keep_records() == [tmp_path / "records" / "e" / "cpu" / "b"]
+    assert json.loads((tmp_path / "records/e/cpu/b/measures.json").read_text())["values"] == {"x": [2.5]}
+
+
 def test_the_index_lists_every_item_with_its_headline_in_the_page_and_the_readme(lecture):
     readme = (lecture / "README.md").read_text()
     assert readme.startswith("# a project\n\n<!-- lecture:index:begin -->\n| # | item |") and readme.endswith("rest\n")
@@ -83,6 +136,16 @@ def test_an_item_not_reported_yet_shows_its_plan_in_the_index(tmp_path):
     assert len(rows) == len(item_names()) and all("not reported yet" in row for row in rows)
     beta = next(row for row in rows if "`beta_traversals`" in row)
     assert "| 30,000 | 0-2 | 0 / 6 |" in beta  # β = 1, 16 × seeds 0-2 at the cpu length
+
+
+def test_a_report_into_other_docs_leaves_the_projects_readme_alone(tmp_path, monkeypatch):
+    markers = "<!-- lecture:index:begin -->\nthe project's table\n<!-- lecture:index:end -->\n"
+    (tmp_path / "README.md").write_text(markers)
+    monkeypatch.chdir(tmp_path)
+    main(["report", "capacity", "--preset", "tiny", "--out", "out", "--docs", "elsewhere"])
+    assert (tmp_path / "README.md").read_text() == markers and (tmp_path / "elsewhere" / "README.md").is_file()
+    main(["report", "capacity", "--preset", "tiny", "--out", "out"])  # the default docs: the README follows them
+    assert "the project's table" not in (tmp_path / "README.md").read_text()
 
 
 def test_replace_marked_leaves_a_file_without_markers_alone(tmp_path):

@@ -8,8 +8,9 @@ their jobs into the item's figure and numbers, written into one section of `docs
 
 An item is `conf/lecture/<item>.yaml` (its sweeps: experiments of conf/experiment/lecture/, with overrides per
 preset, or the name of the item whose overrides it shares; its analysis sizes) and `disent/lecture/<item>.py`
-(its `analyze(runs, out) -> str`, the section's markdown, figures written into `out`). Items that
-name the same experiment share its jobs: `<out>/<experiment>/<preset>/<job>`.
+(its `analyze(runs, out) -> Section`: the section's markdown and headline, figures written into `out`). Items
+that name the same experiment share its jobs: `<out>/<experiment>/<preset>/<job>`, and their records beside the
+page, `docs/lecture/jobs/<experiment>/<preset>/<job>` (disent/lecture/runs.py).
 """
 
 from importlib import import_module

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from disent.lecture.measures import factor_gaps, mi_matrix
-from disent.lecture.page import Section, mean_sd, save_picture, table
+from disent.lecture.page import Section, job_picture, mean_sd, table
 from disent.lecture.runs import Runs
-from disent.viz import stack_vertically
 
 EXPERIMENT = "beta_traversals"
 
@@ -25,9 +24,8 @@ def analyze(runs: Runs, out: Path) -> Section:
     matrices = {beta: [mi_matrix(job, runs.setting("mi_points")) for job in jobs] for beta, jobs in groups.items()}
     names = matrices[next(iter(matrices))][0][2]
     for beta, jobs in groups.items():  # the slide's picture, for the first seed of each β
-        pictures = [jobs[0].figure("reconstructions"), jobs[0].figure("traversals")]
-        save_picture(stack_vertically(pictures), out / f"beta{beta:g}_traversals.png")
-        save_picture(jobs[0].figure("latent_heatmaps"), out / f"beta{beta:g}_heatmaps.png", max_width=1000)
+        job_picture(jobs[0], ["reconstructions", "traversals"], out / f"beta{beta:g}_traversals.png")
+        job_picture(jobs[0], ["latent_heatmaps"], out / f"beta{beta:g}_heatmaps.png", max_width=1000)
     lines += ["| " + " | ".join(f"β = {beta:g} (seed {jobs[0].seed})" for beta, jobs in groups.items()) + " |",
               "|" + "---|" * len(groups),
               "| " + " | ".join(f"![β={beta:g}](beta{beta:g}_traversals.png)" for beta in groups) + " |",

@@ -9,7 +9,7 @@ import numpy as np
 
 from disent.checkpoints import read_checkpoint
 from disent.lecture.measures import mi_matrix
-from disent.lecture.page import Section, save_picture, table
+from disent.lecture.page import Section, job_picture, table
 from disent.lecture.runs import Job, Runs
 
 EXPERIMENT = "capacity"
@@ -17,9 +17,15 @@ PAPER_ORDER = [["posX", "posY"], ["scale"], ["shape", "orientation"]]  # the lec
 
 
 def kl_history(job: Job) -> tuple[np.ndarray, np.ndarray]:
-    """(steps (T,), per-latent KL at those steps (T, Z)) as the run recorded them for its capacity figure."""
+    """(steps (T,), per-latent KL at those steps (T, Z)) as the run recorded them for its capacity figure (kept in
+    the job's measures)."""
+    kept = job.measure("kl_history", lambda: _kl_history(job))
+    return np.asarray(kept["steps"]), np.asarray(kept["kl"])
+
+
+def _kl_history(job: Job) -> dict:
     state = read_checkpoint(job.dir / "checkpoints" / "last.ckpt")["callbacks"]["FigureCallback"]
-    return np.asarray(state["kl_steps"]), np.asarray(state["kl_history"])
+    return {"steps": np.asarray(state["kl_steps"]).tolist(), "kl": np.asarray(state["kl_history"]).tolist()}
 
 
 def onsets(job: Job, mi_points: int, threshold: float) -> list[tuple[str, int, float, int | None]]:
@@ -52,7 +58,7 @@ def analyze(runs: Runs, out: Path) -> Section:
     lines = [f"AnnealedVAE, γ = {model['gamma']:g}, C rising from 0 to {model['c_max']:g} nats over "
              f"{model['iteration_threshold']:,} steps ({job.results['max_steps']:,} in all), dSprites, "
              f"seed {job.seed}:",
-             "", f"![capacity]({save_picture(job.figure('capacity'), out / 'capacity_dsprites.png', colors=64)})", "",
+             "", f"![capacity]({job_picture(job, ['capacity'], out / 'capacity_dsprites.png', colors=64)})", "",
              f"Per factor, the latent that carries it most at the end (highest normalised MI), that latent's final "
              f"KL, and the first step its KL reached {threshold} nat, in the order they did:", "",
              table(["factor", "latent", "final KL (nats)", f"first step ≥ {threshold} nat"],
@@ -62,7 +68,7 @@ def analyze(runs: Runs, out: Path) -> Section:
              f"**{'holds' if order_holds(rows) else 'does not hold'}** in this run.", ""]
     if "color_dsprites" in jobs:
         color = jobs["color_dsprites"]
-        pictures = save_picture(color.figure("traversals"), out / "traversals_color_dsprites.png")
+        pictures = job_picture(color, ["traversals"], out / "traversals_color_dsprites.png")
         lines += ["The AnnealedVAE on Color-dSprites, single latent traversals ordered by their average KL with the "
                   f"prior (seed {color.seed}; the slide's panel (a)):", "", f"![traversals]({pictures})", ""]
     reached = sorted((r for r in rows if r[3] is not None), key=lambda r: r[3])

@@ -15,6 +15,8 @@ from disent.lecture.runs import Runs
 from disent.results import code_version, write_atomic
 
 SECTIONS = ["index", *ITEMS]  # the page's sections in order: the index table, then the items
+DEFAULT_DOCS = Path("docs/lecture")
+RECORDS = "jobs"  # <docs>/jobs/<experiment>/<preset>/<job>: the jobs' records (disent/lecture/runs.py)
 
 
 def item_overrides(name: str, experiment: str, preset: str) -> list[str]:
@@ -126,15 +128,15 @@ def job_seconds(results: dict) -> float:
     return float(results.get("job_time_s") or results.get("wall_time_s") or 0.0)
 
 
-def experiment_status(name: str, runs: Runs, preset: str) -> list[dict]:
+def experiment_status(name: str, runs: Runs, plans: dict[str, Plan]) -> list[dict]:
     """Per experiment of an item: its overrides, its plan, and what of it is done (jobs, steps, seeds, time, code)."""
     status = []
     for experiment in runs.experiments:
-        own = item_overrides(name, experiment, preset)
-        done = [job for job in runs.jobs(experiment, completed=False) if job.status == "completed"]
-        planned = plan(experiment, [*preset_overrides(preset), *own])
-        status.append({"experiment": experiment, "own": own, "plan": planned,
-                       "done": len(done), "steps": sorted({job.results.get("max_steps") for job in done}),
+        done = runs.jobs(experiment)
+        status.append({"experiment": experiment, "own": item_overrides(name, experiment, runs.preset),
+                       "plan": plans[experiment], "done": len(done),
+                       "records": sum(not job.trained for job in done),
+                       "steps": sorted({job.results.get("max_steps") for job in done}),
                        "batch": sorted({job.results.get("batch_size") for job in done}),
                        "seeds": sorted({job.seed for job in done}),
                        "seconds": sum(job_seconds(job.results) for job in done),
@@ -159,6 +161,11 @@ def _provenance(name: str, spec: dict, runs: Runs, preset: str, status: list[dic
             for s in status]
     lines.append(table(["experiment", "its overrides", "jobs completed / planned", "steps", "batch", "seeds",
                         "job time (sum)", "trained at commit"], rows))
+    kept = sum(s["records"] for s in status)
+    if kept:
+        lines.append(f"{kept} of the completed jobs are read from their records (`{RECORDS}/` beside this page: "
+                     "results, config and measurements of jobs trained in an earlier session or on another "
+                     "machine); the others from their job directories.\n")
     report = code_version()
     lines.append(f"Report made at commit {report.get('commit', report['version'])[:10]}"
                  f"{' (with uncommitted changes)' if report.get('dirty') else ''}, preset `{preset}`. Jobs run two at "
@@ -210,11 +217,15 @@ def report(name: str, preset: str, out: Path, docs: Path, readme: Path | None = 
     spec = item_spec(name)
     commands = sweep_commands(name, preset, out, [])
     settings = {**spec.get("analysis", {}), **(spec.get("analysis_tiny", {}) if preset == "tiny" else {})}
-    runs = Runs(out, preset, list(spec["experiments"]), commands, settings)
+    plans = {experiment: plan(experiment, [*preset_overrides(preset), *item_overrides(name, experiment, preset)])
+             for experiment in spec["experiments"]}
+    runs = Runs(out, preset, list(spec["experiments"]), commands, settings, records=docs / RECORDS,
+                steps={experiment: p.steps for experiment, p in plans.items()})
     figures = docs / name
     figures.mkdir(parents=True, exist_ok=True)
     section = analysis(name).analyze(runs, figures)
-    status = experiment_status(name, runs, preset)
+    runs.keep_records()  # after the analysis: the records keep what it measured
+    status = experiment_status(name, runs, plans)
     write_atomic(figures / "summary.json", json.dumps(summary(name, preset, status, section), indent=1) + "\n")
     page = docs / "README.md"
     update_section(page, name, SECTIONS, _provenance(name, spec, runs, preset, status) + "\n" + section.text)
@@ -235,9 +246,10 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("item", help="an item name, or all")
         sub.add_argument("--preset", default="cpu", choices=PRESETS, help="cpu (default), tiny (smoke test), full")
         sub.add_argument("--out", type=Path, default=Path("outputs/lecture"), help="where the jobs go")
-        sub.add_argument("--docs", type=Path, default=Path("docs/lecture"), help="the page and its figures")
-        sub.add_argument("--readme", type=Path, default=Path("README.md"),
-                         help="whose items table (between its lecture:index markers) is rewritten too")
+        sub.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="the page, its figures and the jobs' records")
+        sub.add_argument("--readme", type=Path, default=None,
+                         help="whose items table (between its lecture:index markers) is rewritten too (default: "
+                              "README.md when --docs is docs/lecture, none for another --docs)")
         if command == "run":
             sub.add_argument("--dry-run", action="store_true", help="print the commands only")
             sub.add_argument("--no-report", action="store_true", help="train only; `report` writes the section later")
@@ -252,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
             spec = item_spec(name)
             print(f"{spec['number']:>2}. {name:18s} {spec['title']}")
         return
+    if args.command != "list" and args.readme is None and args.docs == DEFAULT_DOCS:
+        args.readme = Path("README.md")  # the project's page links to docs/lecture: its index follows that page's
     names = item_names() if args.item == "all" else [args.item]
     try:
         for name in names:

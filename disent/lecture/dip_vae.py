@@ -4,9 +4,8 @@ with reconstruction and MIG, and the traversals of each type at its largest λ_o
 
 from pathlib import Path
 
-from disent.lecture.page import Section, save_picture, table
+from disent.lecture.page import Section, job_picture, table
 from disent.lecture.runs import Runs
-from disent.viz import stack_vertically
 
 EXPERIMENTS = {"dip_vae_i": "DIP-VAE-I (C = Cov[μ(x)])", "dip_vae_ii": "DIP-VAE-II (C = Cov[μ(x)] + E diag σ²(x))"}
 
@@ -32,8 +31,7 @@ def analyze(runs: Runs, out: Path) -> Section:
         verdicts.append(f"{label.split(' (')[0]}: the off-diagonal penalty {'falls' if falls else 'does not fall'} "
                         f"as λ_od rises ({', '.join(f'{off[v]:.3g}' for v in values)})")
         job = by_value[values[-1]][0]
-        name = save_picture(stack_vertically([job.figure("reconstructions"), job.figure("traversals")]),
-                            out / f"{experiment}_traversals.png")
+        name = job_picture(job, ["reconstructions", "traversals"], out / f"{experiment}_traversals.png")
         cells.append((f"{label.split(' (')[0]}, λ_od = {values[-1]:g}", f"![{experiment}]({name})"))
     lines = ["Penalties as logged by the run (the mean of its last 50 training steps), one seed:", "",
              table(["model", "λ_od", "λ_d", "off-diagonal Σ C_ij²", "diagonal Σ (C_ii − 1)²", "reconstruction", "MIG"],

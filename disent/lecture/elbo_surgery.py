@@ -17,9 +17,15 @@ from disent.models.regularizers import Posterior, gaussian_kl, tc_decomposition
 EXPERIMENTS = ["beta_traversals", "elbo_betas"]
 
 
-@torch.no_grad()
 def decomposition(job: Job, batch: int, batches: int) -> dict[str, float]:
-    """The three terms (nats), each the mean of `batches` estimates on batches of `batch` images."""
+    """The three terms (nats), each the mean of `batches` estimates on batches of `batch` images (kept in the job's
+    measures)."""
+    key = f"tc_decomposition(batch={batch},batches={batches})"
+    return job.measure(key, lambda: _decomposition(job, batch, batches))
+
+
+@torch.no_grad()
+def _decomposition(job: Job, batch: int, batches: int) -> dict[str, float]:
     model, cfg = job.load()
     data = build_dataset(cfg.dataset)
     rng = np.random.default_rng(0)

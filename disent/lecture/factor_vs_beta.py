@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from disent.lecture.page import Section, mean_sd, save_picture, table
+from disent.lecture.page import Section, job_picture, mean_sd, table
 from disent.lecture.runs import Runs
-from disent.viz import stack_vertically
 
 EXPERIMENTS = {"factor_vae_gamma10": "FactorVAE (γ = 10)", "beta_vae_beta8": "β-VAE (β = 8)"}
 SCORES = {"FactorVAE score": "factor_vae.eval_accuracy", "BetaVAE score": "beta_vae.eval_accuracy", "MIG": "mig"}
@@ -36,8 +35,7 @@ def analyze(runs: Runs, out: Path) -> Section:
              "", "| " + " | ".join(EXPERIMENTS.values()) + " |", "|" + "---|" * len(EXPERIMENTS)]
     cells = []
     for e, js in jobs.items():
-        name = save_picture(stack_vertically([js[0].figure("reconstructions"), js[0].figure("traversals")]),
-                            out / f"{e}_traversals.png")
+        name = job_picture(js[0], ["reconstructions", "traversals"], out / f"{e}_traversals.png")
         cells.append(f"![{e}]({name})")
     lines += ["| " + " | ".join(cells) + " |", "", "Inputs, reconstructions, then the KL-ordered traversals "
               "(first seed of each)."]

@@ -10,7 +10,7 @@ from scipy.optimize import linear_sum_assignment
 
 from disent.data import build_dataset
 from disent.evaluate import encoder_of
-from disent.lecture.page import Section, mean_sd, save_picture, table
+from disent.lecture.page import Section, job_picture, mean_sd, table
 from disent.lecture.runs import Job, Runs
 
 EXPERIMENT = "infogan_digits"
@@ -27,7 +27,12 @@ def matched_accuracy(predicted: np.ndarray, labels: np.ndarray, num_codes: int, 
 
 
 def code_accuracy(job: Job) -> float:
-    """How well the job's InfoGAN's first categorical code, read off Q for every image, predicts the digit."""
+    """How well the job's InfoGAN's first categorical code, read off Q for every image, predicts the digit (kept
+    in the job's measures)."""
+    return job.measure("code_accuracy", lambda: _code_accuracy(job))
+
+
+def _code_accuracy(job: Job) -> float:
     model, cfg = job.load()
     data = build_dataset(cfg.dataset)
     codes = encoder_of(model, 512)(data.render(np.arange(len(data.labels))))[0]
@@ -43,7 +48,7 @@ def analyze(runs: Runs, out: Path) -> Section:
     accuracy = {value: {job.seed: code_accuracy(job) for job in jobs} for value, jobs in groups.items()}
     regular, info = min(groups), max(groups)
     for value, jobs in groups.items():
-        save_picture(jobs[0].figure("code_traversals"), out / f"lambda{value:g}_codes.png")
+        job_picture(jobs[0], ["code_traversals"], out / f"lambda{value:g}_codes.png")
     seeds = sorted({seed for values in accuracy.values() for seed in values})
     rows = [[seed, *[accuracy[v].get(seed, float("nan")) for v in groups]] for seed in seeds]
     rows.append(["mean ± sd", *[mean_sd(list(accuracy[v].values()), digits=3) for v in groups]])

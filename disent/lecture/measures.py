@@ -16,8 +16,13 @@ from disent.metrics.utils import (
 
 def mi_matrix(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(I(z_j; v_k) / H(v_k) of the mean codes (Z, K) on `num_points` points, the mean KL of each latent (Z,), the
-    factor names). With MIG's settings (10,000 points, 20 bins, the run's metric seed) the per-factor gaps of the
-    matrix average to the run's MIG."""
+    factor names), kept in the job's measures. With MIG's settings (10,000 points, 20 bins, the run's metric seed)
+    the per-factor gaps of the matrix average to the run's MIG."""
+    kept = job.measure(f"mi_matrix(points={num_points})", lambda: _mi_matrix(job, num_points))
+    return np.asarray(kept["mi"]), np.asarray(kept["kl"]), kept["factor_names"]
+
+
+def _mi_matrix(job: Job, num_points: int) -> dict:
     model, cfg = job.load()
     data = build_dataset(cfg.dataset)
     encode = encoder_of(model, 512)
@@ -26,7 +31,7 @@ def mi_matrix(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray, list[s
     mi = discrete_mutual_info(histogram_discretize(codes, 20), factors) / discrete_entropy(factors)[None, :]
     mu, logvar = encode(data.sample_observations(2000, np.random.default_rng(1)))
     kl = 0.5 * (mu**2 + np.exp(logvar) - logvar - 1).mean(axis=0)
-    return mi, kl, list(data.factor_names)
+    return {"mi": mi.tolist(), "kl": kl.tolist(), "factor_names": list(data.factor_names)}
 
 
 def factor_gaps(mi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

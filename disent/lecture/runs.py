@@ -1,6 +1,17 @@
-"""The jobs of a lecture item's sweeps, as its analysis reads them: results.json, the checkpoint, the figures."""
+"""The jobs of a lecture item's sweeps, as its analysis reads them: results.json, the checkpoint, the figures.
 
+A job lives in two places. Its directory (`<out>/<experiment>/<preset>/<job>`) holds everything, checkpoints and
+figures included, but stays on the machine that trained it. Its *record* (`<records>/<experiment>/<preset>/<job>`,
+committed beside the page: docs/lecture/jobs/) keeps what the analyses read from a completed job in a few kB:
+results.json, the run's config and `measures.json`, the measurements the analyses took on its trained model (an
+MI matrix, a capacity history, ...). A report reads the job directories there are, then the records of the jobs
+that are not on this machine, so that an item's seeds add up across machines and sessions, and a fresh clone
+rewrites the page from the records alone.
+"""
+
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -9,14 +20,27 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from disent.lecture import sweep_dir
+from disent.results import write_atomic
+
+RECORD_FILES = {"results.json": "results.json", ".hydra/config.yaml": "config.yaml", "measures.json": "measures.json"}
+
+
+class JobGone(LookupError):
+    """An analysis needs what only a job's directory holds (its checkpoint, a figure, a measurement its record
+    lacks), and only the record is on this machine."""
 
 
 @dataclass
 class Job:
-    """One job directory of a sweep."""
+    """One job of a sweep: its directory, or its record when the directory is not on this machine."""
 
     dir: Path
     results: dict
+    trained: bool = True  # the job directory itself (checkpoints, figures), not a record
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
 
     @property
     def status(self) -> str:
@@ -40,31 +64,63 @@ class Job:
 
     @cached_property
     def config(self) -> DictConfig:
-        return OmegaConf.load(self.dir / ".hydra" / "config.yaml")
+        return OmegaConf.load(self.dir / (".hydra/config.yaml" if self.trained else "config.yaml"))
+
+    def _gone(self, what: str) -> JobGone:
+        return JobGone(f"{self.dir}: the analysis needs {what}, which only the job's own directory holds, and only "
+                       "its record is here; train the job again (`disent-lecture run <item>`) or report on the "
+                       "machine that trained it")
 
     def load(self):
         """(the trained model in eval mode, its run config)."""
         from disent.models import load_model
 
+        if not self.trained:
+            raise self._gone("its checkpoint")
         return load_model(self.dir / "checkpoints" / "last.ckpt")
 
-    def figure(self, name: str) -> np.ndarray:
-        """A figure the run wrote at its end (figures/<name>.png) as a uint8 RGB array."""
+    def figure(self, name: str) -> np.ndarray | None:
+        """A figure the run wrote at its end (figures/<name>.png) as a uint8 RGB array; None for a record."""
         from PIL import Image
 
+        if not self.trained:
+            return None
         with Image.open(self.dir / "figures" / f"{name}.png") as image:
             return np.asarray(image.convert("RGB"))
+
+    def measure(self, key: str, compute: Callable[[], object], refresh: bool = False):
+        """The measurement `key` of this job (JSON values): from measures.json when it was taken on these very
+        results, else `compute()`d now and kept there (also when `refresh`, where the job directory is here).
+        Keys name their settings ("mi_matrix(points=10000)")."""
+        stamp = hashlib.sha256((self.dir / "results.json").read_bytes()).hexdigest()
+        path = self.dir / "measures.json"
+        cache = {"results_sha256": stamp, "values": {}}
+        if path.is_file():
+            try:
+                stored = json.loads(path.read_text())
+                if stored.get("results_sha256") == stamp:  # taken on this job's final results, not an earlier run's
+                    cache = stored
+            except (OSError, ValueError, AttributeError):
+                pass
+        if key not in cache["values"] or (refresh and self.trained):
+            if not self.trained:
+                raise self._gone(f"the measurement {key!r}")
+            cache["values"][key] = compute()
+            write_atomic(path, json.dumps(cache) + "\n")
+        return cache["values"][key]
 
 
 @dataclass
 class Runs:
-    """The jobs of an item's experiments under `out` for one preset."""
+    """The jobs of an item's experiments under `out` (their directories) and `records` for one preset."""
 
     out: Path
     preset: str
     experiments: list[str]
     commands: dict[str, list[str]] = field(default_factory=dict)  # experiment -> the command that runs it
     settings: dict = field(default_factory=dict)  # the item's analysis sizes (its YAML's `analysis`)
+    records: Path | None = None  # where the jobs' records are kept (docs/lecture/jobs); None: none are read
+    steps: dict[str, int] = field(default_factory=dict)  # experiment -> its planned length: records of others are stale
 
     def setting(self, name: str):
         """One of the item's analysis settings (conf/lecture/<item>.yaml: `analysis`, and `analysis_tiny` under the
@@ -75,17 +131,16 @@ class Runs:
         return self.settings[name]
 
     def jobs(self, experiment: str, completed: bool = True) -> list[Job]:
-        """The experiment's jobs, sorted by directory name; only the completed ones unless `completed=False`."""
-        root = sweep_dir(self.out, experiment, self.preset)
-        jobs = []
-        for path in sorted(root.glob("*/results.json")):
-            try:
-                results = json.loads(path.read_bytes())
-            except (OSError, ValueError):
-                continue
-            if isinstance(results, dict) and (results.get("status") == "completed" or not completed):
-                jobs.append(Job(path.parent, results))
-        return jobs
+        """The experiment's jobs, sorted by name: its job directories here, then the records of completed jobs that
+        are not here (of the planned length); only the completed ones unless `completed=False`."""
+        found = {job.name: job for job in _read_jobs(sweep_dir(self.out, experiment, self.preset), trained=True)}
+        if self.records is not None:
+            planned = self.steps.get(experiment)
+            for job in _read_jobs(sweep_dir(self.records, experiment, self.preset), trained=False):
+                fits = planned is None or job.results.get("max_steps") == planned
+                if job.name not in found and job.status == "completed" and fits:
+                    found[job.name] = job
+        return [found[name] for name in sorted(found) if found[name].status == "completed" or not completed]
 
     def by_value(self, experiment: str) -> dict:
         """{swept value: [jobs, by seed]} of an experiment's completed jobs."""
@@ -96,3 +151,35 @@ class Runs:
 
     def all_jobs(self, completed: bool = False) -> list[Job]:
         return [job for experiment in self.experiments for job in self.jobs(experiment, completed)]
+
+    def keep_records(self) -> list[Path]:
+        """Copy each completed job directory's record (results.json, its config, measures.json) into `records`;
+        the records written."""
+        if self.records is None:
+            return []
+        written = []
+        for experiment in self.experiments:
+            for job in self.jobs(experiment):
+                if not job.trained:
+                    continue
+                record = sweep_dir(self.records, experiment, self.preset) / job.name
+                for source, target in RECORD_FILES.items():
+                    if (job.dir / source).is_file():
+                        write_atomic(record / target, (job.dir / source).read_bytes())
+                    elif (record / target).is_file():  # e.g. a measures.json of an earlier run of this job
+                        (record / target).unlink()
+                written.append(record)
+        return written
+
+
+def _read_jobs(root: Path, trained: bool) -> list[Job]:
+    jobs = []
+    for path in sorted(root.glob("*/results.json")):
+        try:
+            results = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(results, dict):
+            jobs.append(Job(path.parent, results, trained))
+    return jobs
+

@@ -17,9 +17,7 @@ TC = "unsupervised.gaussian_total_correlation"
 
 
 def analyze(runs: Runs, out: Path) -> Section:
-    from disent.lecture import sweep_dir
-
-    table_ = collect([sweep_dir(runs.out, e, runs.preset) for e in runs.experiments])
+    table_ = collect([job.dir for job in runs.all_jobs()])
     jobs = table_[table_["status"] == "completed"]
     if not len(jobs) or f"sampled/{TC}" not in jobs:
         return Section("No completed jobs with both representations scored yet.\n")

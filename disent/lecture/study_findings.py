@@ -54,9 +54,7 @@ def violins(jobs: pd.DataFrame, path: Path) -> str:
 
 
 def analyze(runs: Runs, out: Path) -> Section:
-    from disent.lecture import sweep_dir
-
-    table_ = collect([sweep_dir(runs.out, experiment, runs.preset) for experiment in runs.experiments])
+    table_ = collect([job.dir for job in runs.all_jobs()])
     jobs = table_[(table_["status"] == "completed") & (table_["dataset"] == DATASET)]
     if jobs["model"].nunique() < 2:
         return Section("Not enough completed jobs yet (at least two models are needed).\n")

@@ -23,7 +23,7 @@ from disent.config import load_config  # noqa: E402
 from disent.data import build_dataset  # noqa: E402
 from disent.evaluate import _GridIndices, _representation, encoder_of, score  # noqa: E402
 from disent.lecture.page import Section, save_picture, table  # noqa: E402
-from disent.lecture.runs import Runs  # noqa: E402
+from disent.lecture.runs import Job, JobGone, Runs  # noqa: E402
 from disent.metrics.unsupervised_metrics import gaussian_total_correlation  # noqa: E402
 from disent.study import STUDY_METRICS  # noqa: E402
 from disent.viz.figures import figure_to_array  # noqa: E402
@@ -96,12 +96,22 @@ def analyze(runs: Runs, out: Path) -> Section:
     if not high:
         return Section("No completed β-VAE jobs yet.\n")
     job = high[max(high)][0]  # the highest β, first seed: the most disentangled codes there are
+    sizes = {name: runs.setting(name) for name in ("metrics", "ks_points", "reference_points")}
+    key = "theorem(" + ",".join(f"{name}={value}" for name, value in sizes.items()) + ")"
+    figure_path = out / "theorem.png"
+    kept = job.measure(key, lambda: measure(job, figure_path, **sizes), refresh=not figure_path.is_file())
+    if not figure_path.is_file():
+        raise JobGone(f"{job.dir}: {figure_path} is missing and only the job's record is here; train the job again")
+    return render(kept, sizes["metrics"])
+
+
+def measure(job: Job, figure_path: Path, metrics: str, ks_points: int, reference_points: int) -> dict:
+    """Build f on the ground truth and on the job's codes, draw the figure into `figure_path`, and return what the
+    section shows (JSON values: the metrics before and after f, the KS tests, the codes' dependence)."""
     model, cfg = job.load()
     data = build_dataset(cfg.dataset)
-    metrics_name = runs.setting("metrics")
-    ks_points, reference_points = runs.setting("ks_points"), runs.setting("reference_points")
-    metrics = load_config([f"metrics={metrics_name}"]).metrics
-    suite = OmegaConf.to_container(metrics.suite)
+    suite_config = load_config([f"metrics={metrics}"]).metrics
+    suite = OmegaConf.to_container(suite_config.suite)
     rng = np.random.default_rng(0)
     sizes = np.asarray(data.factor_sizes, dtype=float)
     grid = data.index_to_factors(np.arange(len(data))) + rng.random((len(data), len(sizes)))  # dequantised
@@ -114,54 +124,64 @@ def analyze(runs: Runs, out: Path) -> Section:
     a_codes = random_orthogonal(reference.shape[1], rng)
     codes_f = entangling_bijection(*empirical_marginals(reference), a_codes)
     view = _GridIndices(data)
+    beta = job.value
     representations = {
         "ground truth z": (view, lambda idx: grid[idx]),
         "f(ground truth)": (view, lambda idx: truth_after[idx]),
-        f"β-VAE codes (β = {max(high):g})": (data, lambda x: encode(x)[0]),
+        f"β-VAE codes (β = {beta:g})": (data, lambda x: encode(x)[0]),
         "f(β-VAE codes)": (data, lambda x: codes_f(encode(x)[0])),
     }
-    values = {name: score(where, represent, suite, metrics.seed)
+    values = {name: score(where, represent, suite, suite_config.seed)
               for name, (where, represent) in representations.items()}
-    shown = {name: column.removeprefix("mean/") for name, column in STUDY_METRICS.items()
-             if column.removeprefix("mean/") in next(iter(values.values()))}
-    rows = [[name, *[values[r][key] for r in representations]] for name, key in shown.items()]
     codes_after = codes_f(reference)
-    ks_truth = ks_statistics(grid, truth_after, ks_points, rng)
-    ks_codes = ks_statistics(reference, codes_after, ks_points, rng)
+    ks = {"ground truth": ks_statistics(grid, truth_after, ks_points, rng),
+          "codes": ks_statistics(reference, codes_after, ks_points, rng)}
     fig, axes = plt.subplots(2, 3, figsize=(9, 5.6))
     names = list(data.factor_names)
     _panel(axes[0], grid, truth_after, (names.index("posX"), names.index("posY")), names, "ground truth")
     order = np.argsort(reference.var(axis=0))[::-1]
     latent_names = [f"z{k}" for k in range(reference.shape[1])]
     sampled_after = entangling_bijection(*empirical_marginals(sampled), a_codes)(sampled)
-    ks_sampled = ks_statistics(sampled, sampled_after, ks_points, rng)
+    ks["sampled codes"] = ks_statistics(sampled, sampled_after, ks_points, rng)
     _panel(axes[1], sampled, sampled_after, (int(order[0]), int(order[1])), latent_names, "β-VAE sampled codes")
     fig.tight_layout()
-    figure = save_picture(figure_to_array(fig), out / "theorem.png", max_width=900, colors=64)
+    save_picture(figure_to_array(fig), figure_path, max_width=900, colors=64)
     prior = rng.standard_normal((reference_points, reference.shape[1]))  # the model's factorised p(z)
-    ks_prior = ks_statistics(prior, entangling_bijection(norm.cdf, norm.ppf, a_codes)(prior), ks_points, rng)
-    dependence = {name: gaussian_total_correlation(np.cov(codes, rowvar=False))
-                  for name, codes in (("mean", reference), ("sampled", sampled))}
-    largest = {"ground truth": max(s for s, _ in ks_truth), "prior samples": max(s for s, _ in ks_prior),
-               "codes": max(s for s, _ in ks_codes), "sampled codes": max(s for s, _ in ks_sampled)}
+    ks["prior samples"] = ks_statistics(prior, entangling_bijection(norm.cdf, norm.ppf, a_codes)(prior), ks_points, rng)
+    return {"job": job.name, "factors": len(sizes), "points": min(ks_points, len(reference) // 2),
+            "reference_points": reference_points, "smallest_a": float(np.abs(a_codes).min()),
+            "values": {name: {key: float(value) for key, value in scores.items()} for name, scores in values.items()},
+            "ks": {name: [[float(s), float(p)] for s, p in tests] for name, tests in ks.items()},
+            "dependence": {name: float(gaussian_total_correlation(np.cov(codes, rowvar=False)))
+                           for name, codes in (("mean", reference), ("sampled", sampled))}}
+
+
+def render(kept: dict, metrics_name: str) -> Section:
+    """The section from the measurements (measure())."""
+    values, ks, dependence = kept["values"], kept["ks"], kept["dependence"]
+    representations = list(values)
+    shown = {name: column.removeprefix("mean/") for name, column in STUDY_METRICS.items()
+             if column.removeprefix("mean/") in values[representations[0]]}
+    rows = [[name, *[values[r][key] for r in representations]] for name, key in shown.items()]
+    largest = {name: max(s for s, _ in tests) for name, tests in ks.items()}
+    smallest = {name: f"{min(p for _, p in tests):.2g}" for name, tests in ks.items()}
     lines = [f"f is built as in the proof: g the marginal CDFs (the ground truth's factors dequantised to "
-             f"U[0, size); the codes' estimated from {reference_points:,} encodings), h = Φ⁻¹, A a random "
-             f"orthogonal matrix with no zero entry (smallest |A_ij|: {np.abs(a_codes).min():.3f} for the codes). "
-             f"Codes (mean representation) of the β-VAE of `{job.dir.name}`; metric set `{metrics_name}`.", "",
-             f"![theorem]({figure})", "",
+             f"U[0, size); the codes' estimated from {kept['reference_points']:,} encodings), h = Φ⁻¹, A a random "
+             f"orthogonal matrix with no zero entry (smallest |A_ij|: {kept['smallest_a']:.3f} for the codes). "
+             f"Codes (mean representation) of the β-VAE of `{kept['job']}`; metric set `{metrics_name}`.", "",
+             "![theorem](theorem.png)", "",
              "**Marginals** (two-sample KS test between z and f(z), per dimension, "
-             f"{min(ks_points, len(reference) // 2):,} points each; largest statistic, smallest p-value):", "",
+             f"{kept['points']:,} points each; largest statistic, smallest p-value):", "",
              table(["z", "independent dimensions?", "largest KS statistic", "smallest p-value"],
                    [["ground truth factors", "yes (dSprites' grid)", largest["ground truth"],
-                     f"{min(p for _, p in ks_truth):.2g}"],
-                    ["the β-VAE's prior N(0, I) (f = A)", "yes", largest["prior samples"],
-                     f"{min(p for _, p in ks_prior):.2g}"],
+                     smallest["ground truth"]],
+                    ["the β-VAE's prior N(0, I) (f = A)", "yes", largest["prior samples"], smallest["prior samples"]],
                     ["the β-VAE's sampled codes z ~ q(z|x) (the figure)",
                      f"nearly: Gaussian total correlation {dependence['sampled']:.2f} nats", largest["sampled codes"],
-                     f"{min(p for _, p in ks_sampled):.2g}"],
+                     smallest["sampled codes"]],
                     ["the β-VAE's mean codes (the metrics' representation)",
                      f"less: Gaussian total correlation {dependence['mean']:.2f} nats", largest["codes"],
-                     f"{min(p for _, p in ks_codes):.2g}"]]),
+                     smallest["codes"]]]),
              "The theorem assumes a factorised p(z): the ground truth and the model's prior are, and the sampled "
              "codes nearly are (training factorises them, item 9); f keeps their marginals to within the KS "
              "statistics above. The mean codes are further from independent, so rotating their Gaussianised joint "
@@ -169,21 +189,21 @@ def analyze(runs: Runs, out: Path) -> Section:
              "", "**Metrics** before and after f:", "",
              table(["metric", *representations], rows)]
     truth, entangled = "ground truth z", "f(ground truth)"
-    chance = {key: 1 / len(sizes) if key.endswith("eval_accuracy") else 0.0 for key in shown.values()}
+    chance = {key: 1 / kept["factors"] if key.endswith("eval_accuracy") else 0.0 for key in shown.values()}
     collapsed = [name for name, key in shown.items()
                  if values[entangled][key] - chance[key] < 0.5 * (values[truth][key] - chance[key])]
     # kept: no dimension's KS test rejects at 1%, Bonferroni-corrected over the dimensions of each z
-    kept = all(min(p for _, p in ks) > 0.01 / len(ks) for ks in (ks_truth, ks_prior, ks_sampled))
-    claim = "fails" if not kept or not collapsed else "holds" if len(collapsed) == len(shown) else "partly"
+    factorised = ("ground truth", "prior samples", "sampled codes")
+    marginals_kept = all(min(p for _, p in ks[name]) > 0.01 / len(ks[name]) for name in factorised)
+    claim = "fails" if not marginals_kept or not collapsed else "holds" if len(collapsed) == len(shown) else "partly"
     stay = [name for name in shown if name not in collapsed]
-    lines += ["", f"Claim: f keeps the marginals of a factorised z ({'yes' if kept else 'no'}: no KS test rejects "
-              "at 1%, Bonferroni-corrected over the dimensions) and destroys the "
+    lines += ["", f"Claim: f keeps the marginals of a factorised z ({'yes' if marginals_kept else 'no'}: no KS test "
+              "rejects at 1%, Bonferroni-corrected over the dimensions) and destroys the "
               f"metrics: on the ground truth, {len(collapsed)} of {len(shown)} lose at least half of their value "
-              f"above chance (1/{len(sizes)} for the two classifier scores, 0 for the others): "
+              f"above chance (1/{kept['factors']} for the two classifier scores, 0 for the others): "
               f"{', '.join(collapsed) or 'none'}" + (f"; {', '.join(stay)} stay high" if stay else "")
               + f". **{claim}**.", "", WHY_SOME_STAY]
-    measured = (f"KS ≤ {max(largest['ground truth'], largest['prior samples'], largest['sampled codes']):.3f}; "
-                "on the ground truth "
+    measured = (f"KS ≤ {max(largest[name] for name in factorised):.3f}; on the ground truth "
                 + ", ".join(f"{name} {values[truth][key]:.2f} → {values[entangled][key]:.2f}"
                             for name, key in shown.items() if name in ("MIG", "DCI Disentanglement", "BetaVAE score")))
     return Section("\n".join(lines), measured, "the marginals stay, every metric collapses", claim)
