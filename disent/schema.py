@@ -167,6 +167,9 @@ class Shapes3D(Dataset):
 @dataclass(kw_only=True)
 class Digits(Dataset):
     size: int = spec(min=1)
+    rotation: float = spec(min=0, max=180)
+    width: float = spec(min=0, lt=1)
+    shift: float = spec(min=0)
 
     @classmethod
     def side(cls, cfg: dict) -> Any:

@@ -13,7 +13,7 @@ from PIL import Image
 from scipy import stats
 
 from disent.data.base import GroundTruthData
-from disent.data.digits import Digits, read_idx
+from disent.data.digits import Digits, affine, read_idx
 from disent.data.dsprites_variants import ColorDSprites, NoisyDSprites, ScreamDSprites
 
 CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "dataset")
@@ -179,6 +179,40 @@ def test_digits_are_images_of_the_requested_digit(datasets, size):
             assert np.abs(candidates - image).max(axis=(1, 2)).min() < 1e-5
     # the style varies: several draws of one digit are not all the same image
     assert len({x[i].tobytes() for i in range(5)}) > 1
+
+
+def test_the_affine_map_turns_stretches_and_moves_as_documented():
+    images = np.random.default_rng(0).random((3, 9, 9)).astype(np.float32)
+    ones, zeros = np.ones(3), np.zeros(3)
+    assert np.allclose(affine(images, zeros, ones, zeros, zeros), images, atol=1e-6)
+    turned = affine(images, np.full(3, np.pi / 2), ones, zeros, zeros)  # a quarter turn counter-clockwise
+    assert np.allclose(turned, np.rot90(images, k=1, axes=(1, 2)), atol=1e-5)
+    moved = affine(images, zeros, ones, np.full(3, 2.0), np.full(3, -1.0))  # 2 right, 1 up, zeros come in
+    expected = np.zeros_like(images)
+    expected[:, :-1, 2:] = images[:, 1:, :-2]
+    assert np.allclose(moved, expected, atol=1e-6)
+    dot = np.zeros((1, 9, 9), np.float32)
+    dot[0, 4, 6] = 1.0  # 2 right of the centre: a stretch by 1.5 moves it to 3 right
+    stretched = affine(dot, np.zeros(1), np.full(1, 1.5), np.zeros(1), np.zeros(1))
+    assert np.argwhere(stretched[0] > 0.6).tolist() == [[4, 7]]
+
+
+def test_the_digits_style_jitter_keeps_the_digit_and_is_reproducible():
+    plain, jittered = Digits(), Digits(rotation=20, width=0.25, shift=2)
+    digits = np.repeat(np.arange(10), 20)[:, None]
+    x = jittered.sample_observations_from_factors(digits, np.random.default_rng(1))
+    again = jittered.sample_observations_from_factors(digits, np.random.default_rng(1))
+    same_picks = plain.sample_observations_from_factors(digits, np.random.default_rng(1))
+    assert x.shape == same_picks.shape and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert np.array_equal(x, again) and not np.allclose(x, same_picks)
+    # each jittered image is still nearest (by correlation) to an unjittered image of its own digit, mostly
+    templates = np.stack([plain.render(np.flatnonzero(plain.labels == d)).mean(axis=0)[0] for d in range(10)])
+    flat = lambda a: (a - a.mean(axis=(-2, -1), keepdims=True)).reshape(len(a), -1)  # noqa: E731
+    nearest = (flat(x[:, 0]) @ flat(templates).T).argmax(axis=1)
+    assert (nearest == digits[:, 0]).mean() > 0.6
+    assert np.array_equal(plain.render(np.arange(5)), jittered.render(np.arange(5)))  # render never jitters
+    with pytest.raises(ValueError, match="style jitter"):
+        Digits(width=1.0)
 
 
 def write_idx(path: str, array: np.ndarray, magic: int | None = None) -> None:

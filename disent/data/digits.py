@@ -96,6 +96,32 @@ def resize_matrix(source: int, size: int) -> np.ndarray:
     return np.asarray(identity.resize((size, source), Image.Resampling.BILINEAR)).T.copy()
 
 
+def affine(images: np.ndarray, angle: np.ndarray, width: np.ndarray, shift_x: np.ndarray,
+           shift_y: np.ndarray) -> np.ndarray:
+    """Each image (N, H, W) turned by `angle` (radians, counter-clockwise as shown), stretched horizontally by
+    `width` (1: unchanged) about its centre, then moved by (`shift_x`, `shift_y`) pixels (right, down): bilinear,
+    zero outside. Each argument is (N,)."""
+    n, height, width_px = images.shape
+    rows, cols = np.mgrid[0:height, 0:width_px].astype(np.float32)  # (H, W) output pixel coordinates
+    cy, cx = (height - 1) / 2, (width_px - 1) / 2
+    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]  # (N, 1, 1)
+    dx = cols - cx - shift_x[:, None, None]  # (N, H, W): the output pixel, relative to the moved centre
+    dy = rows - cy - shift_y[:, None, None]
+    source_x = (cos * dx - sin * dy) / width[:, None, None] + cx  # the inverse map: un-turn, then un-stretch
+    source_y = sin * dx + cos * dy + cy
+    x0, y0 = np.floor(source_x).astype(np.int64), np.floor(source_y).astype(np.int64)
+    fx, fy = source_x - x0, source_y - y0
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))  # a zero border: every source outside reads 0
+    batch = np.arange(n)[:, None, None]
+
+    def at(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return padded[batch, np.clip(y + 1, 0, height + 1), np.clip(x + 1, 0, width_px + 1)]
+
+    top = (1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)
+    bottom = (1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)
+    return ((1 - fy) * top + fy * bottom).astype(images.dtype)
+
+
 class Digits(GroundTruthData):
     """Handwritten digits; the one factor is the digit, the writer's style is unobserved noise.
 
@@ -112,16 +138,25 @@ class Digits(GroundTruthData):
     `train-images-idx3-ubyte` and `train-labels-idx1-ubyte` (optionally `.gz`), from the images
     file itself with the labels beside it, or from a .zip / .tar(.gz) archive holding them.
     size: side of the (bilinear) resized square image; 32 suits the conv nets (divisible by 4 and 16).
+    rotation, width, shift: more writer's style for the drawn observations (the 1,797 bundled digits are
+    few, and a GAN's discriminator learns them by heart): each drawn image is turned by an angle uniform in
+    ±`rotation` degrees, stretched horizontally by a factor uniform in 1 ± `width`, and moved by up to
+    ±`shift` pixels each way (all 0: the images as they are). `render` never jitters: the fixed images.
     """
 
     factor_names = ("digit",)
     factor_sizes = (10,)
     deterministic = False
 
-    def __init__(self, size: int = 32, path: str | os.PathLike | None = None):
+    def __init__(self, size: int = 32, path: str | os.PathLike | None = None, rotation: float = 0.0,
+                 width: float = 0.0, shift: float = 0.0):
         self.size = int(size)
         if self.size < 1:
             raise ValueError(f"size must be positive, got {size}")
+        if not (0 <= rotation <= 180 and 0 <= width < 1 and 0 <= shift < self.size):
+            raise ValueError(f"the style jitter needs 0 <= rotation <= 180 (degrees), 0 <= width < 1 and "
+                             f"0 <= shift < size; got rotation={rotation}, width={width}, shift={shift}")
+        self.rotation, self.width, self.shift = float(rotation), float(width), float(shift)
         self.path = None if path is None else os.fspath(path)
         self.observation_shape = (1, self.size, self.size)
         if self.path is None:
@@ -156,5 +191,13 @@ class Digits(GroundTruthData):
             raise TypeError("Digits draws a random image of each requested digit: pass rng "
                             "(a numpy.random.Generator or an int seed)")
         digit = self.check_factors(factors)[:, 0]
-        pick = as_rng(rng).integers(0, self._counts[digit])  # (N,) position among that digit's images
-        return self.render(self._by_label[self._start[digit] + pick])
+        rng = as_rng(rng)
+        pick = rng.integers(0, self._counts[digit])  # (N,) position among that digit's images
+        images = self.render(self._by_label[self._start[digit] + pick])
+        if not (self.rotation or self.width or self.shift):
+            return images
+        n = len(images)
+        angle = np.deg2rad(rng.uniform(-self.rotation, self.rotation, n))
+        stretch = rng.uniform(1 - self.width, 1 + self.width, n)
+        shift_x, shift_y = rng.uniform(-self.shift, self.shift, (2, n))
+        return np.clip(affine(images[:, 0], angle, stretch, shift_x, shift_y), 0.0, 1.0)[:, None]
