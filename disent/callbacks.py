@@ -14,15 +14,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from disent.evaluate import encoder_of, evaluate, flatten
 from disent.job import check_pending, pending_signal
+from disent.metrics.suite import evaluate, flatten
 from disent.metrics.utils import (
     discrete_entropy,
     discrete_mutual_info,
     generate_batch_factor_code,
     histogram_discretize,
 )
-from disent.models import DisentModel, InfoGAN
+from disent.models import DisentModel, InfoGAN, encoder_of
 from disent.viz import code_traversals, image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
 from disent.viz.figures import (
     capacity_figure,

@@ -20,8 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from disent.callbacks import FigureCallback, StopOnSignal, Stopwatch
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
-from disent.evaluate import encoder_of, evaluate_many
 from disent.job import check_pending, check_writable, handle_signals, job_lock, reset_signals, set_phase
+from disent.metrics.suite import evaluate_many
+from disent.models import encoder_of
 from disent.models.stacked import StackedModel, StackedVAE
 from disent.models.stacked_infogan import StackedInfoGAN
 from disent.results import write_bytes_atomic

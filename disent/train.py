@@ -28,7 +28,6 @@ from disent.config import CONF_DIR
 from disent.data import DataFileError, build_dataset
 from disent.data.base import GroundTruthData
 from disent.data.datamodule import GroundTruthDataModule
-from disent.evaluate import encoder_of, evaluate, flatten
 from disent.job import (
     SIGNALS,
     JobInterrupted,
@@ -41,7 +40,8 @@ from disent.job import (
     set_phase,
 )
 from disent.malloc import keep_freed_memory
-from disent.models import DisentModel, build_model
+from disent.metrics.suite import evaluate, flatten
+from disent.models import DisentModel, build_model, encoder_of
 from disent.results import code_version, write_json_atomic
 from disent.schema import ConfigError, validate_train_config
 

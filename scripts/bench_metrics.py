@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 
 from disent.config import load_config
 from disent.data import build_dataset
-from disent.evaluate import encode_grid, encoder_of, representation, score
-from disent.models import load_model
+from disent.metrics.suite import encode_grid, representation, score
+from disent.models import encoder_of, load_model
 from disent.train import train
 
 

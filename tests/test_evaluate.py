@@ -9,7 +9,7 @@ import pytest
 
 from disent.config import load_config
 from disent.data import GroundTruthData
-from disent.evaluate import check_metrics_config, evaluate, evaluate_many, images_encoded_per_batch
+from disent.metrics.suite import check_metrics_config, evaluate, evaluate_many, images_encoded_per_batch
 from disent.train import train
 
 TINY_SUITE = {
@@ -159,3 +159,39 @@ def test_periodic_metrics_are_logged_every_n_steps(tmp_path):
     scored = log.dropna(subset=["metrics/mean/mig"])
     assert sorted(scored["step"].tolist()) == [2, 4]
     assert {"metrics/mean/dci.disentanglement", "metrics/mean/beta_vae.eval_accuracy"} <= set(log.columns)
+
+
+NO_TORCH = """
+import importlib.abc, json, sys
+
+class Hide(importlib.abc.MetaPathFinder):  # as if torch, Lightning, Hydra and OmegaConf were not installed
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("torch", "lightning", "hydra", "omegaconf"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+
+sys.meta_path.insert(0, Hide())
+import numpy as np
+from disent.data.dsprites import DSprites
+from disent.metrics.suite import evaluate
+
+data = DSprites()
+truth = lambda x: (data.index_to_factors(x).astype(float), np.zeros((len(x), data.num_factors)))
+suite = json.loads(sys.argv[1])
+grid = type("Grid", (), {"factor_sizes": data.factor_sizes, "num_factors": data.num_factors,
+                         "deterministic": False, "sample_factors": lambda self, n, rng: data.sample_factors(n, rng),
+                         "sample_observations_from_factors": lambda self, f, rng: data.factors_to_index(f)})()
+values = evaluate(grid, truth, {"seed": 0, "representations": ["mean"], "cache_grid_max_size": 0, "suite": suite})
+print(json.dumps({"values": values["mean"], "torch": "torch" in sys.modules}))
+"""
+
+
+def test_the_metric_suite_runs_without_torch_lightning_hydra_or_omegaconf():
+    suite = {"mig": {"num_train": 500, "num_bins": 20}, "sap": {"num_train": 200, "num_test": 100,
+                                                                 "continuous_factors": False}}
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, json.dumps(suite)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not out["torch"] and set(out["values"]) == {"mig", "sap"}
+    assert out["values"]["mig"] > 0.5  # the ground-truth factors as codes: each factor in its own dimension
+

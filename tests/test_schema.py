@@ -91,8 +91,8 @@ def test_schema_tables_name_every_option_of_each_group():
 
 def test_schemas_cover_what_the_code_reads():
     from disent.data import DATASETS as DATA_CLASSES
-    from disent.evaluate import METRIC_NAMES, REPRESENTATIONS
     from disent.metrics import beta_vae_score, factor_vae_score
+    from disent.metrics.suite import METRIC_NAMES, REPRESENTATIONS
     from disent.models import MODEL_NAMES
     from disent.models.infogan import InfoGAN as InfoGANModel
     from disent.models.regularizers import REGULARIZERS

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from disent.data import DSprites
-from disent.evaluate import encoder_of
+from disent.models import encoder_of
 from disent.models.regularizers import BetaVAELoss
 from disent.models.vae import VAE
 from disent.nets import build_encoder_decoder

@@ -9,9 +9,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from disent.data import build_dataset
-from disent.evaluate import encoder_of
 from disent.lecture.page import Section, job_picture, mean_sd, table
 from disent.lecture.runs import Job, Runs
+from disent.models import encoder_of
 
 EXPERIMENT = "infogan_digits"
 PAPER_ACCURACY = 0.95  # Chen et al. 2016, section 7.1: "5% error rate" of the categorical code on MNIST

@@ -4,7 +4,6 @@ information matrix, each latent's KL, the capacity history."""
 import numpy as np
 
 from disent.data import build_dataset
-from disent.evaluate import encoder_of
 from disent.lecture.runs import Job
 from disent.metrics.utils import (
     discrete_entropy,
@@ -12,6 +11,7 @@ from disent.metrics.utils import (
     generate_batch_factor_code,
     histogram_discretize,
 )
+from disent.models import encoder_of
 
 
 def mi_matrix(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -12,11 +12,11 @@ from sklearn.decomposition import PCA, FastICA
 
 from disent.config import load_config
 from disent.data import build_dataset
-from disent.evaluate import _GridIndices, encoder_of, evaluate
 from disent.lecture.page import Section, mean_sd, table
 from disent.lecture.runs import Runs
 from disent.metrics import beta_vae_score
-from disent.models import build_model
+from disent.metrics.suite import GridIndices, evaluate
+from disent.models import build_model, encoder_of
 
 PAPER = {"ground truth": "100", "raw pixels": "45.75 ± 0.8", "PCA (10)": "84.9 ± 0.4", "ICA (10)": "42.03 ± 10.6",
          "VAE untrained": "44.14 ± 2.5", "VAE (β = 1)": "61.58 ± 0.5", "β-VAE": "99.23 ± 0.1",
@@ -49,7 +49,7 @@ def analyze(runs: Runs, out: Path) -> Section:
     first = next(iter(vaes.values()))[0]
     data = build_dataset(first.config.dataset)
     flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
-    view = _GridIndices(data)
+    view = GridIndices(data)
     scores: dict[str, list[float]] = {}
     scores["ground truth"] = [_fixed_scores(data, suite, lambda i: data.index_to_factors(i).astype(float), s,
                                             view) for s in seeds]

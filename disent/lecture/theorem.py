@@ -21,10 +21,11 @@ from scipy.stats import ks_2samp, norm  # noqa: E402
 
 from disent.config import load_config  # noqa: E402
 from disent.data import build_dataset  # noqa: E402
-from disent.evaluate import _GridIndices, _representation, encoder_of, score  # noqa: E402
 from disent.lecture.page import Section, save_picture, table  # noqa: E402
 from disent.lecture.runs import Job, JobGone, Runs  # noqa: E402
+from disent.metrics.suite import GridIndices, score, to_representation
 from disent.metrics.unsupervised_metrics import gaussian_total_correlation  # noqa: E402
+from disent.models import encoder_of  # noqa: E402
 from disent.study import STUDY_METRICS  # noqa: E402
 from disent.viz.figures import figure_to_array  # noqa: E402
 
@@ -120,10 +121,10 @@ def measure(job: Job, figure_path: Path, metrics: str, ks_points: int, reference
     encode = encoder_of(model, 512)
     encoded = encode(data.sample_observations(reference_points, np.random.default_rng(1)))
     reference = encoded[0]  # (N, d) mean codes: the representation the metrics score
-    sampled = _representation(encoded, "sampled", np.random.default_rng(2))  # z ~ q(z|x): what training factorises
+    sampled = to_representation(encoded, "sampled", np.random.default_rng(2))  # z ~ q(z|x): what training factorises
     a_codes = random_orthogonal(reference.shape[1], rng)
     codes_f = entangling_bijection(*empirical_marginals(reference), a_codes)
-    view = _GridIndices(data)
+    view = GridIndices(data)
     beta = job.value
     representations = {
         "ground truth z": (view, lambda idx: grid[idx]),

@@ -6,7 +6,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from disent.checkpoints import CheckpointError, read_checkpoint
-from disent.models.base import DisentModel
+from disent.models.base import DisentModel, encoder_of
 from disent.models.infogan import InfoGAN
 from disent.models.regularizers import REGULARIZERS, Regularizer
 from disent.models.vae import VAE
@@ -87,4 +87,5 @@ def load_model(checkpoint_path: str | Path) -> tuple[DisentModel, DictConfig]:
     return model.eval(), cfg
 
 
-__all__ = ["DisentModel", "InfoGAN", "VAE", "build_model", "build_regularizer", "load_model", "MODEL_NAMES"]
+__all__ = ["DisentModel", "InfoGAN", "VAE", "build_model", "build_regularizer", "encoder_of", "load_model",
+           "MODEL_NAMES"]

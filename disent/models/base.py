@@ -2,6 +2,7 @@
 
 import math
 from collections import deque
+from collections.abc import Callable
 
 import lightning as L
 import numpy as np
@@ -60,3 +61,22 @@ def adam(parameters, settings: dict) -> torch.optim.Adam:
     """Adam from a YAML `optimizer` block (lr, betas, eps, weight_decay)."""
     return torch.optim.Adam(parameters, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"],
                             weight_decay=settings["weight_decay"])
+
+
+def encoder_of(model: torch.nn.Module, batch_size: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The model as the metric suite's encoder (disent.metrics.suite): NumPy observations (N, C, H, W) ->
+    (mu, logvar) NumPy (N, Z) each, in batches, without gradients, on the model's device."""
+    device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def encode(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        model.eval()
+        mus, logvars = [], []
+        for i in range(0, len(observations), batch_size):
+            x = torch.as_tensor(np.asarray(observations[i:i + batch_size], dtype=np.float32), device=device)
+            mu, logvar = model.encode(x)
+            mus.append(mu.float().cpu().numpy())
+            logvars.append(logvar.float().cpu().numpy())
+        return np.concatenate(mus), np.concatenate(logvars)
+
+    return encode
