@@ -25,3 +25,10 @@ def load_config(overrides: list[str] | None = None, config_name: str = "train") 
     """The config `disent-train <overrides>` would run with, e.g. load_config(["model.beta=4"])."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def run_name(cfg: DictConfig) -> str:
+    """e.g. 'beta_vae_beta=4.0_seed=3'."""
+    knob = cfg.model.get("hyperparameter")
+    value = f"_{knob}={cfg.model[knob]}" if knob else ""
+    return f"{cfg.model.name}{value}_seed={cfg.seed}"

@@ -21,23 +21,14 @@ from disent.callbacks import FigureCallback, StopOnSignal, Stopwatch
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
 from disent.job import check_pending, check_writable, handle_signals, job_lock, reset_signals, set_phase
+from disent.loggers import build_logger, finish_logger
 from disent.metrics.suite import evaluate_many
 from disent.models import encoder_of
 from disent.models.stacked import StackedModel, StackedVAE
 from disent.models.stacked_infogan import StackedInfoGAN
 from disent.results import write_bytes_atomic
+from disent.run import close_job, finish_job, quiet_lightning, seeded_model, start_job, stop_after_closing, train
 from disent.schema import ConfigError
-from disent.train import (
-    build_logger,
-    close_job,
-    finish_job,
-    finish_logger,
-    quiet_lightning,
-    seeded_model,
-    start_job,
-    stop_after_closing,
-    train,
-)
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from disent.config import load_config
 from disent.data import build_dataset
 from disent.metrics.suite import encode_grid, representation, score
 from disent.models import encoder_of, load_model
-from disent.train import train
+from disent.run import train
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import pytest
 from disent.config import load_config
 from disent.data import GroundTruthData
 from disent.metrics.suite import check_metrics_config, evaluate, evaluate_many, images_encoded_per_batch
-from disent.train import train
+from disent.run import train
 
 TINY_SUITE = {
     "beta_vae": {"batch_size": 16, "num_train": 60, "num_eval": 30},

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
+import disent.run
 import disent.stack
-import disent.train
 from disent.callbacks import FigureCallback
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint
 from disent.config import load_config
 from disent.job import SIGNALS, JobDirError, JobInterrupted, job_lock
 from disent.results import write_atomic, write_json_atomic
+from disent.run import train
 from disent.stack import stack_checkpoint, train_stack
-from disent.train import train
 
 SMALL = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "model.net=mlp", "model.hidden_dim=32",
          "figures.kl_every_n_steps=5", "figures.mi_num_points=200", "figures.heatmap_samples_per_cell=1",
@@ -80,8 +80,8 @@ def _signal_at(monkeypatch, where: str, signum: int, step: int) -> None:
         write = FigureCallback.write
         monkeypatch.setattr(FigureCallback, "write", lambda self, *a, **k: (once(), write(self, *a, **k))[1])
     elif where == "metrics":
-        for module in (disent.train, disent.stack):
-            name = "evaluate" if module is disent.train else "evaluate_many"
+        for module in (disent.run, disent.stack):
+            name = "evaluate" if module is disent.run else "evaluate_many"
             original = getattr(module, name)
             monkeypatch.setattr(module, name, lambda *a, original=original, **k: (once(), original(*a, **k))[1])
 
@@ -118,14 +118,14 @@ def test_a_signal_in_any_phase_leaves_the_job_interrupted_and_a_rerun_ends_as_th
 
 
 def test_a_signal_while_the_results_are_written_keeps_them_and_stops_the_process_after(tmp_path, monkeypatch):
-    write = disent.train.write_json_atomic
+    write = disent.run.write_json_atomic
 
     def write_json(path, data):
         if data.get("status") == "completed":
             _kill_self(signal.SIGTERM)  # arrives in the closing phase: waits until results.json is written
         return write(path, data)
 
-    monkeypatch.setattr(disent.train, "write_json_atomic", write_json)
+    monkeypatch.setattr(disent.run, "write_json_atomic", write_json)
     with pytest.raises(JobInterrupted, match="SIGTERM during closing"):
         train(load_config(SMALL + ["trainer.max_steps=5"]), tmp_path / "job")
     assert _results(tmp_path / "job")["status"] == "completed"

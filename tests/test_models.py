@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from disent.config import load_config
-from disent.train import train
+from disent.run import train
 
 MODELS = ["beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae"]
 STUDY_KNOBS = {"beta_vae": ("beta", 4), "annealed_vae": ("c_max", 10), "dip_vae_i": ("lambda_od", 2),

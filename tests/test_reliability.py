@@ -13,8 +13,8 @@ import torch
 
 from disent.checkpoints import read_checkpoint
 from disent.config import load_config
+from disent.run import train
 from disent.schema import ConfigError
-from disent.train import train
 
 COMMON = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "metrics=none", "figures.kl_every_n_steps=5"]
 MLP = ["model.net=mlp", "model.hidden_dim=32"]

@@ -19,7 +19,7 @@ from disent.data.datamodule import StackedDataModule
 from disent.models import build_model
 from disent.models.stacked import StackedVAE
 from disent.models.stacked_infogan import StackedInfoGAN
-from disent.train import train
+from disent.run import train
 
 STEPS = 12
 COMMON = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "metrics=none", f"trainer.max_steps={STEPS}",

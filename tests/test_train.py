@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from disent.config import CONF_DIR, load_config
-from disent.train import train
+from disent.run import train
 
 SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "loader.batch_size=32",
          "metrics=none"]

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from disent.config import load_config
-from disent.train import train
+from disent.run import train
 
 wandb_internal_pb2 = pytest.importorskip("wandb.proto.wandb_internal_pb2")
 DecodeError = pytest.importorskip("google.protobuf.message").DecodeError

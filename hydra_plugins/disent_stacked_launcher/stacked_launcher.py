@@ -62,8 +62,8 @@ class StackedLauncher(Launcher):
         return ret
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from disent.run import hydra_job_info
         from disent.stack import stack_key, train_stack
-        from disent.train import _hydra_job_info
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -89,7 +89,7 @@ class StackedLauncher(Launcher):
             returns[i] = self._run(configs[i], self.task_function)
         for stack in stacks:
             prepared: list = []  # Hydra makes each job's directory; the stack then trains them all at once
-            stack_returns = [self._run(configs[i], lambda cfg, into=prepared: into.append((cfg, *_hydra_job_info())))
+            stack_returns = [self._run(configs[i], lambda cfg, into=prepared: into.append((cfg, *hydra_job_info())))
                              for i in stack]
             for i, ret, outcome in zip(stack, stack_returns, train_stack(prepared, self.member_calls), strict=True):
                 ret.return_value = outcome
