@@ -88,3 +88,30 @@ def test_infogan_trains_recovers_its_codes_and_is_scored(tmp_path):
     assert results["metrics"]["mean"]["factor_vae.num_active_dims"] <= 7
     assert np.isfinite(results["metrics"]["mean"]["mig"])
     assert (tmp_path / "job" / "figures" / "code_traversals.png").exists()
+
+
+def test_load_model_rebuilds_the_model_from_its_checkpoint_without_its_data_set(tmp_path, monkeypatch):
+    import torch
+
+    import disent.data
+    from disent.checkpoints import read_checkpoint
+    from disent.models import load_model
+
+    cfg = load_config(["model=beta_tcvae", "trainer.max_steps=2", *SMALL, "figures.mi_num_points=100",
+                       "figures.heatmap_samples_per_cell=1"])
+    train(cfg, tmp_path / "job")
+    path = tmp_path / "job" / "checkpoints" / "last.ckpt"
+    checkpoint = read_checkpoint(path)
+    assert checkpoint["hyper_parameters"]["data"] == {"observation_shape": [1, 64, 64], "size": 737280}
+    built = []
+    original = disent.data.build_dataset
+    monkeypatch.setattr(disent.data, "build_dataset", lambda *a, **k: built.append(1) or original(*a, **k))
+    model, _ = load_model(path)
+    assert not built and model.observation_shape == (1, 64, 64)
+    assert model.regularizer.dataset_size == 737280  # β-TCVAE's estimator needs the data set's size
+    del checkpoint["hyper_parameters"]["data"]  # a checkpoint from before the shape was kept
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    old, _ = load_model(tmp_path / "old.ckpt")
+    assert built == [1] and old.observation_shape == (1, 64, 64)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, old.state_dict()[name]), name

@@ -39,6 +39,8 @@ def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int], datase
         raise ValueError(f"unknown model '{model_cfg.name}': choose one of {MODEL_NAMES}")
     model = _build(cfg, model_cfg, observation_shape, dataset_size)
     model.observation_shape = tuple(observation_shape)  # what it encodes: disent-eval checks other data against it
+    # saved in its checkpoints, so that load_model rebuilds it without building (or finding) its data set
+    model.hparams["data"] = {"observation_shape": list(observation_shape), "size": int(dataset_size)}
     return model
 
 
@@ -64,7 +66,6 @@ def load_model(checkpoint_path: str | Path) -> tuple[DisentModel, DictConfig]:
     Loads with `weights_only=True`: a checkpoint cannot run pickled code. A checkpoint whose config or
     weights are not a disent model's is one CheckpointError naming the file.
     """
-    from disent.data import build_dataset
     from disent.schema import ConfigError, validate_saved_config
 
     checkpoint = read_checkpoint(checkpoint_path)
@@ -75,8 +76,13 @@ def load_model(checkpoint_path: str | Path) -> tuple[DisentModel, DictConfig]:
         raise CheckpointError(f"the checkpoint {checkpoint_path} was not written by disent-train (or by a version "
                               f"whose configs this one cannot read): its {error}") from None
     cfg = OmegaConf.create(saved)
-    dataset = build_dataset(cfg.dataset)
-    model = build_model(cfg, dataset.observation_shape, len(dataset))
+    data = checkpoint["hyper_parameters"].get("data")
+    if data is None:  # written before checkpoints kept the data shape: learn it from the data set
+        from disent.data import build_dataset
+
+        dataset = build_dataset(cfg.dataset)
+        data = {"observation_shape": dataset.observation_shape, "size": len(dataset)}
+    model = build_model(cfg, tuple(data["observation_shape"]), int(data["size"]))
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, TypeError, ValueError) as error:
