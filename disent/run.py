@@ -172,8 +172,8 @@ def close_job(cfg: DictConfig, job_dir: Path, results: dict, start: float, logge
     the step) when `error` is an interruption, `failed` (with the error) for any other error. `wall_time_s` is
     this process's time; `job_time_s` adds `earlier_s`, the earlier processes' time up to the checkpoint this
     one resumed from (the job's whole cost, whatever interrupted it)."""
+    stopped = interruption(error) if error is not None else None  # before "closing": it reads the phase
     SIGNALS.phase = "closing"  # a signal now waits until results.json is written
-    stopped = interruption(error) if error is not None else None
     if stopped is not None:
         stopped["step"] = step
         results.pop("traceback", None)
