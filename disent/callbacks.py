@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from disent.job import check_pending, pending_signal
+from disent.job import check_pending, pending_signal, reclaim_signals
 from disent.metrics.suite import evaluate, flatten
 from disent.metrics.utils import (
     discrete_entropy,
@@ -41,6 +41,9 @@ class StopOnSignal(L.Callback):
 
     def __init__(self, path: Path):
         self.path = path
+
+    def on_train_start(self, trainer: L.Trainer, *args) -> None:
+        reclaim_signals()  # Lightning's SIGTERM handler would stop the run before this step's checkpoint
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if pending_signal() is not None:

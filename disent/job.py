@@ -117,6 +117,21 @@ def handle_signals() -> Iterator[None]:
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
+def reclaim_signals() -> None:
+    """Put disent's handler back on the signals Lightning's Trainer took over while a job is training.
+
+    Lightning chains its own SIGTERM handler in front of disent's; it then raises SIGTERMException (an exit
+    with status 0) at the next point it checks, which can fall after disent's step-end checkpoint: the job would
+    stop without that step saved and exit 0. disent's handler alone finishes the step, saves it, and exits 143.
+    Lightning's teardown restores the handlers it found, which are disent's."""
+    if not SIGNALS.installed or threading.current_thread() is not threading.main_thread():
+        return
+    for signum in INTERRUPT_SIGNALS:
+        chain = getattr(signal.getsignal(signum), "signal_handlers", [])  # Lightning's _HandlersCompose
+        if SIGNALS.handler in chain:
+            signal.signal(signum, SIGNALS.handler)
+
+
 def set_phase(name: str) -> None:
     """Say what the job is doing now ("building", "training", "final checkpoint", "figures", "metrics", ...):
     the interruption record names it, and during "training" a signal waits for the step's end."""

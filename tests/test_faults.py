@@ -16,7 +16,7 @@ import torch
 
 import disent.run
 import disent.stack
-from disent.callbacks import FigureCallback
+from disent.callbacks import FigureCallback, StopOnSignal
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint
 from disent.config import load_config
 from disent.job import SIGNALS, JobDirError, JobInterrupted, job_lock
@@ -115,6 +115,29 @@ def test_a_signal_in_any_phase_leaves_the_job_interrupted_and_a_rerun_ends_as_th
     again = train(cfg, job)  # resume=auto
     assert again["status"] == "completed" and again["resumed_from_step"] == resumed
     _assert_same_run(uninterrupted, job)
+
+
+def test_a_sigterm_after_the_steps_own_check_waits_for_the_next_step_not_for_lightnings_exit(
+        uninterrupted, tmp_path, monkeypatch):
+    """Lightning's SIGTERM handler, chained before disent's, would raise its SIGTERMException (exit status 0) at
+    the end of the step, after StopOnSignal had looked: the step unsaved and a scheduler reading success."""
+    step = 13
+    record = StopOnSignal.on_train_batch_end
+
+    def on_train_batch_end(self, trainer, *args):
+        record(self, trainer, *args)
+        if trainer.global_step == step and SIGNALS.pending is None:
+            _kill_self(signal.SIGTERM)
+
+    monkeypatch.setattr(StopOnSignal, "on_train_batch_end", on_train_batch_end)
+    cfg = load_config(SMALL + STEPS)
+    with pytest.raises(JobInterrupted) as stopped:
+        train(cfg, tmp_path / "job")
+    assert (stopped.value.phase, stopped.value.exit_code) == ("training", 143)
+    assert _results(tmp_path / "job")["interrupted"]["step"] == step + 1  # the next step, checkpointed
+    monkeypatch.undo()
+    assert train(cfg, tmp_path / "job")["resumed_from_step"] == step + 1
+    _assert_same_run(uninterrupted, tmp_path / "job")
 
 
 def test_a_signal_while_the_results_are_written_keeps_them_and_stops_the_process_after(tmp_path, monkeypatch):
