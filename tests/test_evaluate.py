@@ -115,13 +115,9 @@ def test_unknown_metric_or_representation_is_refused_with_the_choices():
         check_metrics_config({"suite": {}, "representations": ["median"]})
 
 
-TINY_OVERRIDES = [f"metrics.suite.{metric}.{key}={value}" for metric, settings in TINY_SUITE.items()
-                  for key, value in settings.items()]
-
-
 def test_training_writes_all_six_metrics_and_disent_eval_rescores_the_checkpoint(tmp_path):
     cfg = load_config(["model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=3",
-                       "trainer.enable_progress_bar=false", "metrics=fast", *TINY_OVERRIDES])
+                       "trainer.enable_progress_bar=false", "metrics=tiny_all"])
     results = train(cfg, tmp_path / "job")
     on_disk = json.loads((tmp_path / "job" / "results.json").read_text())
     metrics = on_disk["metrics"]["mean"]
@@ -131,8 +127,8 @@ def test_training_writes_all_six_metrics_and_disent_eval_rescores_the_checkpoint
     assert metrics == results["metrics"]["mean"]
 
     checkpoint = tmp_path / "job" / "checkpoints" / "last.ckpt"
-    done = subprocess.run([sys.executable, "-m", "disent.evaluate", f"checkpoint={checkpoint}", "metrics=fast",
-                           *TINY_OVERRIDES], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "disent.evaluate", f"checkpoint={checkpoint}", "metrics=tiny_all"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "job" / "metrics.json").read_text())
     assert report["model"] == "beta_vae" and report["dataset"]["name"] == "dsprites"
@@ -148,10 +144,9 @@ def test_disent_eval_on_a_missing_checkpoint_says_which_path(tmp_path):
 
 
 def test_periodic_metrics_are_logged_every_n_steps(tmp_path):
-    periodic = [o.replace("metrics.suite", "periodic_metrics.suite") for o in TINY_OVERRIDES]
     cfg = load_config(["model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=5", "trainer.log_every_n_steps=1",
-                       "trainer.enable_progress_bar=false", "metrics=none", "periodic_metrics=fast",
-                       "periodic_metrics.every_n_steps=2", *periodic])
+                       "trainer.enable_progress_bar=false", "metrics=none", "periodic_metrics=tiny_all",
+                       "periodic_metrics.every_n_steps=2"])
     train(cfg, tmp_path / "job")
     import pandas as pd
 

@@ -6,8 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from disent.config import load_config
+from disent.models.regularizers import FactorVAELoss
 from disent.run import train
 
 MODELS = ["beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae"]
@@ -60,21 +62,29 @@ def test_factor_vae_logs_its_discriminator_and_sweeps_gamma(tmp_path):
     assert {"train/total_correlation", "train/discriminator_accuracy", "train/discriminator_loss"} <= set(logged)
 
 
-def test_factor_vae_paper_variant_splits_the_batch(tmp_path):
-    cfg = load_config(["model=factor_vae", "model.permute=second", "trainer.max_steps=3", *SMALL,
+@pytest.mark.parametrize("permute", ["same", "second"])
+def test_factor_vae_paper_variant_splits_the_batch(permute, tmp_path, monkeypatch):
+    """permute=second: the VAE trains on the first half of the batch and the discriminator's permuted codes
+    come from the second half; permute=same: both use the whole batch, the permutation its own codes."""
+    seen = []
+    discriminator_loss = FactorVAELoss.discriminator_loss
+
+    def record(self, posterior, second=None):
+        seen.append((len(posterior.z), None if second is None else len(second.z),
+                     second is not None and bool(torch.equal(second.z, posterior.z))))
+        return discriminator_loss(self, posterior, second)
+
+    monkeypatch.setattr(FactorVAELoss, "discriminator_loss", record)
+    cfg = load_config(["model=factor_vae", f"model.permute={permute}", "trainer.max_steps=3", *SMALL,
                        "model.discriminator.hidden_dim=32", "model.discriminator.num_layers=2"])
     assert train(cfg, tmp_path / "job")["status"] == "completed"
+    expected = (16, 16, False) if permute == "second" else (32, None, False)  # loader.batch_size=32 in SMALL
+    assert seen == [expected] * 3
 
 
 def test_infogan_trains_recovers_its_codes_and_is_scored(tmp_path):
     cfg = load_config(["model=infogan", "trainer.max_steps=30", "trainer.log_every_n_steps=1", "loader.batch_size=32",
-                       "trainer.enable_progress_bar=false", "metrics=fast", "model.noise_dim=8",
-                       *[f"metrics.suite.{m}.num_train=100" for m in ("mig", "sap", "modularity", "unsupervised",
-                                                                        "dci")],
-                       *[f"metrics.suite.{m}.num_test=50" for m in ("sap", "modularity", "dci")],
-                       "metrics.suite.beta_vae.num_train=40", "metrics.suite.beta_vae.num_eval=20",
-                       "metrics.suite.factor_vae.num_train=40", "metrics.suite.factor_vae.num_eval=20",
-                       "metrics.suite.factor_vae.num_variance_estimate=200"])
+                       "trainer.enable_progress_bar=false", "metrics=tiny_all", "model.noise_dim=8"])
     results = train(cfg, tmp_path / "job")
     assert results["status"] == "completed" and results["steps"] == 30
     import pandas as pd

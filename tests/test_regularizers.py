@@ -122,8 +122,26 @@ def test_factor_vae_tc_is_the_mean_logit_difference_and_discriminator_learns_the
     loss, logs = regularizer(p, 0)
     assert logs["total_correlation"].item() == pytest.approx((logits[:, 0] - logits[:, 1]).mean(), rel=1e-10)
     assert loss.item() == pytest.approx(kl_np() + 10 * (logits[:, 0] - logits[:, 1]).mean(), rel=1e-10)
+    torch.manual_seed(1)
+    permuted = permute_dims(p.z)  # the permutation discriminator_loss draws next from the same seed
+    torch.manual_seed(1)
     d_loss, d_logs = regularizer.discriminator_loss(p)
-    assert 0 <= d_logs["discriminator_accuracy"].item() <= 1 and d_loss.item() > 0
+    joint, shuffled = (regularizer.discriminator(z).detach().numpy() for z in (p.z, permuted))
+    cross_entropy = 0.5 * (-(joint[:, 0] - logsumexp(joint, axis=1)).mean()
+                           - (shuffled[:, 1] - logsumexp(shuffled, axis=1)).mean())
+    assert d_loss.item() == pytest.approx(cross_entropy, rel=1e-10)
+    accuracy = 0.5 * ((joint.argmax(1) == 0).mean() + (shuffled.argmax(1) == 1).mean())
+    assert d_logs["discriminator_accuracy"].item() == pytest.approx(accuracy)
+    # codes whose two dimensions are equal: the joint lies on the diagonal, the permuted codes do not
+    optimizer = torch.optim.Adam(regularizer.discriminator.parameters(), lr=1e-2)
+    for _ in range(200):
+        base = torch.randn(256, 1, dtype=torch.float64)
+        z = torch.cat([base, base, torch.randn(256, 1, dtype=torch.float64)], dim=1)
+        d_loss, d_logs = regularizer.discriminator_loss(Posterior(mu=z, logvar=z * 0, z=z, kl_per_latent=z * 0))
+        optimizer.zero_grad()
+        d_loss.backward()
+        optimizer.step()
+    assert d_logs["discriminator_accuracy"].item() > 0.9  # it learns the classes
 
 
 def test_permute_dims_shuffles_each_dimension_independently():

@@ -80,12 +80,7 @@ def _same_as_single_runs(family, overrides: list[list[str]], tmp_path, vectorize
             torch.testing.assert_close(value, weights[name], rtol=1e-4, atol=1e-5, check_dtype=False, msg=name)
 
 
-TINY_METRICS = ["metrics=fast", *[f"metrics.suite.{metric}.{key}={value}" for metric, settings in {
-    "beta_vae": {"num_train": 60, "num_eval": 30, "batch_size": 16},
-    "factor_vae": {"num_train": 60, "num_eval": 30, "batch_size": 16, "num_variance_estimate": 300},
-    "mig": {"num_train": 300}, "dci": {"num_train": 150, "num_test": 60}, "sap": {"num_train": 300, "num_test": 100},
-    "modularity": {"num_train": 300, "num_test": 100}, "unsupervised": {"num_train": 300}}.items()
-    for key, value in settings.items()]]
+TINY_METRICS = ["metrics=tiny_all"]
 
 
 def _command(*overrides: str) -> list[str]:

@@ -81,16 +81,6 @@ def test_better_strength_beats_worse_with_known_answers():
     assert better_beats_worse(seed_decides, "metric")["a"] == 0.5
 
 
-def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "disent.train", "-m", "model.optimizer.lr=1e30,0.001", "trainer.max_steps=5",
-         "model.net=mlp", "model.hidden_dim=32", "metrics=none", "trainer.enable_progress_bar=false"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "non-finite loss" in done.stderr  # the sweep says something failed ...
-    table = collect([tmp_path / "outputs" / "multirun"])
-    assert sorted(table["status"]) == ["completed", "failed"]  # ... and the other job still ran
-
-
 def test_report_writes_the_tables_and_figures(tmp_path):
     from disent.study.report import main
 

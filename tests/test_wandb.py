@@ -12,11 +12,6 @@ from disent.run import train
 wandb_internal_pb2 = pytest.importorskip("wandb.proto.wandb_internal_pb2")
 DecodeError = pytest.importorskip("google.protobuf.message").DecodeError
 
-TINY_METRICS = [*[f"metrics.suite.{m}.num_train=100" for m in ("mig", "sap", "modularity", "unsupervised", "dci")],
-                *[f"metrics.suite.{m}.num_test=50" for m in ("sap", "modularity", "dci")],
-                "metrics.suite.beta_vae.num_train=20", "metrics.suite.beta_vae.num_eval=10",
-                "metrics.suite.factor_vae.num_train=20", "metrics.suite.factor_vae.num_eval=10",
-                "metrics.suite.factor_vae.num_variance_estimate=200"]
 
 
 def _records(raw: bytes, base: int = 7) -> list:
@@ -64,7 +59,7 @@ def test_offline_run_holds_losses_metrics_figures_and_grouping(tmp_path, monkeyp
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = load_config(["logger=wandb", "trainer.max_steps=4", "trainer.log_every_n_steps=1", "model.net=mlp",
                        "model.hidden_dim=32", "model.beta=4", "seed=7", "study_name=my_study",
-                       "trainer.enable_progress_bar=false", "metrics=fast", "figures.mi_num_points=300", *TINY_METRICS])
+                       "trainer.enable_progress_bar=false", "metrics=tiny_all", "figures.mi_num_points=300"])
     assert train(cfg, tmp_path / "job")["status"] == "completed"
     (run_dir,) = list((tmp_path / "job" / "wandb").glob("offline-run-*"))
     history, summary, run = set(), set(), None
