@@ -8,12 +8,17 @@ import io
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from disent.results import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from disent.models import DisentModel
 
 # what must be equal for a checkpoint to be continued: anything else (training length, metrics,
 # loggers, threads) may change between the killed run and the resumed one
@@ -75,3 +80,39 @@ def resume_differences(saved: dict, current: dict) -> list[str]:
             else:
                 differences.append(f"{key}: {old!r} -> {new!r}")
     return differences
+
+
+def load_model(checkpoint_path: str | Path) -> tuple["DisentModel", "DictConfig"]:
+    """The model saved in a `disent-train` checkpoint, and the run config it was trained with.
+
+    Loads with `weights_only=True`: a checkpoint cannot run pickled code. A checkpoint whose config or
+    weights are not a disent model's is one CheckpointError naming the file.
+    """
+    from omegaconf import OmegaConf
+
+    from disent.models import build_model
+    from disent.schema import ConfigError, validate_saved_config
+
+    checkpoint = read_checkpoint(checkpoint_path)
+    saved = checkpoint["hyper_parameters"]["config"]
+    try:
+        validate_saved_config(saved)
+    except ConfigError as error:
+        raise CheckpointError(f"the checkpoint {checkpoint_path} was not written by disent-train (or by a version "
+                              f"whose configs this one cannot read): its {error}") from None
+    cfg = OmegaConf.create(saved)
+    data = checkpoint["hyper_parameters"].get("data")
+    if data is None:  # written before checkpoints kept the data shape: learn it from the data set
+        from disent.data import build_dataset
+
+        dataset = build_dataset(cfg.dataset)
+        data = {"observation_shape": dataset.observation_shape, "size": len(dataset)}
+    model = build_model(cfg, tuple(data["observation_shape"]), int(data["size"]))
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as error:
+        first = str(error).strip().splitlines()
+        reason = " ".join(line.strip() for line in first[:3])
+        raise CheckpointError(f"the weights in {checkpoint_path} do not fit the {cfg.model.name} its config "
+                              f"describes ({reason}); was it written by disent-train?") from None
+    return model.eval(), cfg

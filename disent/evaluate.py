@@ -9,10 +9,11 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from disent.checkpoints import load_model
 from disent.config import CONF_DIR
 from disent.data import build_dataset
 from disent.metrics.suite import check_metrics_config, evaluate
-from disent.models import encoder_of, load_model
+from disent.models import encoder_of
 from disent.results import write_json_atomic
 
 
@@ -54,7 +55,7 @@ def main(cfg: DictConfig) -> None:
     """disent-eval checkpoint=PATH [metrics=study] [output=metrics.json]"""
     from disent.checkpoints import CheckpointError
     from disent.data import DataFileError
-    from disent.job import os_reason
+    from disent.results import os_reason
     from disent.schema import ConfigError, validate_metrics_config
 
     checkpoint = Path(cfg.checkpoint)
@@ -80,7 +81,7 @@ def main(cfg: DictConfig) -> None:
 
 def _check_output(output: Path) -> None:
     """The output's directory exists (made if missing) and can be written, or one clear error."""
-    from disent.job import os_reason, probe_writable
+    from disent.results import os_reason, probe_writable
     from disent.schema import ConfigError
 
     try:

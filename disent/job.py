@@ -28,7 +28,6 @@ import fcntl
 import os
 import signal
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from disent.results import os_reason, probe_writable
 from disent.schema import ConfigError
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
@@ -235,21 +235,6 @@ def forward_to_workers(signum: int) -> bool:
 
 
 # --- the job directory ----------------------------------------------------------------------------
-def os_reason(error: OSError) -> str:
-    """An OSError as a short reason: 'Permission denied: /x/y' (the path it concerns, where it has one)."""
-    reason = error.strerror or str(error)
-    if reason == "File exists" or error.errno == errno.EEXIST:
-        reason = "a file stands where a directory goes"
-    return f"{reason}: {error.filename}" if error.filename else reason
-
-
-def probe_writable(directory: str | Path) -> None:
-    """Raise OSError unless a file can be created (and removed) in `directory`."""
-    descriptor, name = tempfile.mkstemp(prefix=".write-test.", dir=directory)
-    os.close(descriptor)
-    os.unlink(name)
-
-
 def check_writable(job_dir: str | Path, what: str = "job directory") -> Path:
     """Make `job_dir` (and its parents) if needed and check that disent can write in it and its `checkpoints/`;
     a JobDirError naming the path and the reason otherwise, before anything is trained."""

@@ -37,7 +37,7 @@ def preview(data: GroundTruthData, rng: np.random.Generator, max_columns: int, s
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="data")
 def main(cfg: DictConfig) -> None:
     from disent.data import DataFileError
-    from disent.job import os_reason, probe_writable
+    from disent.results import os_reason, probe_writable
     from disent.schema import ConfigError, validate_dataset_config
 
     output = Path(cfg.output or f"{cfg.dataset.name}_preview.png")

@@ -7,6 +7,7 @@ file is renamed over the target (a rename replaces a symlink there, it never wri
 When anything fails, the temporary file is removed and the target is left as it was.
 """
 
+import errno
 import functools
 import io
 import json
@@ -114,3 +115,18 @@ def code_version() -> dict:
     if commit.returncode == 0:
         version |= {"commit": commit.stdout.strip(), "dirty": bool(changes.stdout.strip())}
     return version
+
+
+def os_reason(error: OSError) -> str:
+    """An OSError as a short reason: 'Permission denied: /x/y' (the path it concerns, where it has one)."""
+    reason = error.strerror or str(error)
+    if reason == "File exists" or error.errno == errno.EEXIST:
+        reason = "a file stands where a directory goes"
+    return f"{reason}: {error.filename}" if error.filename else reason
+
+
+def probe_writable(directory: str | Path) -> None:
+    """Raise OSError unless a file can be created (and removed) in `directory`."""
+    descriptor, name = tempfile.mkstemp(prefix=".write-test.", dir=directory)
+    os.close(descriptor)
+    os.unlink(name)

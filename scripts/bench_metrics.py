@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from disent.checkpoints import load_model
 from disent.config import load_config
 from disent.data import build_dataset
 from disent.metrics.suite import encode_grid, representation, score
-from disent.models import encoder_of, load_model
+from disent.models import encoder_of
 from disent.run import train
 
 

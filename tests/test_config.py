@@ -45,6 +45,7 @@ def test_unknown_model_lists_the_valid_options():
         load_config(["model=foo"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, expected", [("model.btea=4", "btea"), ("model=foo", "beta_vae")])
 def test_command_line_exits_non_zero_naming_the_problem(override, expected, tmp_path):
     done = subprocess.run([sys.executable, "-m", "disent.train", override], cwd=tmp_path,

@@ -314,20 +314,6 @@ def test_trainer_counts_batches_and_resumes_from_a_checkpoint(tmp_path):
     assert same(model.seen, [stream.batch(3), stream.batch(4)])
 
 
-def test_data_does_not_import_models_nets_or_metrics():
-    import ast
-    import pathlib
-
-    import disent.data
-
-    for path in pathlib.Path(disent.data.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            for name in names:
-                assert not name.startswith(("disent.models", "disent.nets", "disent.metrics")), (path, name)
-
-
 def test_dataset_yaml_declares_the_factor_grid_and_a_wrong_one_is_refused():
     from disent.config import load_config
     from disent.data import build_dataset

@@ -115,6 +115,7 @@ def test_unknown_metric_or_representation_is_refused_with_the_choices():
         check_metrics_config({"suite": {}, "representations": ["median"]})
 
 
+@pytest.mark.slow
 def test_training_writes_all_six_metrics_and_disent_eval_rescores_the_checkpoint(tmp_path):
     cfg = load_config(["model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=3",
                        "trainer.enable_progress_bar=false", "metrics=tiny_all"])
@@ -137,6 +138,7 @@ def test_training_writes_all_six_metrics_and_disent_eval_rescores_the_checkpoint
         assert report["metrics"]["mean"][name] == pytest.approx(value, abs=1e-6), name
 
 
+@pytest.mark.slow
 def test_disent_eval_on_a_missing_checkpoint_says_which_path(tmp_path):
     done = subprocess.run([sys.executable, "-m", "disent.evaluate", f"checkpoint={tmp_path}/nope.ckpt"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)

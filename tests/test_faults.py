@@ -98,6 +98,7 @@ PHASES = [("training", signal.SIGTERM, 13, 13), ("final checkpoint", signal.SIGI
           ("figures", signal.SIGTERM, 30, 30), ("metrics", signal.SIGINT, 30, 30)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where, signum, step, resumed", PHASES, ids=[p[0] for p in PHASES])
 def test_a_signal_in_any_phase_leaves_the_job_interrupted_and_a_rerun_ends_as_the_uninterrupted_run(
         where, signum, step, resumed, uninterrupted, tmp_path, monkeypatch):
@@ -117,6 +118,7 @@ def test_a_signal_in_any_phase_leaves_the_job_interrupted_and_a_rerun_ends_as_th
     _assert_same_run(uninterrupted, job)
 
 
+@pytest.mark.slow
 def test_a_sigterm_after_the_steps_own_check_waits_for_the_next_step_not_for_lightnings_exit(
         uninterrupted, tmp_path, monkeypatch):
     """Lightning's SIGTERM handler, chained before disent's, would raise its SIGTERMException (exit status 0) at
@@ -159,6 +161,7 @@ def _stack_jobs(root: Path) -> list:
              root / str(k), "sweep") for k, beta in enumerate((1, 4))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["training", "metrics"])
 def test_a_signal_interrupts_every_member_of_a_stack_and_a_rerun_resumes_the_same_stack(where, tmp_path,
                                                                                          monkeypatch, caplog):
@@ -196,6 +199,7 @@ def _interrupt_when_training(command: list[str], checkpoint: Path, signum: int) 
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_run_exits_143_with_its_step_checkpointed_and_the_rerun_continues_there(tmp_path):
     job = tmp_path / "job"
     command = ["-m", "disent.train", f"hydra.run.dir={job}", *SMALL, "trainer.max_steps=3000",
@@ -213,6 +217,7 @@ def test_sigterm_during_a_run_exits_143_with_its_step_checkpointed_and_the_rerun
     assert _results(job)["status"] == "completed" and _results(job)["resumed_from_step"] == step
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_multirun_exits_130_leaves_the_job_interrupted_and_the_rerun_runs_every_job(tmp_path):
     sweep = tmp_path / "sweep"
     command = ["-m", "disent.train", "-m", f"hydra.sweep.dir={sweep}", *SMALL, "seed=0,1", "trainer.max_steps=2000",
@@ -226,6 +231,7 @@ def test_ctrl_c_in_a_multirun_exits_130_leaves_the_job_interrupted_and_the_rerun
     assert [_results(sweep / str(k))["status"] for k in (0, 1)] == ["completed", "completed"]
 
 
+@pytest.mark.slow
 def test_a_sigterm_to_a_joblib_multirun_interrupts_the_jobs_in_its_workers_and_the_rerun_finishes_them(tmp_path):
     signum = signal.SIGTERM  # SIGINT takes the same path (checked by hand: exit 130, both jobs interrupted)
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
@@ -293,6 +299,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monk
     assert sorted(os.listdir(tmp_path)) == ["results.json"]
 
 
+@pytest.mark.slow
 def test_a_second_writer_of_a_job_directory_is_refused_and_writes_nothing(tmp_path):
     job = tmp_path / "job"
     job.mkdir()
@@ -315,6 +322,7 @@ def test_a_second_writer_of_a_job_directory_is_refused_and_writes_nothing(tmp_pa
 
 
 # --- the study report survives bad jobs -------------------------------------------------------------
+@pytest.mark.slow
 def test_the_report_lists_unreadable_jobs_and_reports_the_good_ones(tmp_path):
     from disent.study import STUDY_METRICS
     from disent.study.report import main
@@ -358,6 +366,7 @@ def _refused(done: subprocess.CompletedProcess, *fragments: str) -> None:
         assert fragment in done.stderr, (fragment, done.stderr[-3000:])
 
 
+@pytest.mark.slow
 def test_trainer_keys_and_values_are_checked_before_training(tmp_path):
     done = _run("-m", "disent.train", f"hydra.run.dir={tmp_path / 'job'}", *SMALL, "+trainer.max_step=5",
                 "trainer.accelerator=gpu", "trainer.precision=banana", "+trainer.callbacks=[]")
@@ -385,6 +394,7 @@ def _writable(path: Path) -> None:
     path.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_a_job_directory_that_cannot_be_written_is_refused_before_training(tmp_path):
     (tmp_path / "file").write_text("")
     done = _run("-m", "disent.train", f"hydra.run.dir={tmp_path / 'file'}", *SMALL)
@@ -417,6 +427,7 @@ def test_a_logger_that_cannot_start_falls_back_to_csv_and_training_goes_on(tmp_p
     assert "logger=wandb could not start" in caplog.text and (job / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_disent_eval_refuses_foreign_checkpoints_and_wrong_data_and_writes_beside_each_checkpoint(tmp_path):
     from disent.checkpoints import CheckpointError
     from disent.evaluate import _check_output, default_output, evaluate_checkpoint
@@ -447,6 +458,7 @@ def test_disent_eval_refuses_foreign_checkpoints_and_wrong_data_and_writes_besid
         _check_output(tmp_path / "a file" / "m.json")
 
 
+@pytest.mark.slow
 def test_disent_data_and_the_loaders_report_bad_files_as_one_data_file_error(tmp_path):
     import h5py
 

@@ -34,6 +34,7 @@ def _section(page: str, name: str) -> str:
     return found.group(1)
 
 
+@pytest.mark.slow
 def test_every_item_runs_at_the_tiny_preset_and_writes_its_section_with_its_figures(lecture):
     page = (lecture / "docs" / "README.md").read_text()
     assert len(item_names()) == 10
@@ -51,6 +52,7 @@ def test_every_item_runs_at_the_tiny_preset_and_writes_its_section_with_its_figu
     assert sizes < 1_500_000  # small PNGs, even for untrained models' noisy pictures
 
 
+@pytest.mark.slow
 def test_a_report_rewrites_its_own_section_only(lecture):
     page = lecture / "docs" / "README.md"
     before = page.read_text()
@@ -70,6 +72,7 @@ def _without_provenance_notes(section: str) -> str:
                      if line.strip() and "read from their records" not in line and not line.startswith(notes))
 
 
+@pytest.mark.slow
 def test_a_fresh_clone_rewrites_every_section_from_the_records_alone(lecture, tmp_path):
     import shutil
 
@@ -116,6 +119,7 @@ def test_records_of_another_length_are_ignored_a_job_here_shadows_its_record_and
     assert json.loads((tmp_path / "records/e/cpu/b/measures.json").read_text())["values"] == {"x": [2.5]}
 
 
+@pytest.mark.slow
 def test_the_index_lists_every_item_with_its_headline_in_the_page_and_the_readme(lecture):
     readme = (lecture / "README.md").read_text()
     assert readme.startswith("# a project\n\n<!-- lecture:index:begin -->\n| # | item |") and readme.endswith("rest\n")
@@ -138,6 +142,7 @@ def test_an_item_not_reported_yet_shows_its_plan_in_the_index(tmp_path):
     assert "| 30,000 | 0-2 | 0 / 6 |" in beta  # β = 1, 16 × seeds 0-2 at the cpu length
 
 
+@pytest.mark.slow
 def test_a_report_into_other_docs_leaves_the_projects_readme_alone(tmp_path, monkeypatch):
     markers = "<!-- lecture:index:begin -->\nthe project's table\n<!-- lecture:index:end -->\n"
     (tmp_path / "README.md").write_text(markers)
@@ -155,6 +160,7 @@ def test_replace_marked_leaves_a_file_without_markers_alone(tmp_path):
     assert not replace_marked(tmp_path / "missing.md", "index", "table") and not (tmp_path / "missing.md").exists()
 
 
+@pytest.mark.slow
 def test_items_share_the_jobs_of_an_experiment_and_unknown_items_are_refused(tmp_path, capsys):
     first = sweep_commands("beta_traversals", "cpu", tmp_path, [])["beta_traversals"]
     shared = sweep_commands("theorem", "cpu", tmp_path, [])["beta_traversals"]

@@ -20,6 +20,7 @@ SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=fa
          "model.optimizer.lr=0.001", "loader.batch_size=32"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_each_model_trains_with_finite_falling_loss(model, tmp_path):
     extra = ["model.discriminator.hidden_dim=64", "model.discriminator.num_layers=2"] if model == "factor_vae" else []
@@ -48,6 +49,7 @@ def test_tied_weights_follow_the_study_knob():
     assert (schedule.capacity_schedule.end, schedule.capacity_schedule.steps) == (50, 10)
 
 
+@pytest.mark.slow
 def test_factor_vae_logs_its_discriminator_and_sweeps_gamma(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "disent.train", "-m", "model=factor_vae", "model.gamma=10,20", "trainer.max_steps=4",
@@ -82,6 +84,7 @@ def test_factor_vae_paper_variant_splits_the_batch(permute, tmp_path, monkeypatc
     assert seen == [expected] * 3
 
 
+@pytest.mark.slow
 def test_infogan_trains_recovers_its_codes_and_is_scored(tmp_path):
     cfg = load_config(["model=infogan", "trainer.max_steps=30", "trainer.log_every_n_steps=1", "loader.batch_size=32",
                        "trainer.enable_progress_bar=false", "metrics=tiny_all", "model.noise_dim=8"])
@@ -104,8 +107,7 @@ def test_load_model_rebuilds_the_model_from_its_checkpoint_without_its_data_set(
     import torch
 
     import disent.data
-    from disent.checkpoints import read_checkpoint
-    from disent.models import load_model
+    from disent.checkpoints import load_model, read_checkpoint
 
     cfg = load_config(["model=beta_tcvae", "trainer.max_steps=2", *SMALL, "figures.mi_num_points=100",
                        "figures.heatmap_samples_per_cell=1"])

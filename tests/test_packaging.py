@@ -4,7 +4,10 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 
+
+@pytest.mark.slow
 def test_wheel_ships_conf_and_finds_it(tmp_path):
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", ".", "-w", str(tmp_path)],
                            capture_output=True, text=True, timeout=300,

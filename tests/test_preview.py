@@ -23,6 +23,7 @@ def test_preview_has_a_row_per_factor_sweeping_only_that_factor(dataset):
     assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
 
 
+@pytest.mark.slow
 def test_cli_writes_the_png(tmp_path):
     done = subprocess.run([sys.executable, "-m", "disent.preview", "dataset=dsprites", "output=dsprites.png"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -41,6 +41,7 @@ def _same_weights(a: Path, b: Path) -> None:
         torch.testing.assert_close(first[name], second[name], rtol=0, atol=0, msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(RESUMABLE))
 def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_ends(model, tmp_path):
     base = COMMON + RESUMABLE[model] + ["checkpoint.every_n_steps=10"]
@@ -65,6 +66,7 @@ def _command(job_dir: Path, extra: list[str]) -> list[str]:
             *extra]
 
 
+@pytest.mark.slow
 def test_a_run_killed_by_a_signal_resumes_to_the_same_weights_and_metrics(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(_command(tmp_path / "whole", []), env=env, check=True, capture_output=True, timeout=600)
@@ -157,6 +159,7 @@ def test_a_bad_config_is_refused_before_training_with_key_value_and_range(overri
     assert not (tmp_path / "job" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_the_cli_prints_one_message_and_exits_non_zero(tmp_path):
     job = tmp_path / "job"
     done = subprocess.run([sys.executable, "-m", "disent.train", f"hydra.run.dir={job}", "model.beta=-1",
@@ -166,6 +169,7 @@ def test_the_cli_prints_one_message_and_exits_non_zero(tmp_path):
     assert json.loads((job / "results.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_a_sweep_goes_on_past_a_bad_value_and_a_diverging_job_and_the_analysis_lists_both(tmp_path):
     sweep = tmp_path / "sweep"
     done = subprocess.run([sys.executable, "-m", "disent.train", "-m", f"hydra.sweep.dir={sweep}", *SMALL,

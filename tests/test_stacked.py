@@ -40,6 +40,7 @@ def _member(cfg):
 
 
 # the study's conv nets in both ways of calling the members; the loss families on the quicker MLP nets
+@pytest.mark.slow
 @pytest.mark.parametrize("model, net, vectorize", [("beta_vae", "conv", True), ("beta_vae", "conv", False),
                                                    *[(model, "mlp", True) for model in sorted(MEMBERS)]])
 def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, vectorize, tmp_path):
@@ -51,6 +52,7 @@ def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, vecto
 # vmapped in float64: in float32 the vmapped convolutions round differently, and Adam's first steps (g / |g|)
 # and the GAN game amplify that to ~1e-2 in 12 steps; in float64 a stacked member equals its single run.
 # Called one by one, the members run the single runs' kernels, so float32 matches too.
+@pytest.mark.slow
 @pytest.mark.parametrize("vectorize, precision", [(True, "64-true"), (False, "32-true")])
 def test_a_stack_of_infogans_trains_each_member_as_its_single_run(vectorize, precision, tmp_path):
     infogan = ["model=infogan", "model.net=conv_small", "dataset=digits", "model.categorical_codes=[10]",
@@ -94,6 +96,7 @@ def _run(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_failing_member(tmp_path):
     sweep = tmp_path / "sweep"
     done = _run(tmp_path, f"hydra.sweep.dir={sweep}", "hydra.launcher.stack_size=3", "model.beta=1,4,1e39",
@@ -116,7 +119,7 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
             logged = pd.read_csv(job_dir / "metrics.csv") if (job_dir / "metrics.csv").exists() else None
             assert logged is None  # logger=wandb: no CSV
     # a completed member's checkpoint is what disent-eval reads, and a finished job is not trained again
-    from disent.models import load_model
+    from disent.checkpoints import load_model
 
     model, cfg = load_model(sweep / "0" / "checkpoints" / "last.ckpt")
     assert cfg.seed == json.loads((sweep / "0" / "results.json").read_text())["seed"]
@@ -139,6 +142,7 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
     assert again.stdout.count("already completed") + again.stderr.count("already completed") == 4
 
 
+@pytest.mark.slow
 def test_jobs_that_cannot_stack_run_alone_under_the_stacked_launcher(tmp_path):
     sweep = tmp_path / "sweep"
     done = _run(tmp_path, f"hydra.sweep.dir={sweep}", "model=factor_vae", "model.gamma=10,20",
@@ -149,6 +153,7 @@ def test_jobs_that_cannot_stack_run_alone_under_the_stacked_launcher(tmp_path):
         assert results["status"] == "completed" and "stack" not in results
 
 
+@pytest.mark.slow
 def test_a_killed_stack_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
     grid = ["model.beta=1,4", "seed=0,1", "trainer.max_steps=300", "checkpoint.every_n_steps=20"]
     _run(tmp_path, "hydra.sweep.dir=whole", *grid)

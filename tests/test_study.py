@@ -109,6 +109,7 @@ def test_report_writes_the_tables_and_figures(tmp_path):
 TINY_FAST = ["metrics=tiny", "figures.mi_num_points=300"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local", "ray"])
 def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
     # the dev extra installs joblib and submitit; Ray (disent[launchers]) is large and runs where installed

@@ -25,6 +25,7 @@ def _train(tmp_path: Path, overrides: list[str], name: str = "job") -> dict:
     return train(cfg, tmp_path / name)
 
 
+@pytest.mark.slow
 def test_300_steps_lower_the_loss(tmp_path):
     results = _train(tmp_path, ["trainer.max_steps=300", "model.optimizer.lr=0.001"])
     assert results["status"] == "completed" and results["steps"] == 300
@@ -72,6 +73,7 @@ def _cli() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "disent.train"]
 
 
+@pytest.mark.slow
 def test_cli_from_another_directory_writes_results_and_png(tmp_path):
     done = subprocess.run(_cli() + ["trainer.max_steps=3", "trainer.enable_progress_bar=false", "metrics=none"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -82,6 +84,7 @@ def test_cli_from_another_directory_writes_results_and_png(tmp_path):
     assert (results.parent / ".hydra" / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_multirun_with_wandb_writes_one_offline_run_per_job(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     done = subprocess.run(_cli() + ["-m", "model.beta=1,4", "seed=0,1", "trainer.max_steps=3", "logger=wandb",
@@ -109,6 +112,7 @@ def test_a_diverging_run_stops_and_says_failed_with_the_step(tmp_path):
     assert results["status"] == "failed" and "non-finite loss at step" in results["error"]
 
 
+@pytest.mark.slow
 def test_wandb_online_without_network_or_key_falls_back_to_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path), WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"), NETRC=str(tmp_path / "netrc"))
@@ -122,6 +126,7 @@ def test_wandb_online_without_network_or_key_falls_back_to_offline(tmp_path):
     assert list((results.parent / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")))
 def test_default_model_trains_on_every_data_set(dataset, tmp_path):
     """The conv nets adapt to each data set's channels and image size."""

@@ -54,6 +54,7 @@ def read_records(path, wait_s: float = 20.0) -> list:
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_offline_run_holds_losses_metrics_figures_and_grouping(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -73,7 +73,7 @@ class Job:
 
     def load(self):
         """(the trained model in eval mode, its run config)."""
-        from disent.models import load_model
+        from disent.checkpoints import load_model
 
         if not self.trained:
             raise self._gone("its checkpoint")

@@ -16,7 +16,7 @@ suite's seed, so it equals per-batch sampling in distribution, not draw for draw
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -271,10 +271,11 @@ def flatten(results: dict[str, dict[str, float]]) -> dict[str, float]:
     return {f"{kind}/{name}": value for kind, values in results.items() for name, value in values.items()}
 
 
-def _plain(metrics_cfg: Mapping) -> Mapping:
-    """A metric set as plain Python containers: an OmegaConf DictConfig resolved, anything else as it is."""
-    if type(metrics_cfg).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf  # only for a DictConfig: the suite itself needs no OmegaConf
-
-        return OmegaConf.to_container(metrics_cfg, resolve=True)
-    return metrics_cfg
+def _plain(value):
+    """A metric set as plain dicts and lists: an OmegaConf DictConfig read item by item (which resolves its
+    interpolations), without importing OmegaConf: the suite needs none."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [_plain(item) for item in value]
+    return value

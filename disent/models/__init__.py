@@ -1,11 +1,9 @@
 """LightningModules, one model family per file, and `build_model` that makes one from config."""
 
 import inspect
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from disent.checkpoints import CheckpointError, read_checkpoint
 from disent.models.base import DisentModel, encoder_of
 from disent.models.infogan import InfoGAN
 from disent.models.regularizers import REGULARIZERS, Regularizer
@@ -60,38 +58,5 @@ def _build(cfg: DictConfig, model_cfg: DictConfig, observation_shape: tuple[int,
                config=OmegaConf.to_container(cfg, resolve=True))
 
 
-def load_model(checkpoint_path: str | Path) -> tuple[DisentModel, DictConfig]:
-    """The model saved in a `disent-train` checkpoint, and the run config it was trained with.
-
-    Loads with `weights_only=True`: a checkpoint cannot run pickled code. A checkpoint whose config or
-    weights are not a disent model's is one CheckpointError naming the file.
-    """
-    from disent.schema import ConfigError, validate_saved_config
-
-    checkpoint = read_checkpoint(checkpoint_path)
-    saved = checkpoint["hyper_parameters"]["config"]
-    try:
-        validate_saved_config(saved)
-    except ConfigError as error:
-        raise CheckpointError(f"the checkpoint {checkpoint_path} was not written by disent-train (or by a version "
-                              f"whose configs this one cannot read): its {error}") from None
-    cfg = OmegaConf.create(saved)
-    data = checkpoint["hyper_parameters"].get("data")
-    if data is None:  # written before checkpoints kept the data shape: learn it from the data set
-        from disent.data import build_dataset
-
-        dataset = build_dataset(cfg.dataset)
-        data = {"observation_shape": dataset.observation_shape, "size": len(dataset)}
-    model = build_model(cfg, tuple(data["observation_shape"]), int(data["size"]))
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, TypeError, ValueError) as error:
-        first = str(error).strip().splitlines()
-        reason = " ".join(line.strip() for line in first[:3])
-        raise CheckpointError(f"the weights in {checkpoint_path} do not fit the {cfg.model.name} its config "
-                              f"describes ({reason}); was it written by disent-train?") from None
-    return model.eval(), cfg
-
-
-__all__ = ["DisentModel", "InfoGAN", "VAE", "build_model", "build_regularizer", "encoder_of", "load_model",
+__all__ = ["DisentModel", "InfoGAN", "VAE", "build_model", "build_regularizer", "encoder_of",
            "MODEL_NAMES"]

@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _check_out(parser: argparse.ArgumentParser, out: Path) -> None:
     """--out must be a directory disent can make and write in: one clear error (exit code 2) otherwise."""
-    from disent.job import os_reason, probe_writable
+    from disent.results import os_reason, probe_writable
 
     try:
         out.mkdir(parents=True, exist_ok=True)
