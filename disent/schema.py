@@ -34,6 +34,8 @@ def spec(optional: bool = False, **rules: Any) -> Any:
     """A schema field: a required key (or one that may be left out, `optional=True`) with rules on its value:
     min / max (inclusive), gt / lt (exclusive), nonzero, choices (a list of allowed values), length and nonempty
     (for lists; a list's other rules apply to each item), variants (name -> schema, chosen by the value's `name`).
+    A model key marked `per_member=True` (a loss weight) may differ between the jobs of one stack
+    (hydra/launcher=stacked); every other model key must be equal in a stack, as must the rest of the config.
     """
     return field(default=None if optional else MISSING, metadata=rules)
 
@@ -52,8 +54,18 @@ class Adam:
 @dataclass(kw_only=True)
 class Model:
     name: str
-    hyperparameter: str  # the knob a study sweeps: one of the model's number keys
+    hyperparameter: str = spec(per_member=True)  # the knob a study sweeps: one of the model's number keys
     nets: ClassVar[dict[str, int]]  # model.net -> what the image height and width must be divisible by (disent/nets)
+
+    @classmethod
+    def stacks(cls, model: dict) -> bool:
+        """Whether a job of this model may train in a stack of jobs (hydra/launcher=stacked)."""
+        return True
+
+    @classmethod
+    def per_member_keys(cls) -> list[str]:
+        """The keys that may differ within a stack: the loss weights (marked `per_member=True`)."""
+        return [f.name for f in dataclasses.fields(cls) if f.metadata.get("per_member")]
 
 
 @dataclass(kw_only=True)
@@ -70,7 +82,7 @@ class VAE(Model):
 
 @dataclass(kw_only=True)
 class BetaVAE(VAE):
-    beta: float = spec(min=0)
+    beta: float = spec(min=0, per_member=True)
 
 
 @dataclass(kw_only=True)
@@ -82,17 +94,17 @@ class LinearSchedule:
 
 @dataclass(kw_only=True)
 class AnnealedVAE(VAE):
-    c_max: float = spec(min=0)
-    gamma: float = spec(min=0)
-    iteration_threshold: int = spec(min=0)
-    capacity_schedule: LinearSchedule
+    c_max: float = spec(min=0, per_member=True)
+    gamma: float = spec(min=0, per_member=True)
+    iteration_threshold: int = spec(min=0, per_member=True)
+    capacity_schedule: LinearSchedule = spec(per_member=True)
 
 
 @dataclass(kw_only=True)
 class DIPVAEI(VAE):
     dip_type: str = spec(choices=["i"])
-    lambda_od: float = spec(min=0)
-    lambda_d: float = spec(min=0)
+    lambda_od: float = spec(min=0, per_member=True)
+    lambda_d: float = spec(min=0, per_member=True)
 
 
 @dataclass(kw_only=True)
@@ -102,7 +114,7 @@ class DIPVAEII(DIPVAEI):
 
 @dataclass(kw_only=True)
 class BetaTCVAE(VAE):
-    beta: float = spec(min=0)
+    beta: float = spec(min=0, per_member=True)
     estimator: str = spec(choices=["mss", "mws"])
 
 
@@ -114,10 +126,14 @@ class FactorVAEDiscriminator:
 
 @dataclass(kw_only=True)
 class FactorVAE(VAE):
-    gamma: float = spec(min=0)
+    gamma: float = spec(min=0, per_member=True)
     permute: str = spec(choices=["same", "second"])
     discriminator: FactorVAEDiscriminator
     discriminator_optimizer: Adam
+
+    @classmethod
+    def stacks(cls, model: dict) -> bool:
+        return model.get("permute") == "same"  # the paper's second batch: the stacked step draws no second batch
 
 
 @dataclass(kw_only=True)
@@ -127,8 +143,8 @@ class InfoGAN(Model):
     noise_dim: int = spec(min=0)
     categorical_codes: list[int] = spec(min=1)
     continuous_codes: int = spec(min=0)
-    lambda_info: float = spec(min=0)
-    continuous_weight: float = spec(min=0)
+    lambda_info: float = spec(min=0, per_member=True)
+    continuous_weight: float = spec(min=0, per_member=True)
     generator_optimizer: Adam
     discriminator_optimizer: Adam
 

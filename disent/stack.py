@@ -28,26 +28,23 @@ from disent.models.stacked import StackedModel, StackedVAE
 from disent.models.stacked_infogan import StackedInfoGAN
 from disent.results import write_bytes_atomic
 from disent.run import close_job, finish_job, quiet_lightning, seeded_model, start_job, stop_after_closing, train
-from disent.schema import ConfigError
+from disent.schema import MODELS, ConfigError
 
 log = logging.getLogger(__name__)
 
-STACKABLE_MODELS = ("beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae", "infogan")
 MEMBER_CALLS = ("auto", "vmap", "loop")  # see vectorize()
-# the model keys that shape the nets or their training: equal within a stack; the other model keys are
-# loss weights (β, c_max, γ, λ_od, ...), which each member keeps for itself
-ARCHITECTURE_KEYS = ("name", "net", "latent_dim", "hidden_dim", "reconstruction", "optimizer", "discriminator",
-                     "discriminator_optimizer", "permute", "noise_dim", "categorical_codes", "continuous_codes",
-                     "generator_optimizer")
 
 
 def stack_key(cfg: DictConfig) -> str | None:
-    """Equal for jobs that may train in one stack; None for a job that must run alone."""
-    if cfg.model.name not in STACKABLE_MODELS or cfg.model.get("permute", "same") != "same":
-        return None  # FactorVAE's second-batch variant runs alone
+    """Equal for jobs that may train in one stack; None for a job that must run alone. Jobs stack when their
+    configs are equal but for the seed and the model keys its schema marks `per_member` (loss weights)."""
+    schema = MODELS.get(cfg.model.name)
     config = OmegaConf.to_container(cfg, resolve=False)
+    if schema is None or not schema.stacks(config["model"]):
+        return None
     config.pop("seed")
-    config["model"] = {key: config["model"].get(key) for key in ARCHITECTURE_KEYS}
+    per_member = schema.per_member_keys()
+    config["model"] = {key: value for key, value in config["model"].items() if key not in per_member}
     return repr(config)
 
 

@@ -178,3 +178,22 @@ def test_a_killed_stack_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path)
         for name, value in expected.items():
             torch.testing.assert_close(weights[name], value, rtol=0, atol=0, msg=name)
     assert not list(killed.glob(".stacks/*.ckpt"))  # removed once every member has its own checkpoint
+
+
+def test_jobs_stack_when_they_differ_only_in_seed_and_the_keys_the_schema_marks_per_member():
+    from disent.schema import MODELS
+    from disent.stack import stack_key
+
+    def key(*overrides):
+        return stack_key(load_config(list(overrides)))
+
+    assert key("model=beta_vae", "model.beta=1", "seed=0") == key("model=beta_vae", "model.beta=16", "seed=3")
+    assert key("model=annealed_vae", "model.c_max=5") == key("model=annealed_vae", "model.c_max=25",
+                                                              "model.iteration_threshold=1000")
+    assert key("model=beta_vae", "model.latent_dim=5") != key("model=beta_vae")  # the nets differ
+    assert key("model=beta_tcvae", "model.estimator=mss") != key("model=beta_tcvae", "model.estimator=mws")
+    assert key("model=beta_vae", "loader.batch_size=32") != key("model=beta_vae")
+    assert key("model=factor_vae", "model.permute=second") is None  # the paper's variant runs alone
+    assert all(key(f"model={name}") is not None for name in MODELS)
+    assert MODELS["dip_vae_i"].per_member_keys() == ["hyperparameter", "lambda_od", "lambda_d"]
+
