@@ -90,11 +90,15 @@ def load_model(checkpoint_path: str | Path) -> tuple["DisentModel", "DictConfig"
     """
     from omegaconf import OmegaConf
 
-    from disent.models import build_model
+    from disent.models import build_model, import_user_modules
     from disent.schema import ConfigError, validate_saved_config
 
     checkpoint = read_checkpoint(checkpoint_path)
     saved = checkpoint["hyper_parameters"]["config"]
+    try:
+        import_user_modules(saved.get("imports") if isinstance(saved, dict) else None)  # objectives of one's own
+    except ValueError as error:
+        raise CheckpointError(f"the checkpoint {checkpoint_path} needs {error}") from None
     try:
         validate_saved_config(saved)
     except ConfigError as error:

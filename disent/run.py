@@ -42,7 +42,7 @@ from disent.job import (
 from disent.loggers import build_logger, finish_logger, is_wandb, wandb_summary
 from disent.malloc import keep_freed_memory
 from disent.metrics.suite import evaluate, flatten
-from disent.models import DisentModel, build_model, encoder_of
+from disent.models import DisentModel, build_model, encoder_of, import_user_modules
 from disent.results import code_version, write_json_atomic
 from disent.schema import ConfigError, validate_train_config
 
@@ -114,6 +114,14 @@ def resume_point(cfg: DictConfig, job_dir: Path, stacked: bool = False) -> tuple
     return checkpoint, previous if finished else None
 
 
+def _import_user_modules(modules) -> None:
+    """The config's `imports`, imported before it is checked (objectives of one's own register there)."""
+    try:
+        import_user_modules(list(modules or []))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None, stacked: bool = False) -> tuple[dict, bool]:
     """Check the config, then mark the job running in results.json. The caller holds the job's lock
     (`job_lock`) and has checked that the directory can be written (`check_writable`).
@@ -123,6 +131,7 @@ def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None, stacked: b
     `stacked`: see `resume_point`.
     """
     try:
+        _import_user_modules(cfg.get("imports"))
         validate_train_config(cfg)
         checkpoint, finished = resume_point(cfg, job_dir, stacked)
     except ConfigError as error:  # refused before training; a finished job's results.json is kept

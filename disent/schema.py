@@ -358,6 +358,7 @@ class Train:
 
     seed: int = spec(min=0, max=2**32 - 1)
     study_name: str | None
+    imports: list[str]  # modules imported before the config is checked: where objectives of one's own register
     threads: int | None = spec(min=1)
     malloc: Malloc | None
     loader: Loader

@@ -23,7 +23,7 @@ from disent.data.datamodule import StackedDataModule
 from disent.job import check_pending, check_writable, handle_signals, job_lock, reset_signals, set_phase
 from disent.loggers import build_logger, finish_logger
 from disent.metrics.suite import evaluate_many
-from disent.models import encoder_of
+from disent.models import encoder_of, import_user_modules
 from disent.models.stacked import StackedModel, StackedVAE
 from disent.models.stacked_infogan import StackedInfoGAN
 from disent.results import write_bytes_atomic
@@ -38,6 +38,10 @@ MEMBER_CALLS = ("auto", "vmap", "loop")  # see vectorize()
 def stack_key(cfg: DictConfig) -> str | None:
     """Equal for jobs that may train in one stack; None for a job that must run alone. Jobs stack when their
     configs are equal but for the seed and the model keys its schema marks `per_member` (loss weights)."""
+    try:
+        import_user_modules(list(cfg.get("imports") or []))  # where an objective of one's own registers
+    except ValueError:
+        return None  # the job runs alone, and its start says what cannot be imported
     schema = MODELS.get(cfg.model.name)
     config = OmegaConf.to_container(cfg, resolve=False)
     if schema is None or not schema.stacks(config["model"]):

@@ -93,11 +93,11 @@ def test_schemas_cover_what_the_code_reads():
     from disent.data import DATASETS as DATA_CLASSES
     from disent.metrics import beta_vae_score, factor_vae_score
     from disent.metrics.suite import METRIC_NAMES, REPRESENTATIONS
-    from disent.models import MODEL_NAMES
+    from disent.models import model_names
     from disent.models.infogan import InfoGAN as InfoGANModel
     from disent.models.regularizers import REGULARIZERS
 
-    assert sorted(MODELS) == MODEL_NAMES and sorted(DATASETS) == sorted(DATA_CLASSES)
+    assert sorted(MODELS) == model_names() and sorted(DATASETS) == sorted(DATA_CLASSES)
     fields = lambda schema: {f.name for f in dataclasses.fields(schema)}  # noqa: E731
     for name, regularizer in REGULARIZERS.items():  # every argument a regularizer takes from the config has a schema
         assert set(inspect.signature(regularizer).parameters) - {"dataset_size"} <= fields(MODELS[name])

@@ -1,5 +1,6 @@
 """LightningModules, one model family per file, and `build_model` that makes one from config."""
 
+import importlib
 import inspect
 
 from omegaconf import DictConfig, OmegaConf
@@ -10,7 +11,21 @@ from disent.models.regularizers import REGULARIZERS, Regularizer
 from disent.models.vae import VAE
 from disent.nets import build_encoder_decoder
 
-MODEL_NAMES = sorted([*REGULARIZERS, "infogan"])
+
+def model_names() -> list[str]:
+    """Every model `model=<name>` may build: the zoo's, and the objectives registered by `imports` modules."""
+    return sorted([*REGULARIZERS, "infogan"])
+
+
+def import_user_modules(modules: list[str] | None) -> None:
+    """Import the config's `imports` (modules where objectives of one's own register themselves) before the
+    config is checked; a module that cannot be imported is one ValueError naming it."""
+    for module in modules or []:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"imports: cannot import {module!r} ({error}); put the module on the Python path "
+                             f"(pip install -e it, or set PYTHONPATH) or remove it from `imports`") from None
 
 
 def _arguments(cls: type, available: dict, what: str) -> dict:
@@ -33,8 +48,8 @@ def build_regularizer(model_cfg: DictConfig, dataset_size: int) -> Regularizer:
 def build_model(cfg: DictConfig, observation_shape: tuple[int, int, int], dataset_size: int) -> DisentModel:
     """The LightningModule described by the run config `cfg` (uses cfg.model and cfg.results)."""
     model_cfg = cfg.model
-    if model_cfg.name not in MODEL_NAMES:
-        raise ValueError(f"unknown model '{model_cfg.name}': choose one of {MODEL_NAMES}")
+    if model_cfg.name not in model_names():
+        raise ValueError(f"unknown model '{model_cfg.name}': choose one of {model_names()}")
     model = _build(cfg, model_cfg, observation_shape, dataset_size)
     model.observation_shape = tuple(observation_shape)  # what it encodes: disent-eval checks other data against it
     # saved in its checkpoints, so that load_model rebuilds it without building (or finding) its data set
@@ -59,4 +74,4 @@ def _build(cfg: DictConfig, model_cfg: DictConfig, observation_shape: tuple[int,
 
 
 __all__ = ["DisentModel", "InfoGAN", "VAE", "build_model", "build_regularizer", "encoder_of",
-           "MODEL_NAMES"]
+           "import_user_modules", "model_names"]

@@ -2,10 +2,13 @@
 
 Every VAE of the zoo is `loss = reconstruction + regularizer(posterior, step)`; the regularizer is
 picked by `model.name` and built from the model's YAML keys of the same names as its fields, so a
-new objective is one small class here and one YAML file in `conf/model/`.
+new objective is one small class (here, or in a module of your own named in the config's `imports`),
+registered with its schema by `register_objective`, and one YAML file in `conf/model/` (README: "A new
+objective").
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -250,3 +253,27 @@ REGULARIZERS: dict[str, type[Regularizer]] = {
     "beta_tcvae": BetaTCVAELoss,
     "factor_vae": FactorVAELoss,
 }
+
+
+def register_objective(name: str, schema: type) -> Callable[[type[Regularizer]], type[Regularizer]]:
+    """Class decorator: the VAE objective `model=<name>` is `loss = reconstruction + <the class>(posterior,
+    step)`, its config checked by `schema` (a dataclass deriving disent.schema.VAE, with a field for each
+    argument of the class; loss weights marked `spec(per_member=True)` may differ within a stack).
+
+    The class is built from the model's YAML keys named like its arguments (and `dataset_size`, the data set's
+    size, if it asks for it). It then trains alone, in multiruns and in stacks like the zoo's own objectives."""
+    from disent.schema import MODELS, VAE
+
+    if not (isinstance(schema, type) and issubclass(schema, VAE)):
+        raise TypeError(f"register_objective({name!r}): the schema must be a dataclass deriving disent.schema.VAE")
+
+    def register(cls: type[Regularizer]) -> type[Regularizer]:
+        if not issubclass(cls, Regularizer):
+            raise TypeError(f"register_objective({name!r}): {cls.__name__} must derive Regularizer")
+        if name in REGULARIZERS and REGULARIZERS[name].__qualname__ != cls.__qualname__:
+            raise ValueError(f"the objective {name!r} is already registered ({REGULARIZERS[name].__name__})")
+        REGULARIZERS[name] = cls
+        MODELS[name] = schema
+        return cls
+
+    return register
