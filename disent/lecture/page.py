@@ -81,7 +81,6 @@ def save_picture(picture: np.ndarray, path: Path, max_width: int = 480, colors: 
 def job_picture(job, figures: Sequence[str], path: Path, max_width: int = 480, colors: int = 32) -> str:
     """A job's end-of-run figures (figures/<name>.png, stacked top to bottom) as the docs' PNG `path` (see
     save_picture); a job known here only by its record keeps the PNG its directory made when it was reported."""
-    from disent.lecture.runs import JobGone
     from disent.viz import stack_vertically
 
     pictures = [job.figure(name) for name in figures]
@@ -89,8 +88,7 @@ def job_picture(job, figures: Sequence[str], path: Path, max_width: int = 480, c
         return save_picture(stack_vertically(pictures), path, max_width, colors)
     if path.is_file():
         return path.name
-    raise JobGone(f"{job.dir}: its figures {list(figures)} are not here (only its record is) and {path} is missing; "
-                  "train the job again (`disent-lecture run <item>`) or report on the machine that trained it")
+    raise job.gone(f"its figures {list(figures)} (and {path}, the picture reported from them, is missing)")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence]) -> str:

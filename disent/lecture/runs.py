@@ -66,7 +66,8 @@ class Job:
     def config(self) -> DictConfig:
         return OmegaConf.load(self.dir / (".hydra/config.yaml" if self.trained else "config.yaml"))
 
-    def _gone(self, what: str) -> JobGone:
+    def gone(self, what: str) -> JobGone:
+        """The error for an analysis that needs `what`, which only the job's own directory holds."""
         return JobGone(f"{self.dir}: the analysis needs {what}, which only the job's own directory holds, and only "
                        "its record is here; train the job again (`disent-lecture run <item>`) or report on the "
                        "machine that trained it")
@@ -76,7 +77,7 @@ class Job:
         from disent.checkpoints import load_model
 
         if not self.trained:
-            raise self._gone("its checkpoint")
+            raise self.gone("its checkpoint")
         return load_model(self.dir / "checkpoints" / "last.ckpt")
 
     def figure(self, name: str) -> np.ndarray | None:
@@ -104,7 +105,7 @@ class Job:
                 pass
         if key not in cache["values"] or (refresh and self.trained):
             if not self.trained:
-                raise self._gone(f"the measurement {key!r}")
+                raise self.gone(f"the measurement {key!r}")
             cache["values"][key] = compute()
             write_atomic(path, json.dumps(cache) + "\n")
         return cache["values"][key]

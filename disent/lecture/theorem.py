@@ -22,7 +22,7 @@ from scipy.stats import ks_2samp, norm  # noqa: E402
 from disent.config import load_config  # noqa: E402
 from disent.data import build_dataset  # noqa: E402
 from disent.lecture.page import Section, save_picture, table  # noqa: E402
-from disent.lecture.runs import Job, JobGone, Runs  # noqa: E402
+from disent.lecture.runs import Job, Runs  # noqa: E402
 from disent.metrics.suite import GridIndices, score, to_representation
 from disent.metrics.unsupervised_metrics import gaussian_total_correlation  # noqa: E402
 from disent.models import encoder_of  # noqa: E402
@@ -102,7 +102,7 @@ def analyze(runs: Runs, out: Path) -> Section:
     figure_path = out / "theorem.png"
     kept = job.measure(key, lambda: measure(job, figure_path, **sizes), refresh=not figure_path.is_file())
     if not figure_path.is_file():
-        raise JobGone(f"{job.dir}: {figure_path} is missing and only the job's record is here; train the job again")
+        raise job.gone(f"its checkpoint, to draw {figure_path} again")
     return render(kept, sizes["metrics"])
 
 
