@@ -217,18 +217,23 @@ class MIGMetric:
 
 
 @dataclass(kw_only=True)
-class DCIMetric:
+class TrainTestMetric:
     num_train: int = spec(min=1)
     num_test: int = spec(min=1)
 
 
 @dataclass(kw_only=True)
-class SAPMetric(DCIMetric):
+class DCIMetric(TrainTestMetric):
+    n_estimators: int = spec(min=1)  # boosting stages of each factor's classifier (DL: 100)
+
+
+@dataclass(kw_only=True)
+class SAPMetric(TrainTestMetric):
     continuous_factors: bool
 
 
 @dataclass(kw_only=True)
-class ModularityMetric(DCIMetric):
+class ModularityMetric(TrainTestMetric):
     num_bins: int = spec(min=1)
 
 

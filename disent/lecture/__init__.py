@@ -13,6 +13,8 @@ that name the same experiment share its jobs: `<out>/<experiment>/<preset>/<job>
 page, `docs/lecture/jobs/<experiment>/<preset>/<job>` (disent/lecture/runs.py).
 """
 
+import copy
+from functools import cache
 from importlib import import_module
 from pathlib import Path
 
@@ -31,7 +33,12 @@ def item_names() -> list[str]:
 
 
 def item_spec(name: str) -> dict:
-    """conf/lecture/<name>.yaml as a dict; a clear error for an unknown item."""
+    """conf/lecture/<name>.yaml as a dict (a copy: the caller may change it); a clear error for an unknown item."""
+    return copy.deepcopy(_read_item(name))
+
+
+@cache  # a report reads every item's file many times; the files do not change while a command runs
+def _read_item(name: str) -> dict:
     path = CONF_DIR / "lecture" / f"{name}.yaml"
     if name not in ITEMS or not path.is_file():
         raise ValueError(f"no lecture item {name!r}: choose one of {item_names()} (or all)")
@@ -39,10 +46,15 @@ def item_spec(name: str) -> dict:
 
 
 def preset_overrides(preset: str) -> list[str]:
-    presets = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "lecture" / "presets.yaml"))
+    presets = _read_presets()
     if preset not in presets:
         raise ValueError(f"no lecture preset {preset!r}: choose one of {sorted(presets)}")
     return list(presets[preset])
+
+
+@cache
+def _read_presets() -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "lecture" / "presets.yaml"))
 
 
 def analysis(name: str):

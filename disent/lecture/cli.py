@@ -5,6 +5,7 @@ import json
 import shlex
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def sweep_commands(name: str, preset: str, out: Path, extra: list[str]) -> dict[
             for experiment in item_spec(name)["experiments"]}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """What an experiment's sweep runs under some overrides."""
 
@@ -55,6 +56,11 @@ def plan(experiment: str, overrides: list[str]) -> Plan:
     """An experiment's sweep: its file's `hydra.sweeper.params`, with the command line's `key=a,b,...` or
     `key=range(a,b)` values in place of a key's grid (as Hydra's basic sweeper does), and the other overrides
     applied to learn the training length."""
+    return _plan(experiment, tuple(overrides))
+
+
+@cache  # two Hydra compositions (~1 s); a report plans every item's sweeps for the index, again at each item
+def _plan(experiment: str, overrides: tuple[str, ...]) -> Plan:
     from hydra import compose, initialize_config_dir
 
     from disent.config import CONF_DIR

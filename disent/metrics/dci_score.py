@@ -17,12 +17,13 @@ from disent.metrics.utils import check_codes_factors
 __all__ = ["dci", "disentanglement", "completeness", "canonical_column_order"]
 
 
-def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_jobs=None) -> dict[str, float]:
+def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_jobs=None,
+        n_estimators: int = 100) -> dict[str, float]:
     """DCI scores with gradient-boosted-tree importances.
 
     Formula
         For every factor ``k`` a ``GradientBoostingClassifier()`` (sklearn defaults: 100
-        stages, depth 3, learning rate 0.1, ``random_state=seed``) predicts ``y_k`` from all
+        stages, depth 3, learning rate 0.1; ``random_state=seed``) predicts ``y_k`` from all
         ``D`` codes. ``R[j, k] = |feature_importances_[j]|`` of classifier ``k`` (``D x K``).
         With ``P = R + 1e-11``, ``H_b(p)`` the entropy of ``p / sum(p)`` in base ``b``::
 
@@ -43,6 +44,9 @@ def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_j
             each split, which decides ties between equally good splits).
         n_jobs: joblib workers over factors (``None`` = sequential). Each classifier is
             seeded independently of the schedule, so results do not depend on ``n_jobs``.
+        n_estimators: boosting stages per classifier (DL: sklearn's default, 100). A stage
+            fits one tree per class, so the cost is ~ stages x classes x factors trees; fewer
+            stages make a smoke test cheap (``metrics=tiny_all`` uses 10), never a result.
 
     Returns:
         ``{"disentanglement", "completeness", "informativeness_train",
@@ -57,6 +61,7 @@ def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_j
           order only affects which of several equally good splits is kept; DL breaks such
           ties randomly (unseeded), so each of our results is one of DL's possible results.
         - Classifiers are fit in parallel when ``n_jobs`` is set (same numbers).
+        - ``n_estimators`` is a setting (DL fixes sklearn's default, 100: the default here).
     """
     codes_train, factors_train = check_codes_factors(codes_train, factors_train, "train ")
     codes_test, factors_test = check_codes_factors(codes_test, factors_test, "test ")
@@ -71,7 +76,7 @@ def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_j
     order = canonical_column_order(codes_train)
     x_train, x_test = codes_train[:, order], codes_test[:, order]
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_one_factor)(x_train, factors_train[:, k], x_test, factors_test[:, k], seed)
+        delayed(_fit_one_factor)(x_train, factors_train[:, k], x_test, factors_test[:, k], seed, n_estimators)
         for k in range(num_factors)
     )
     importance_matrix = np.empty((codes_train.shape[1], num_factors), dtype=np.float64)  # (D, K)
@@ -93,8 +98,8 @@ def canonical_column_order(x: np.ndarray) -> np.ndarray:
     return np.array(sorted(range(x.shape[1]), key=keys.__getitem__), dtype=np.int64)
 
 
-def _fit_one_factor(x_train, y_train, x_test, y_test, seed):
-    model = GradientBoostingClassifier(random_state=seed)
+def _fit_one_factor(x_train, y_train, x_test, y_test, seed, n_estimators):
+    model = GradientBoostingClassifier(n_estimators=n_estimators, random_state=seed)
     model.fit(x_train, y_train)
     importance = np.abs(model.feature_importances_)
     train_acc = np.mean(model.predict(x_train) == y_train)

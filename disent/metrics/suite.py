@@ -41,7 +41,8 @@ REPRESENTATIONS = ("mean", "sampled")
 DRAWN_METRICS = {
     "mig": lambda train, test, s, seed, n_jobs: mig(*train, num_bins=s["num_bins"]),
     "unsupervised": lambda train, test, s, seed, n_jobs: unsupervised(train[0], num_bins=s["num_bins"]),
-    "dci": lambda train, test, s, seed, n_jobs: dci(*train, *test, seed=seed, n_jobs=n_jobs),
+    "dci": lambda train, test, s, seed, n_jobs: dci(*train, *test, seed=seed, n_jobs=n_jobs,
+                                                    n_estimators=s["n_estimators"]),
     "sap": lambda train, test, s, seed, n_jobs: sap(*train, *test, continuous_factors=s["continuous_factors"]),
     "modularity": lambda train, test, s, seed, n_jobs: modularity_explicitness(*train, *test,
                                                                                  num_bins=s["num_bins"]),
