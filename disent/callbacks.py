@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from disent.job import check_pending, pending_signal, reclaim_signals
@@ -33,6 +34,23 @@ from disent.viz.figures import (
     save_gif,
     traversal_frames,
 )
+
+
+class PeriodicCheckpoint(ModelCheckpoint):
+    """The full state to `<dirpath>/last.ckpt` every `every_n_train_steps` steps (0: never), and at no other time:
+    the run writes its last step itself (its "final checkpoint" phase), so that step is written once, not two
+    or three times (Lightning would also write it at the end of training, of an epoch, and at a multiple of n)."""
+
+    def __init__(self, dirpath: Path, every_n_train_steps: int):
+        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps,
+                         every_n_epochs=0)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if trainer.max_steps < 0 or trainer.global_step < trainer.max_steps:
+            super().on_train_batch_end(trainer, *args, **kwargs)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass  # the run's final checkpoint follows
 
 
 class StopOnSignal(L.Callback):

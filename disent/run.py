@@ -19,10 +19,9 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from disent.callbacks import FigureCallback, PeriodicEvaluation, StopOnSignal, Stopwatch
+from disent.callbacks import FigureCallback, PeriodicCheckpoint, PeriodicEvaluation, StopOnSignal, Stopwatch
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.config import run_name
 from disent.data import build_dataset
@@ -241,8 +240,7 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
                                                num_workers=cfg.loader.num_workers, seed=cfg.seed)
             logger = build_logger(cfg, job_dir, sweep_name)
-            checkpoint = ModelCheckpoint(dirpath=job_dir / "checkpoints", save_top_k=0, save_last=True,
-                                         every_n_train_steps=cfg.checkpoint.every_n_steps)
+            checkpoint = PeriodicCheckpoint(job_dir / "checkpoints", cfg.checkpoint.every_n_steps)
             figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
             callbacks = [checkpoint, figures, stopwatch]
             if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
