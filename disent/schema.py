@@ -140,6 +140,7 @@ class FactorVAE(VAE):
 class InfoGAN(Model):
     nets: ClassVar[dict[str, int]] = {"conv": 16, "conv_small": 4}  # 2 ** (number of stride-2 layers)
     net: str = spec(choices=sorted(nets))
+    hidden_dim: int = spec(min=1)
     noise_dim: int = spec(min=0)
     categorical_codes: list[int] = spec(min=1)
     continuous_codes: int = spec(min=0)

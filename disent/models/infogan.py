@@ -23,7 +23,7 @@ from disent.nets.gan import Discriminator, Generator
 
 
 class InfoGAN(DisentModel):
-    def __init__(self, net: str, observation_shape: tuple[int, int, int], noise_dim: int,
+    def __init__(self, net: str, observation_shape: tuple[int, int, int], hidden_dim: int, noise_dim: int,
                  categorical_codes: list[int], continuous_codes: int, lambda_info: float, continuous_weight: float,
                  generator_optimizer: dict, discriminator_optimizer: dict, final_loss_window: int,
                  config: dict | None = None):
@@ -34,8 +34,9 @@ class InfoGAN(DisentModel):
         self.categorical_codes = list(categorical_codes)
         self.lambda_info, self.continuous_weight = lambda_info, continuous_weight
         self.code_dim = sum(self.categorical_codes) + continuous_codes  # one-hot codes + continuous codes
-        self.generator = Generator(net, observation_shape, noise_dim + self.code_dim)
-        self.discriminator = Discriminator(net, observation_shape, sum(self.categorical_codes) + 2 * continuous_codes)
+        self.generator = Generator(net, observation_shape, noise_dim + self.code_dim, hidden_dim)
+        code_outputs = sum(self.categorical_codes) + 2 * continuous_codes  # logits, then means and log-variances
+        self.discriminator = Discriminator(net, observation_shape, code_outputs, hidden_dim)
         self.generator_settings, self.discriminator_settings = dict(generator_optimizer), dict(discriminator_optimizer)
         self.automatic_optimization = False  # two optimizers per step
         # H(c): log k per categorical code, log 2 per uniform [-1, 1] code (differential entropy)
