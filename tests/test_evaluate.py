@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import run_in_process
 
 from disent.config import load_config
 from disent.data import GroundTruthData
@@ -17,7 +18,7 @@ TINY_SUITE = {
     "factor_vae": {"batch_size": 16, "num_train": 60, "num_eval": 30, "num_variance_estimate": 300,
                    "prune_threshold": 0.05},
     "mig": {"num_train": 300, "num_bins": 20},
-    "dci": {"num_train": 150, "num_test": 60},
+    "dci": {"num_train": 150, "num_test": 60, "n_estimators": 10},
     "sap": {"num_train": 300, "num_test": 100, "continuous_factors": False},
     "modularity": {"num_train": 300, "num_test": 100, "num_bins": 20},
     "unsupervised": {"num_train": 300, "num_bins": 20},
@@ -128,8 +129,7 @@ def test_training_writes_all_six_metrics_and_disent_eval_rescores_the_checkpoint
     assert metrics == results["metrics"]["mean"]
 
     checkpoint = tmp_path / "job" / "checkpoints" / "last.ckpt"
-    done = subprocess.run([sys.executable, "-m", "disent.evaluate", f"checkpoint={checkpoint}", "metrics=tiny_all"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = run_in_process("disent.evaluate", f"checkpoint={checkpoint}", "metrics=tiny_all", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "job" / "metrics.json").read_text())
     assert report["model"] == "beta_vae" and report["dataset"]["name"] == "dsprites"

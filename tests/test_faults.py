@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_in_process
 
 import disent.run
 import disent.stack
@@ -25,7 +26,7 @@ from disent.run import train
 from disent.stack import stack_checkpoint, train_stack
 
 SMALL = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "model.net=mlp", "model.hidden_dim=32",
-         "figures.kl_every_n_steps=5", "figures.mi_num_points=200", "figures.heatmap_samples_per_cell=1",
+         "figures.kl_every_n_steps=5", "figures=tiny",
          "metrics=tiny"]
 STEPS = ["trainer.max_steps=30", "checkpoint.every_n_steps=7"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -182,9 +183,11 @@ def test_a_signal_interrupts_every_member_of_a_stack_and_a_rerun_resumes_the_sam
     assert not stack_checkpoint(jobs).exists()
 
 
-def _run(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=ENV,
-                          cwd=cwd)
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m <module> ...` in this worker (the reruns and the refusals; a signal goes to a real process, and
+    tests/test_config.py and test_reliability.py refuse bad input in one)."""
+    assert args[0] == "-m", args
+    return run_in_process(args[1], *args[2:], cwd=cwd)
 
 
 def _interrupt_when_training(command: list[str], checkpoint: Path, signum: int) -> subprocess.CompletedProcess:

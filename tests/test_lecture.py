@@ -1,7 +1,10 @@
 """The lecture items: every item's command at the tiny preset (its sweeps, then its analysis and section), and the
 analyses' own pieces on inputs with known answers."""
 
+import fcntl
+import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +22,22 @@ from disent.lecture.theorem import empirical_marginals, entangling_bijection, ra
 
 @pytest.fixture(scope="module")
 def lecture(tmp_path_factory) -> Path:
-    """Every item run at the tiny preset into one directory (items that share an experiment share its jobs)."""
-    root = tmp_path_factory.mktemp("lecture")
-    markers = "<!-- lecture:index:begin -->\nold\n<!-- lecture:index:end -->"
-    (root / "README.md").write_text(f"# a project\n\n{markers}\nrest\n")
-    main(["run", "all", "--preset", "tiny", "--out", str(root / "out"), "--docs", str(root / "docs"),
-          "--readme", str(root / "README.md")])
+    """Every item run at the tiny preset into one directory (items that share an experiment share its jobs),
+    once for the session: the pytest-xdist workers share it (the first to ask builds it, under a lock). Tests
+    only read it; one that writes works on its own copy."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the workers' common directory
+    root = shared / "lecture"
+    with open(shared / "lecture.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here until the items are done
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a failed build left
+            root.mkdir()
+            markers = "<!-- lecture:index:begin -->\nold\n<!-- lecture:index:end -->"
+            (root / "README.md").write_text(f"# a project\n\n{markers}\nrest\n")
+            main(["run", "all", "--preset", "tiny", "--out", str(root / "out"), "--docs", str(root / "docs"),
+                  "--readme", str(root / "README.md")])
+            (root / "done").touch()
     return root
 
 
@@ -53,11 +66,13 @@ def test_every_item_runs_at_the_tiny_preset_and_writes_its_section_with_its_figu
 
 
 @pytest.mark.slow
-def test_a_report_rewrites_its_own_section_only(lecture):
-    page = lecture / "docs" / "README.md"
+def test_a_report_rewrites_its_own_section_only(lecture, tmp_path):
+    for part in ("out", "docs"):
+        shutil.copytree(lecture / part, tmp_path / part)
+    page = tmp_path / "docs" / "README.md"
     before = page.read_text()
-    main(["report", "factor_vs_beta", "--preset", "tiny", "--out", str(lecture / "out"),
-          "--docs", str(lecture / "docs")])
+    main(["report", "factor_vs_beta", "--preset", "tiny", "--out", str(tmp_path / "out"),
+          "--docs", str(tmp_path / "docs")])
     after = page.read_text()
     for name in item_names():
         if name != "factor_vs_beta":
@@ -74,8 +89,6 @@ def _without_provenance_notes(section: str) -> str:
 
 @pytest.mark.slow
 def test_a_fresh_clone_rewrites_every_section_from_the_records_alone(lecture, tmp_path):
-    import shutil
-
     docs = tmp_path / "docs"
     shutil.copytree(lecture / "docs", docs)
     records = sorted(p.relative_to(docs) for p in (docs / "jobs").rglob("results.json"))

@@ -16,7 +16,7 @@ MODELS = ["beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "
 STUDY_KNOBS = {"beta_vae": ("beta", 4), "annealed_vae": ("c_max", 10), "dip_vae_i": ("lambda_od", 2),
                "dip_vae_ii": ("lambda_od", 2), "beta_tcvae": ("beta", 4), "factor_vae": ("gamma", 20),
                "infogan": ("lambda_info", 2)}
-SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "metrics=none",
+SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "metrics=none", "figures=tiny",
          "model.optimizer.lr=0.001", "loader.batch_size=32"]
 
 
@@ -87,7 +87,8 @@ def test_factor_vae_paper_variant_splits_the_batch(permute, tmp_path, monkeypatc
 @pytest.mark.slow
 def test_infogan_trains_recovers_its_codes_and_is_scored(tmp_path):
     cfg = load_config(["model=infogan", "trainer.max_steps=30", "trainer.log_every_n_steps=1", "loader.batch_size=32",
-                       "trainer.enable_progress_bar=false", "metrics=tiny_all", "model.noise_dim=8"])
+                       "trainer.enable_progress_bar=false", "metrics=tiny_all", "model.noise_dim=8",
+                       "model.hidden_dim=64"])
     results = train(cfg, tmp_path / "job")
     assert results["status"] == "completed" and results["steps"] == 30
     import pandas as pd

@@ -16,7 +16,7 @@ from disent.checkpoints import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=6", "trainer.log_every_n_steps=1",
-         "metrics=none", "trainer.enable_progress_bar=false", "loader.batch_size=16"]
+         "metrics=none", "figures=tiny", "trainer.enable_progress_bar=false", "loader.batch_size=16"]
 
 
 def _readme_example(into: Path) -> list[str]:

@@ -10,23 +10,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_in_process
 
 from disent.checkpoints import read_checkpoint
 from disent.config import load_config
 from disent.run import train
 from disent.schema import ConfigError
 
-COMMON = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "metrics=none", "figures.kl_every_n_steps=5"]
+COMMON = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "metrics=none", "figures=tiny",
+          "figures.kl_every_n_steps=5"]
 MLP = ["model.net=mlp", "model.hidden_dim=32"]
 SMALL = COMMON + MLP
 # all six metrics on a few points: the resumed and the uninterrupted run must agree on them too
 TINY_METRICS = ["metrics=tiny_all", "metrics.representations=[mean,sampled]"]
 # one model per kind of state to restore: the capacity schedule, a second optimizer, InfoGAN's two nets
 RESUMABLE = {
-    "annealed_vae": ["model=annealed_vae", *MLP, "model.iteration_threshold=30"],
+    "annealed_vae": ["model=annealed_vae", *MLP, "model.iteration_threshold=15"],
     "factor_vae": ["model=factor_vae", *MLP, "model.discriminator.hidden_dim=32"],
-    "infogan": ["model=infogan", "model.net=conv_small", "dataset=digits", "model.categorical_codes=[10]",
-                "model.continuous_codes=2"],
+    "infogan": ["model=infogan", "model.net=conv_small", "model.hidden_dim=64", "dataset=digits",
+                "model.categorical_codes=[10]", "model.continuous_codes=2"],
 }
 
 
@@ -44,11 +46,11 @@ def _same_weights(a: Path, b: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(RESUMABLE))
 def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_ends(model, tmp_path):
-    base = COMMON + RESUMABLE[model] + ["checkpoint.every_n_steps=10"]
-    whole = train(load_config(base + ["trainer.max_steps=40"]), tmp_path / "whole")
-    first = train(load_config(base + ["trainer.max_steps=25"]), tmp_path / "parts")  # stops between two checkpoints
-    parts = train(load_config(base + ["trainer.max_steps=40"]), tmp_path / "parts")  # resume=auto
-    assert parts["resumed_from_step"] == 25 and parts["steps"] == whole["steps"] == 40
+    base = COMMON + RESUMABLE[model] + ["checkpoint.every_n_steps=5"]
+    whole = train(load_config(base + ["trainer.max_steps=20"]), tmp_path / "whole")
+    first = train(load_config(base + ["trainer.max_steps=13"]), tmp_path / "parts")  # stops between two checkpoints
+    parts = train(load_config(base + ["trainer.max_steps=20"]), tmp_path / "parts")  # resume=auto
+    assert parts["resumed_from_step"] == 13 and parts["steps"] == whole["steps"] == 20
     # the job's time counts both processes: the first one's up to its final checkpoint, then the second's
     assert 0 < parts["job_time_s"] - parts["wall_time_s"] < first["wall_time_s"] == first["job_time_s"]
     _same_weights(tmp_path / "whole", tmp_path / "parts")
@@ -62,14 +64,14 @@ def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_en
 
 def _command(job_dir: Path, extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "disent.train", f"hydra.run.dir={job_dir}", *SMALL, "model=annealed_vae",
-            "model.iteration_threshold=150", "trainer.max_steps=400", "checkpoint.every_n_steps=25", *TINY_METRICS,
+            "model.iteration_threshold=80", "trainer.max_steps=200", "checkpoint.every_n_steps=25", *TINY_METRICS,
             *extra]
 
 
 @pytest.mark.slow
 def test_a_run_killed_by_a_signal_resumes_to_the_same_weights_and_metrics(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(_command(tmp_path / "whole", []), env=env, check=True, capture_output=True, timeout=600)
+    assert run_in_process("disent.train", *_command(tmp_path / "whole", [])[3:]).returncode == 0
     killed = tmp_path / "killed"
     process = subprocess.Popen(_command(killed, []), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -79,9 +81,9 @@ def test_a_run_killed_by_a_signal_resumes_to_the_same_weights_and_metrics(tmp_pa
     process.wait(timeout=60)
     interrupted = json.loads((killed / "results.json").read_text())
     assert interrupted["status"] == "running"  # killed mid-way, before it could finish
-    subprocess.run(_command(killed, []), env=env, check=True, capture_output=True, timeout=600)
+    assert run_in_process("disent.train", *_command(killed, [])[3:]).returncode == 0
     whole, resumed = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("whole", "killed"))
-    assert resumed["status"] == "completed" and 25 <= resumed["resumed_from_step"] < 400
+    assert resumed["status"] == "completed" and 25 <= resumed["resumed_from_step"] < 200
     _same_weights(tmp_path / "whole", killed)
     assert resumed["metrics"] == whole["metrics"] and resumed["final_losses"] == whole["final_losses"]
 
@@ -172,9 +174,8 @@ def test_the_cli_prints_one_message_and_exits_non_zero(tmp_path):
 @pytest.mark.slow
 def test_a_sweep_goes_on_past_a_bad_value_and_a_diverging_job_and_the_analysis_lists_both(tmp_path):
     sweep = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, "-m", "disent.train", "-m", f"hydra.sweep.dir={sweep}", *SMALL,
-                           "trainer.max_steps=4", "model.beta=-1,1,2", "model.optimizer.lr=1e-4,1e30"],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = run_in_process("disent.train", "-m", f"hydra.sweep.dir={sweep}", *SMALL, "trainer.max_steps=4",
+                          "model.beta=-1,1,2", "model.optimizer.lr=1e-4,1e30")
     assert done.returncode != 0 and "model.beta = -1" in done.stderr  # the sweep says that jobs failed ...
     from disent.study.collect import collect
 

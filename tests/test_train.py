@@ -9,15 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_in_process
 
 from disent.config import CONF_DIR, load_config
 from disent.run import train
 
 SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "loader.batch_size=32",
-         "metrics=none"]
+         "metrics=none", "figures=tiny"]
 
 
-TINY_MLP = ["trainer.enable_progress_bar=false", "model.net=mlp", "model.hidden_dim=32", "metrics=none"]
+TINY_MLP = ["trainer.enable_progress_bar=false", "model.net=mlp", "model.hidden_dim=32", "metrics=none", "figures=tiny"]
 
 
 def _train(tmp_path: Path, overrides: list[str], name: str = "job") -> dict:
@@ -75,7 +76,8 @@ def _cli() -> list[str]:
 
 @pytest.mark.slow
 def test_cli_from_another_directory_writes_results_and_png(tmp_path):
-    done = subprocess.run(_cli() + ["trainer.max_steps=3", "trainer.enable_progress_bar=false", "metrics=none"],
+    done = subprocess.run(_cli() + ["trainer.max_steps=3", "trainer.enable_progress_bar=false", "metrics=none",
+                                    "figures=tiny"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (results,) = list((tmp_path / "outputs" / "runs").glob("*/results.json"))
@@ -85,11 +87,11 @@ def test_cli_from_another_directory_writes_results_and_png(tmp_path):
 
 
 @pytest.mark.slow
-def test_multirun_with_wandb_writes_one_offline_run_per_job(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    done = subprocess.run(_cli() + ["-m", "model.beta=1,4", "seed=0,1", "trainer.max_steps=3", "logger=wandb",
-                                    *TINY_MLP],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+def test_multirun_with_wandb_writes_one_offline_run_per_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    done = run_in_process("disent.train", "-m", "model.beta=1,4", "seed=0,1", "trainer.max_steps=3", "logger=wandb",
+                          *TINY_MLP, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/results.json"))
     assert len(jobs) == 4
@@ -131,7 +133,7 @@ def test_wandb_online_without_network_or_key_falls_back_to_offline(tmp_path):
 def test_default_model_trains_on_every_data_set(dataset, tmp_path):
     """The conv nets adapt to each data set's channels and image size."""
     cfg = load_config([f"dataset={dataset}", "trainer.max_steps=3", "trainer.enable_progress_bar=false",
-                       "metrics=none", "loader.batch_size=16"])
+                       "metrics=none", "figures=tiny", "loader.batch_size=16"])
     results = train(cfg, tmp_path / dataset)
     assert results["status"] == "completed" and results["dataset"] == dataset
     assert (tmp_path / dataset / "figures" / "traversals.png").exists()
