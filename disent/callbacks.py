@@ -37,13 +37,15 @@ from disent.viz.figures import (
 
 
 class PeriodicCheckpoint(ModelCheckpoint):
-    """The full state to `<dirpath>/last.ckpt` every `every_n_train_steps` steps (0: never), and at no other time:
-    the run writes its last step itself (its "final checkpoint" phase), so that step is written once, not two
-    or three times (Lightning would also write it at the end of training, of an epoch, and at a multiple of n)."""
+    """The full state to `<dirpath>/<name>.ckpt` every `every_n_train_steps` steps (0: never), and at no other
+    time: a run (or a stack) writes its last step itself (its "final checkpoint" phase), so that step is written
+    once, not two or three times (Lightning would also write it at the end of training, of an epoch, and at a
+    multiple of n)."""
 
-    def __init__(self, dirpath: Path, every_n_train_steps: int):
+    def __init__(self, dirpath: Path, every_n_train_steps: int, name: str = "last"):
         super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps,
                          every_n_epochs=0)
+        self.CHECKPOINT_NAME_LAST = name  # Lightning's name of the file save_last writes
 
     def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
         if trainer.max_steps < 0 or trainer.global_step < trainer.max_steps:

@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from disent.callbacks import FigureCallback, StopOnSignal, Stopwatch
+from disent.callbacks import FigureCallback, PeriodicCheckpoint, StopOnSignal, Stopwatch
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
 from disent.job import check_pending, check_writable, handle_signals, job_lock, reset_signals, set_phase
@@ -143,9 +143,10 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
                                  num_workers=first.loader.num_workers)
         path = stack_checkpoint(jobs)
         resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs])
+        every = PeriodicCheckpoint(path.parent, first.checkpoint.every_n_steps, name=path.stem)  # to resume a kill
         trainer = L.Trainer(**OmegaConf.to_container(first.trainer, resolve=True), logger=False, max_epochs=-1,
-                            enable_checkpointing=False, default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()],
-                            callbacks=[_SaveEvery(path, first.checkpoint.every_n_steps), StopOnSignal(path), stopwatch])
+                            default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()],
+                            callbacks=[every, StopOnSignal(path), stopwatch])
         log.info("training %d jobs as one stack (%s)%s: %s", len(jobs), "vmap" if vectorized else "loop",
                  f", resumed from {path}" if resume_from else "",
                  ", ".join(str(job_dir) for _, job_dir, _ in jobs))
@@ -201,18 +202,6 @@ def _check_stack_checkpoint(path: Path, configs: list[DictConfig]) -> Path | Non
         raise ConfigError(f"cannot resume the stack {path}: its members were trained with other configs:\n  "
                           + "\n  ".join(differences) + "\nDelete it to train these jobs from the start.")
     return path
-
-
-class _SaveEvery(L.Callback):
-    """The stack's checkpoint every `every_n_steps` steps (0: never), so a killed stack resumes."""
-
-    def __init__(self, path: Path, every_n_steps: int):
-        self.path, self.every_n_steps = path, every_n_steps
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        step = trainer.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and step < trainer.max_steps:
-            trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from
 
 
 class _SharedMetrics:

@@ -60,14 +60,13 @@ def _signal_at(monkeypatch, where: str, signum: int, step: int) -> None:
             sent.append(True)
             _kill_self(signum)
 
-    if where == "training":  # at the end of the step, before StopOnSignal's turn (single runs and stacks)
-        for callback in (FigureCallback, disent.stack._SaveEvery):
-            def on_train_batch_end(self, trainer, *args, record=callback.on_train_batch_end):
-                record(self, trainer, *args)
-                if trainer.global_step == step:
-                    once()
+    if where == "training":  # at the end of the step, just before StopOnSignal looks (single runs and stacks)
+        def on_train_batch_end(self, trainer, *args, check=StopOnSignal.on_train_batch_end):
+            if trainer.global_step == step:
+                once()
+            check(self, trainer, *args)
 
-            monkeypatch.setattr(callback, "on_train_batch_end", on_train_batch_end)
+        monkeypatch.setattr(StopOnSignal, "on_train_batch_end", on_train_batch_end)
     elif where == "final checkpoint":
         save = AtomicCheckpointIO.save_checkpoint
 
