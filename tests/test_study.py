@@ -1,13 +1,12 @@
 """Collecting a study's jobs into one table, and the analyses of Locatello et al. on it."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_in_process
 
 from disent.study import STUDY_METRICS, better_beats_worse, collect, rank_correlation, variance_explained
 
@@ -121,10 +120,9 @@ def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
     if launcher == "ray":
         common.append("+hydra.launcher.ray.init.num_cpus=2")
     sweeps = [("beta_vae", "beta", "1,4,8", "0"), ("beta_vae", "optimizer.lr", "1e30", "5")]  # the last one diverges
-    for model, knob, values, seeds in sweeps:
-        subprocess.run([sys.executable, "-m", "disent.train", "-m", f"model={model}", f"model.{knob}={values}",
-                        f"seed={seeds}", f"hydra.sweep.dir={study}/{model}_{knob}", *common],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    for model, knob, values, seeds in sweeps:  # the launcher starts each job's own process
+        run_in_process("disent.train", "-m", f"model={model}", f"model.{knob}={values}", f"seed={seeds}",
+                       f"hydra.sweep.dir={study}/{model}_{knob}", *common, cwd=tmp_path)
     from disent.study.report import main
 
     main(["report", str(study), "--out", str(tmp_path / "report")])
