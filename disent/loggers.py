@@ -1,6 +1,7 @@
 """The loggers of a job (`logger=csv|tensorboard|wandb`): built, finished, and never a reason for a job to fail:
 a logger that cannot start falls back to the CSV logger with one warning; W&B runs offline unless asked."""
 
+import csv
 import logging
 import sys
 from pathlib import Path
@@ -12,14 +13,13 @@ from disent.config import run_name
 log = logging.getLogger(__name__)
 
 
-def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
+def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None):
     """The Lightning logger chosen by `logger.name` (csv, tensorboard or wandb). A logger that cannot start
     (W&B's directory cannot be made, tensorboard is not installed, ...) falls back to the CSV logger with
-    one warning: training, checkpoints, figures and metrics never depend on a logger."""
-    from lightning.pytorch.loggers import CSVLogger
-
+    one warning: training, checkpoints, figures and metrics never depend on a logger. `resumed_from_step`:
+    the step a resumed job continues from (its CSV keeps the rows of the steps before it)."""
     if cfg.logger.name == "csv":
-        return CSVLogger(save_dir=job_dir, name="", version="")
+        return csv_logger(job_dir, resumed_from_step)
     try:
         if cfg.logger.name == "wandb":
             return _wandb_logger(cfg, job_dir, sweep_name)
@@ -29,8 +29,30 @@ def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
         log.warning("logger=%s could not start (%s: %s); logging to %s/metrics.csv instead", cfg.logger.name,
                     type(error).__name__, error, job_dir)
         _finish_wandb(exit_code=1)
-        return CSVLogger(save_dir=job_dir, name="", version="")
+        return csv_logger(job_dir, resumed_from_step)
     raise ValueError(f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'tensorboard', 'wandb']")
+
+
+def csv_logger(job_dir: Path, resumed_from_step: int | None = None):
+    """Lightning's CSVLogger into `<job dir>/metrics.csv`. It deletes a metrics.csv it finds; a resumed job
+    would lose the rows of its first process, so those of the steps before `resumed_from_step` are read first
+    and written back with the new rows (the steps after the checkpoint are trained, and logged, again)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(save_dir=job_dir, name="", version="")
+    path = job_dir / "metrics.csv"
+    if resumed_from_step and path.is_file():
+        with path.open(newline="") as file:
+            kept = [row for row in csv.DictReader(file) if _step(row) is not None and _step(row) < resumed_from_step]
+        logger.experiment.metrics.extend(kept)  # the writer (made here) has deleted the file; its next save rewrites
+    return logger
+
+
+def _step(row: dict) -> int | None:
+    try:
+        return int(float(row.get("step") or ""))
+    except ValueError:
+        return None
 
 
 def _tensorboard_logger(job_dir: Path):

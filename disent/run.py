@@ -239,7 +239,7 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             dataset, model = seeded_model(cfg)
             datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
                                                num_workers=cfg.loader.num_workers, seed=cfg.seed)
-            logger = build_logger(cfg, job_dir, sweep_name)
+            logger = build_logger(cfg, job_dir, sweep_name, results.get("resumed_from_step"))
             checkpoint = PeriodicCheckpoint(job_dir / "checkpoints", cfg.checkpoint.every_n_steps)
             figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
             callbacks = [checkpoint, figures, stopwatch]

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import run_in_process
@@ -46,7 +47,7 @@ def _same_weights(a: Path, b: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(RESUMABLE))
 def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_ends(model, tmp_path):
-    base = COMMON + RESUMABLE[model] + ["checkpoint.every_n_steps=5"]
+    base = COMMON + RESUMABLE[model] + ["checkpoint.every_n_steps=5", "trainer.log_every_n_steps=1"]
     whole = train(load_config(base + ["trainer.max_steps=20"]), tmp_path / "whole")
     first = train(load_config(base + ["trainer.max_steps=13"]), tmp_path / "parts")  # stops between two checkpoints
     parts = train(load_config(base + ["trainer.max_steps=20"]), tmp_path / "parts")  # resume=auto
@@ -60,6 +61,11 @@ def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_en
         for key in first["state"]:
             torch.testing.assert_close(first["state"][key], second["state"][key], rtol=0, atol=0)
     assert whole_state["callbacks"]["FigureCallback"] == parts_state["callbacks"]["FigureCallback"]
+    # the CSV keeps the first process's rows (Lightning's CSVLogger deletes the file it finds)
+    whole_log, parts_log = (pd.read_csv(tmp_path / d / "metrics.csv") for d in ("whole", "parts"))
+    assert sorted(parts_log["step"].dropna()) == sorted(whole_log["step"].dropna())  # none lost, none twice
+    for column in [c for c in whole_log.columns if c.startswith("train/")]:
+        assert parts_log[column].dropna().tolist() == pytest.approx(whole_log[column].dropna().tolist(), rel=1e-6)
 
 
 def _command(job_dir: Path, extra: list[str]) -> list[str]:
