@@ -43,16 +43,17 @@ def csv_logger(job_dir: Path, resumed_from_step: int | None = None):
     path = job_dir / "metrics.csv"
     if resumed_from_step and path.is_file():
         with path.open(newline="") as file:
-            kept = [row for row in csv.DictReader(file) if _step(row) is not None and _step(row) < resumed_from_step]
+            kept = [row for row in csv.DictReader(file) if _step(row, default=resumed_from_step) < resumed_from_step]
         logger.experiment.metrics.extend(kept)  # the writer (made here) has deleted the file; its next save rewrites
     return logger
 
 
-def _step(row: dict) -> int | None:
+def _step(row: dict, default: int) -> int:
+    """The row's step; `default` for a row without one."""
     try:
         return int(float(row.get("step") or ""))
     except ValueError:
-        return None
+        return default
 
 
 def _tensorboard_logger(job_dir: Path):
