@@ -58,11 +58,6 @@ class Model:
     nets: ClassVar[dict[str, int]]  # model.net -> what the image height and width must be divisible by (disent/nets)
 
     @classmethod
-    def stacks(cls, model: dict) -> bool:
-        """Whether a job of this model may train in a stack of jobs (hydra/launcher=stacked)."""
-        return True
-
-    @classmethod
     def per_member_keys(cls) -> list[str]:
         """The keys that may differ within a stack: the loss weights (marked `per_member=True`)."""
         return [f.name for f in dataclasses.fields(cls) if f.metadata.get("per_member")]
@@ -130,10 +125,6 @@ class FactorVAE(VAE):
     permute: str = spec(choices=["same", "second"])
     discriminator: FactorVAEDiscriminator
     discriminator_optimizer: Adam
-
-    @classmethod
-    def stacks(cls, model: dict) -> bool:
-        return model.get("permute") == "same"  # the paper's second batch: the stacked step draws no second batch
 
 
 @dataclass(kw_only=True)

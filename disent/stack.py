@@ -24,8 +24,7 @@ from disent.job import check_pending, check_writable, handle_signals, job_lock, 
 from disent.loggers import build_logger, finish_logger
 from disent.metrics.suite import evaluate_many
 from disent.models import encoder_of, import_user_modules
-from disent.models.stacked import StackedModel, StackedVAE
-from disent.models.stacked_infogan import StackedInfoGAN
+from disent.models.stacked import ModelStack
 from disent.results import write_bytes_atomic
 from disent.run import close_job, finish_job, quiet_lightning, seeded_model, start_job, stop_after_closing, train
 from disent.schema import MODELS, ConfigError
@@ -44,7 +43,7 @@ def stack_key(cfg: DictConfig) -> str | None:
         return None  # the job runs alone, and its start says what cannot be imported
     schema = MODELS.get(cfg.model.name)
     config = OmegaConf.to_container(cfg, resolve=False)
-    if schema is None or not schema.stacks(config["model"]):
+    if schema is None:
         return None
     config.pop("seed")
     per_member = schema.per_member_keys()
@@ -136,13 +135,12 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
         built = [seeded_model(cfg) for cfg, _, _ in jobs]
         dataset = built[0][0]
         every = (first.trainer.log_every_n_steps, first.figures.kl_every_n_steps)
-        family = StackedInfoGAN if first.model.name == "infogan" else StackedVAE
-        stacked = family([model for _, model in built], first.results.final_loss_window, history_every=every,
-                         vectorize=vectorized)
+        stacked = ModelStack([model for _, model in built], first.results.final_loss_window, history_every=every,
+                             vectorize=vectorized)
         data = StackedDataModule(dataset, first.loader.batch_size, [cfg.seed for cfg, _, _ in jobs],
                                  num_workers=first.loader.num_workers)
         path = stack_checkpoint(jobs)
-        resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs])
+        resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs], vectorized)
         every = PeriodicCheckpoint(path.parent, first.checkpoint.every_n_steps, name=path.stem)  # to resume a kill
         trainer = L.Trainer(**OmegaConf.to_container(first.trainer, resolve=True), logger=False, max_epochs=-1,
                             default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()],
@@ -190,17 +188,21 @@ def stack_checkpoint(jobs: list[tuple[DictConfig, Path, str | None]]) -> Path:
     return jobs[0][1].parent / ".stacks" / f"{digest}.ckpt"
 
 
-def _check_stack_checkpoint(path: Path, configs: list[DictConfig]) -> Path | None:
+def _check_stack_checkpoint(path: Path, configs: list[DictConfig], vectorized: bool) -> Path | None:
     """`path` when it is a stack checkpoint of these members' configs (to resume from), None when absent."""
     if not path.exists():
         return None
-    saved = read_checkpoint(path)["hyper_parameters"]["config"]["members"]
+    saved = read_checkpoint(path)["hyper_parameters"]["config"]
     current = [OmegaConf.to_container(cfg, resolve=True) for cfg in configs]
-    differences = [f"member {k}: {d}" for k, (old, new) in enumerate(zip(saved, current, strict=True))
+    differences = [f"member {k}: {d}" for k, (old, new) in enumerate(zip(saved["members"], current, strict=True))
                    for d in resume_differences(old, new)]
     if differences:
         raise ConfigError(f"cannot resume the stack {path}: its members were trained with other configs:\n  "
                           + "\n  ".join(differences) + "\nDelete it to train these jobs from the start.")
+    if saved.get("vectorize") != vectorized:  # the two keep their members' weights in other layouts
+        calls = "vmap" if saved.get("vectorize") else "loop"
+        raise ConfigError(f"cannot resume the stack {path}: it was trained with hydra.launcher.member_calls={calls}; "
+                          f"resume it with member_calls={calls}, or delete it to train these jobs from the start.")
     return path
 
 
@@ -228,7 +230,7 @@ class _SharedMetrics:
         return self.values[k]
 
 
-def _write_member(k: int, stacked: StackedModel, model, dataset, step: int, cfg: DictConfig, job_dir: Path,
+def _write_member(k: int, stacked: ModelStack, model, dataset, step: int, cfg: DictConfig, job_dir: Path,
                   sweep_name: str | None, results: dict, device: torch.device,
                   metrics: _SharedMetrics) -> Exception | None:
     """Member k's job directory, as a single run would have written it, but for its final results.json

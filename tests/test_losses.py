@@ -57,12 +57,12 @@ def test_vae_loss_is_reconstruction_plus_beta_kl_for_the_sampled_z():
     optimizer = {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}
     model = VAE(encoder, decoder, BetaVAELoss(4.0), "bernoulli", optimizer, final_loss_window=5).double()
     x = torch.tensor(TARGETS)
-    torch.manual_seed(1)
-    terms = model.compute_losses(x)
+    draws = model.draws(x, torch.Generator().manual_seed(1))
+    terms = model.step_terms(x, draws, step=0)
     # redo by hand with the same noise
-    torch.manual_seed(1)
     mu, logvar = (t.detach().numpy() for t in model.encode(x))
-    eps = torch.randn(mu.shape, dtype=torch.float64).numpy()
+    eps = draws["noise"].numpy()
+    assert eps.shape == mu.shape and np.std(eps) > 0.1
     z = mu + eps * np.exp(0.5 * logvar)
     logits = model.decode(torch.tensor(z)).detach().numpy()
     p = 1 / (1 + np.exp(-logits))

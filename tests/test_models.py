@@ -69,18 +69,18 @@ def test_factor_vae_paper_variant_splits_the_batch(permute, tmp_path, monkeypatc
     """permute=second: the VAE trains on the first half of the batch and the discriminator's permuted codes
     come from the second half; permute=same: both use the whole batch, the permutation its own codes."""
     seen = []
-    discriminator_loss = FactorVAELoss.discriminator_loss
+    discriminator_terms = FactorVAELoss.discriminator_terms
 
-    def record(self, posterior, second=None):
+    def record(self, posterior, draws, second=None):
         seen.append((len(posterior.z), None if second is None else len(second.z),
-                     second is not None and bool(torch.equal(second.z, posterior.z))))
-        return discriminator_loss(self, posterior, second)
+                     second is not None and bool(torch.equal(second.z, posterior.z)), len(draws["order"])))
+        return discriminator_terms(self, posterior, draws, second)
 
-    monkeypatch.setattr(FactorVAELoss, "discriminator_loss", record)
+    monkeypatch.setattr(FactorVAELoss, "discriminator_terms", record)
     cfg = load_config(["model=factor_vae", f"model.permute={permute}", "trainer.max_steps=3", *SMALL,
                        "model.discriminator.hidden_dim=32", "model.discriminator.num_layers=2"])
     assert train(cfg, tmp_path / "job")["status"] == "completed"
-    expected = (16, 16, False) if permute == "second" else (32, None, False)  # loader.batch_size=32 in SMALL
+    expected = (16, 16, False, 16) if permute == "second" else (32, None, False, 32)  # loader.batch_size=32 in SMALL
     assert seen == [expected] * 3
 
 

@@ -15,6 +15,7 @@ from disent.models.regularizers import (
     LinearSchedule,
     Posterior,
     gaussian_kl,
+    permutation_order,
     permute_dims,
     tc_decomposition,
 )
@@ -36,7 +37,8 @@ def kl_np(mu=MU, logvar=LOGVAR) -> float:
 
 def test_linear_schedule_rises_then_holds():
     schedule = LinearSchedule(start=0.0, end=25.0, steps=100)
-    assert [schedule(s) for s in (0, 50, 100, 1000)] == [0.0, 12.5, 25.0, 25.0]
+    assert [schedule(s).item() for s in (0, 50, 100, 1000)] == [0.0, 12.5, 25.0, 25.0]
+    assert LinearSchedule(start=0.0, end=25.0, steps=0)(0).item() == 25.0  # no steps: the end at once
 
 
 @pytest.mark.parametrize("step, capacity", [(0, 0.0), (50, 1.0), (100, 2.0), (500, 2.0)])
@@ -122,10 +124,10 @@ def test_factor_vae_tc_is_the_mean_logit_difference_and_discriminator_learns_the
     loss, logs = regularizer(p, 0)
     assert logs["total_correlation"].item() == pytest.approx((logits[:, 0] - logits[:, 1]).mean(), rel=1e-10)
     assert loss.item() == pytest.approx(kl_np() + 10 * (logits[:, 0] - logits[:, 1]).mean(), rel=1e-10)
-    torch.manual_seed(1)
-    permuted = permute_dims(p.z)  # the permutation discriminator_loss draws next from the same seed
-    torch.manual_seed(1)
-    d_loss, d_logs = regularizer.discriminator_loss(p)
+    draws = regularizer.draws(len(p.z), 3, torch.Generator().manual_seed(1))
+    permuted = permute_dims(p.z, draws["order"])
+    d_logs = regularizer.discriminator_terms(p, draws)
+    d_loss = d_logs["discriminator_loss"]
     joint, shuffled = (regularizer.discriminator(z).detach().numpy() for z in (p.z, permuted))
     cross_entropy = 0.5 * (-(joint[:, 0] - logsumexp(joint, axis=1)).mean()
                            - (shuffled[:, 1] - logsumexp(shuffled, axis=1)).mean())
@@ -137,7 +139,9 @@ def test_factor_vae_tc_is_the_mean_logit_difference_and_discriminator_learns_the
     for _ in range(200):
         base = torch.randn(256, 1, dtype=torch.float64)
         z = torch.cat([base, base, torch.randn(256, 1, dtype=torch.float64)], dim=1)
-        d_loss, d_logs = regularizer.discriminator_loss(Posterior(mu=z, logvar=z * 0, z=z, kl_per_latent=z * 0))
+        draws = regularizer.draws(256, 3, torch.Generator())
+        d_logs = regularizer.discriminator_terms(Posterior(mu=z, logvar=z * 0, z=z, kl_per_latent=z * 0), draws)
+        d_loss = d_logs["discriminator_loss"]
         optimizer.zero_grad()
         d_loss.backward()
         optimizer.step()
@@ -146,7 +150,7 @@ def test_factor_vae_tc_is_the_mean_logit_difference_and_discriminator_learns_the
 
 def test_permute_dims_shuffles_each_dimension_independently():
     z = torch.arange(40.0).reshape(10, 4)
-    permuted = permute_dims(z, torch.Generator().manual_seed(0))
+    permuted = permute_dims(z, permutation_order(10, 4, torch.Generator().manual_seed(0)))
     for d in range(4):
         assert sorted(permuted[:, d].tolist()) == z[:, d].tolist()  # same values per dimension
     assert not torch.equal(permuted, z)

@@ -18,19 +18,22 @@ from disent.config import load_config
 from disent.data import build_dataset
 from disent.data.datamodule import StackedDataModule
 from disent.models import build_model
-from disent.models.stacked import StackedVAE
-from disent.models.stacked_infogan import StackedInfoGAN
+from disent.models.stacked import ModelStack
 from disent.run import train
 
 STEPS = 12
 COMMON = ["trainer.enable_progress_bar=false", "loader.batch_size=16", "metrics=none", "figures=tiny",
           "trainer.log_every_n_steps=1"]
-MEMBERS = {  # (beta or c_max, seed) per member
+MEMBERS = {  # (its loss weight, seed) per member
     "beta_vae": [("model.beta=1", 0), ("model.beta=4", 1), ("model.beta=8", 2)],
     "annealed_vae": [("model.c_max=5", 3), ("model.c_max=50", 4), ("model.c_max=25", 3)],
+    "dip_vae_i": [("model.lambda_od=1", 0), ("model.lambda_od=20", 1)],
+    "dip_vae_ii": [("model.lambda_od=2", 0), ("model.lambda_od=50", 1)],
+    "beta_tcvae": [("model.beta=1", 0), ("model.beta=10", 1)],
     "factor_vae": [("model.gamma=10", 0), ("model.gamma=40", 1), ("model.gamma=100", 2)],
 }
-EXTRA = {"annealed_vae": ["model.iteration_threshold=6"], "factor_vae": ["model.discriminator.hidden_dim=32"]}
+EXTRA = {"annealed_vae": ["model.iteration_threshold=6"], "factor_vae": ["model.discriminator.hidden_dim=32"],
+         "beta_tcvae": ["model.estimator=mss"]}
 
 
 def _member(cfg):
@@ -45,15 +48,16 @@ def _member(cfg):
 # its single run. Called one by one, the members run the single runs' kernels, so float32 matches too.
 # The study's conv nets in both ways of calling the members; the loss families on the quicker MLP nets.
 @pytest.mark.slow
-@pytest.mark.parametrize("model, net, vectorize, precision", [
-    ("beta_vae", "conv", True, "64-true"), ("beta_vae", "conv", False, "32-true"),
-    *[(model, "mlp", True, "32-true") for model in sorted(MEMBERS)]])
-def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, vectorize, precision, tmp_path):
+@pytest.mark.parametrize("model, net, vectorize, precision, extra", [
+    ("beta_vae", "conv", True, "64-true", []), ("beta_vae", "conv", False, "32-true", []),
+    *[(model, "mlp", vectorize, "32-true", []) for model in sorted(MEMBERS) for vectorize in (True, False)],
+    ("factor_vae", "mlp", True, "32-true", ["model.permute=second"])])  # the paper's second batch
+def test_a_stack_trains_each_member_as_its_single_run(model, net, vectorize, precision, extra, tmp_path):
     nets = ["model.net=mlp", "model.hidden_dim=32"] if net == "mlp" else []
     floats = [f"trainer.precision={precision}"]
-    _same_as_single_runs(StackedVAE, [COMMON + nets + floats + [f"model={model}", knob, f"seed={seed}",
-                                                                *EXTRA.get(model, [])]
-                                      for knob, seed in MEMBERS[model]], tmp_path, vectorize)
+    _same_as_single_runs([COMMON + nets + floats + extra + [f"model={model}", knob, f"seed={seed}",
+                                                            *EXTRA.get(model, [])]
+                          for knob, seed in MEMBERS[model]], tmp_path, vectorize)
 
 
 @pytest.mark.slow
@@ -61,7 +65,7 @@ def test_a_stack_of_three_trains_each_member_as_its_single_run(model, net, vecto
 def test_a_stack_of_infogans_trains_each_member_as_its_single_run(vectorize, precision, tmp_path):
     infogan = ["model=infogan", "model.net=conv_small", "model.hidden_dim=64", "dataset=digits",
                "model.categorical_codes=[10]", "model.continuous_codes=2", f"trainer.precision={precision}"]
-    _same_as_single_runs(StackedInfoGAN, [COMMON + infogan + [f"model.lambda_info={weight}", f"seed={seed}"]
+    _same_as_single_runs([COMMON + infogan + [f"model.lambda_info={weight}", f"seed={seed}"]
                                           for weight, seed in [(1.0, 0), (2.0, 1)]], tmp_path, vectorize, steps=4)
 
 
@@ -70,11 +74,11 @@ def _named(name: str):
     return lambda detail: f"{name}: {detail}"
 
 
-def _same_as_single_runs(family, overrides: list[list[str]], tmp_path, vectorize: bool, steps: int = STEPS) -> None:
+def _same_as_single_runs(overrides: list[list[str]], tmp_path, vectorize: bool, steps: int = STEPS) -> None:
     length = [f"trainer.max_steps={steps}", f"results.final_loss_window={steps}"]
     configs = [load_config(o + length) for o in overrides]
     built = [_member(cfg) for cfg in configs]
-    stacked = family([model for _, model in built], final_loss_window=steps, vectorize=vectorize)
+    stacked = ModelStack([model for _, model in built], final_loss_window=steps, vectorize=vectorize)
     data = StackedDataModule(built[0][0], batch_size=16, seeds=[cfg.seed for cfg in configs])
     L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, max_epochs=-1, precision=configs[0].trainer.precision).fit(stacked,
@@ -154,14 +158,14 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
 
 
 @pytest.mark.slow
-def test_jobs_that_cannot_stack_run_alone_under_the_stacked_launcher(tmp_path):
+def test_jobs_whose_nets_differ_train_in_stacks_of_their_own(tmp_path):
     sweep = tmp_path / "sweep"
-    done = _run(tmp_path, f"hydra.sweep.dir={sweep}", "model=factor_vae", "model.gamma=10,20",
+    done = _run(tmp_path, f"hydra.sweep.dir={sweep}", "model=factor_vae", "model.gamma=10,20", "model.latent_dim=4,6",
                 "model.discriminator.hidden_dim=16", "model.permute=second", "loader.batch_size=32")
-    assert "0 in 0 stack(s) of at most 8, 2 alone" in done.stderr + done.stdout, done.stderr[-3000:]
-    for job in range(2):
+    assert "4 in 2 stack(s) of at most 8, 0 alone" in done.stderr + done.stdout, done.stderr[-3000:]
+    for job in range(4):
         results = json.loads((sweep / str(job) / "results.json").read_text())
-        assert results["status"] == "completed" and "stack" not in results
+        assert results["status"] == "completed" and results["stack"]["size"] == 2
 
 
 @pytest.mark.slow
@@ -204,7 +208,17 @@ def test_jobs_stack_when_they_differ_only_in_seed_and_the_keys_the_schema_marks_
     assert key("model=beta_vae", "model.latent_dim=5") != key("model=beta_vae")  # the nets differ
     assert key("model=beta_tcvae", "model.estimator=mss") != key("model=beta_tcvae", "model.estimator=mws")
     assert key("model=beta_vae", "loader.batch_size=32") != key("model=beta_vae")
-    assert key("model=factor_vae", "model.permute=second") is None  # the paper's variant runs alone
+    assert key("model=factor_vae", "model.permute=second") != key("model=factor_vae")
     assert all(key(f"model={name}") is not None for name in MODELS)
     assert MODELS["dip_vae_i"].per_member_keys() == ["hyperparameter", "lambda_od", "lambda_d"]
 
+
+
+def test_a_vmapped_stack_refuses_members_whose_plain_numbers_differ():
+    built = [_member(load_config(COMMON + ["model.net=mlp", "model.hidden_dim=8", f"seed={seed}"]))[1]
+             for seed in (0, 1)]
+    for value, member in zip((1.0, 2.0), built, strict=True):
+        member.regularizer.scale = value  # a loss weight kept as a float: vmap would give both members the first's
+    ModelStack(built, final_loss_window=1, vectorize=False)  # a loop calls each member's own module
+    with pytest.raises(ValueError, match=r"member 1's regularizer.scale = 2.0 differs from member 0's 1.0"):
+        ModelStack(built, final_loss_window=1, vectorize=True)

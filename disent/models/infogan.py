@@ -15,10 +15,11 @@ probabilities.
 
 import math
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 
-from disent.models.base import DisentModel, adam
+from disent.models.base import DisentModel, MemberCalls, optimize
 from disent.nets.gan import Discriminator, Generator
 
 
@@ -32,7 +33,9 @@ class InfoGAN(DisentModel):
             raise ValueError("InfoGAN needs at least one code: set model.categorical_codes or model.continuous_codes")
         self.noise_dim, self.continuous_codes = noise_dim, continuous_codes
         self.categorical_codes = list(categorical_codes)
-        self.lambda_info, self.continuous_weight = lambda_info, continuous_weight
+        # loss weights as buffers: a vmapped stack's members each have their own (disent.models.stacked)
+        self.register_buffer("lambda_info", torch.tensor(float(lambda_info)), persistent=False)
+        self.register_buffer("continuous_weight", torch.tensor(float(continuous_weight)), persistent=False)
         self.code_dim = sum(self.categorical_codes) + continuous_codes  # one-hot codes + continuous codes
         self.generator = Generator(net, observation_shape, noise_dim + self.code_dim, hidden_dim)
         code_outputs = sum(self.categorical_codes) + 2 * continuous_codes  # logits, then means and log-variances
@@ -43,18 +46,27 @@ class InfoGAN(DisentModel):
         self.code_entropy = sum(math.log(k) for k in self.categorical_codes) + continuous_codes * math.log(2.0)
 
     # --- codes -----------------------------------------------------------------------------------
-    def sample_codes(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(noise (B, noise_dim), categorical labels (B, n_categorical), continuous codes (B, n_continuous))."""
-        noise = torch.randn(batch, self.noise_dim, device=self.device)
-        labels = torch.stack([torch.randint(k, (batch,), device=self.device) for k in self.categorical_codes], dim=1) \
-            if self.categorical_codes else torch.zeros(batch, 0, dtype=torch.long, device=self.device)
-        continuous = torch.rand(batch, self.continuous_codes, device=self.device) * 2 - 1
-        return noise, labels, continuous
+    def draws(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """A batch's noise (B, noise_dim), categorical labels (B, n_categorical) and continuous codes
+        (B, n_continuous), and the generator's input made of them (B, noise_dim + code_dim)."""
+        batch, device = len(x), x.device
+        noise = torch.randn(batch, self.noise_dim, generator=generator, device=device, dtype=x.dtype)
+        labels = torch.zeros(batch, 0, dtype=torch.long, device=device)
+        if self.categorical_codes:
+            labels = torch.stack([torch.randint(k, (batch,), generator=generator, device=device)
+                                  for k in self.categorical_codes], dim=1)
+        continuous = torch.rand(batch, self.continuous_codes, generator=generator, device=device, dtype=x.dtype)
+        continuous = continuous * 2 - 1
+        return {"labels": labels, "continuous": continuous, "latent": self.latent(noise, labels, continuous)}
+
+    def latent(self, noise: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
+        """The generator's input: noise, one-hot categorical codes, continuous codes."""
+        one_hots = [F.one_hot(labels[:, i], k).to(noise.dtype) for i, k in enumerate(self.categorical_codes)]
+        return torch.cat([noise, *one_hots, continuous], dim=1)
 
     def generate(self, noise: torch.Tensor, labels: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) in [0, 1] for the given noise and codes."""
-        one_hots = [F.one_hot(labels[:, i], k).float() for i, k in enumerate(self.categorical_codes)]
-        return self.generator(torch.cat([noise, *one_hots, continuous], dim=1))
+        return self.generator(self.latent(noise, labels, continuous))
 
     def _split_code_head(self, head: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Q's outputs -> (logits per categorical code, continuous means, continuous log-variances)."""
@@ -85,44 +97,52 @@ class InfoGAN(DisentModel):
         return torch.cat([mean, *probabilities], dim=1), torch.cat([logvar, *no_noise], dim=1)
 
     # --- training --------------------------------------------------------------------------------
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        generator_optimizer, discriminator_optimizer = self.optimizers()
-        real = batch
-        noise, labels, continuous = self.sample_codes(real.shape[0])
-        fake = self.generate(noise, labels, continuous)
-        ones, zeros = torch.ones(len(real), device=self.device), torch.zeros(len(real), device=self.device)
-
-        # discriminator (and Q) step: the generator's images are fixed here
+    def discriminator_terms(self, real: torch.Tensor, draws: dict[str, torch.Tensor],
+                            step: int) -> dict[str, torch.Tensor]:
+        """The discriminator's (and Q's) step: its GAN loss + λ·L_I on the generator's images, which are
+        fixed here ('fake', with the generator's graph, goes on to generator_terms)."""
+        fake = self.generator(draws["latent"])
         real_logit, _ = self.discriminator(real)
         fake_logit, fake_head = self.discriminator(fake.detach())
-        discriminator_gan = F.binary_cross_entropy_with_logits(real_logit, ones) \
-            + F.binary_cross_entropy_with_logits(fake_logit, zeros)
-        info_d = self.info_loss(fake_head, labels, continuous)
-        discriminator_optimizer.zero_grad()
-        self.manual_backward(discriminator_gan + info_d["info_loss"])
-        # the raw optimizer: Lightning's global_step then counts batches (one generator step each)
-        discriminator_optimizer.optimizer.step()
+        gan = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) \
+            + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        info = self.info_loss(fake_head, draws["labels"], draws["continuous"])
+        return {"fake": fake, "objective": gan + info["info_loss"], "discriminator_loss": gan,
+                "real_accuracy": (real_logit > 0).to(gan.dtype).mean()}
 
-        # generator step: non-saturating GAN loss + λ·L_I through the updated discriminator
-        fake_logit, fake_head = self.discriminator(fake)
-        generator_gan = F.binary_cross_entropy_with_logits(fake_logit, ones)
-        info_g = self.info_loss(fake_head, labels, continuous)
-        generator_optimizer.zero_grad()
-        self.manual_backward(generator_gan + info_g["info_loss"])
-        generator_optimizer.step()
-
-        accuracy = 0.5 * ((real_logit > 0).float().mean() + (fake_logit.detach() < 0).float().mean())
-        terms = {
-            "loss": generator_gan + info_g["info_loss"],
-            "generator_loss": generator_gan,
-            "discriminator_loss": discriminator_gan,
-            "discriminator_accuracy": accuracy,
-            **info_g,
+    def generator_terms(self, real: torch.Tensor, draws: dict[str, torch.Tensor],
+                        discriminator: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """The generator's step, through the updated discriminator: the non-saturating GAN loss + λ·L_I, and
+        every term the run logs ('loss' is the generator's)."""
+        fake_logit, fake_head = self.discriminator(discriminator["fake"])
+        gan = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
+        info = self.info_loss(fake_head, draws["labels"], draws["continuous"])
+        fake_accuracy = (fake_logit.detach() < 0).to(gan.dtype).mean()
+        return {
+            "loss": gan + info["info_loss"],
+            "generator_loss": gan,
+            "discriminator_loss": discriminator["discriminator_loss"].detach(),
+            "discriminator_accuracy": 0.5 * (discriminator["real_accuracy"] + fake_accuracy),
+            **info,
             # H(c) − L_I: the variational lower bound on I(c; G(z, c)) (Chen et al. 2016, lemma 5.1)
-            "mutual_info_lower_bound": self.code_entropy - (info_g["info_categorical"] + info_g["info_continuous"]),
+            "mutual_info_lower_bound": self.code_entropy - (info["info_categorical"] + info["info_continuous"]),
         }
-        self.record({k: v.detach() for k, v in terms.items()}, real.shape[0])
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [adam(self.generator.parameters(), self.generator_settings),
-                adam(self.discriminator.parameters(), self.discriminator_settings)]
+    @staticmethod
+    def train_step(host: L.LightningModule, calls: MemberCalls) -> None:
+        """The discriminators' step, then the generators' through the updated discriminators."""
+        generator_optimizer, discriminator_optimizer = host.optimizers()
+        members = host.alive
+        discriminator = calls("discriminator_terms")
+        objective = torch.stack([discriminator[k]["objective"] for k in members]).sum()
+        optimize(host, discriminator_optimizer, objective, counts_the_step=False)
+        terms = calls("generator_terms", discriminator)
+        loss = torch.stack([terms[k]["loss"] for k in members]).sum()
+        optimize(host, generator_optimizer, loss, counts_the_step=True)
+        host.keep(host.screen(terms, members), host.global_step)
+
+    def optimizer_settings(self) -> list[dict]:
+        return [self.generator_settings, self.discriminator_settings]
+
+    def optimizer_of(self, parameter: str) -> int:
+        return 0 if parameter.startswith("generator.") else 1

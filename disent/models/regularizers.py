@@ -25,6 +25,13 @@ class Posterior:
     z: torch.Tensor              # (B, Z) one reparameterised sample
     kl_per_latent: torch.Tensor  # (B, Z) KL(q(z_i|x) || N(0, 1)), per sample and latent
 
+    def halves(self) -> tuple["Posterior", "Posterior"]:
+        """The posteriors of the batch's first and second half."""
+        parts = [t.chunk(2) for t in (self.mu, self.logvar, self.z, self.kl_per_latent)]
+        first = Posterior(*(part[0] for part in parts))
+        second = Posterior(*(part[1] for part in parts))
+        return first, second
+
     @property
     def kl(self) -> torch.Tensor:
         """KL(q(z|x) || p(z)) summed over latents, averaged over the batch: a scalar."""
@@ -39,37 +46,51 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class Regularizer(nn.Module):
     """Base class: returns (the loss term that replaces the KL, named values to log).
 
-    A regularizer with a `discriminator` submodule (FactorVAE) also implements `discriminator_loss`;
-    the VAE module then trains the discriminator with its own optimizer (`discriminator_optimizer`).
+    Loss weights (β, γ, λ_od, ...) are given to `__init__` by name and held as buffers, so that the members
+    of a vmapped stack (disent.models.stacked) each train with their own; the rest of a regularizer (its
+    variant, the data set size) is plain Python, equal within a stack. `forward` must be pure: any random
+    draw it needs comes from `draws`, which the training step calls with the step's own generator.
+
+    A regularizer with a `discriminator` submodule (FactorVAE) also implements `discriminator_terms`; the
+    VAE then trains the discriminator with its own optimizer (`discriminator_optimizer`).
     """
+
+    def __init__(self, **loss_weights: float):
+        super().__init__()
+        for name, value in loss_weights.items():
+            # not persistent: the run config holds them, and a checkpoint's weights stay the nets' own
+            self.register_buffer(name, torch.tensor(float(value)), persistent=False)
 
     def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def discriminator_loss(self, posterior: Posterior) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        raise NotImplementedError
+    splits_batch = False  # FactorVAE's paper variant: the first half trains the VAE, the second the discriminator
+
+    def draws(self, batch_size: int, latent_dim: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The random draws of one step besides the posterior's noise (FactorVAE's permutation)."""
+        return {}
 
 
-@dataclass
-class LinearSchedule:
-    """A value that moves linearly from `start` to `end` over `steps` training steps, then stays at `end`."""
+class LinearSchedule(nn.Module):
+    """A value that moves linearly from `start` to `end` over `steps` training steps, then stays at `end`
+    (a tensor: its three numbers are loss weights, buffers of their own)."""
 
-    start: float
-    end: float
-    steps: int
+    def __init__(self, start: float, end: float, steps: int):
+        super().__init__()
+        for name, value in (("start", start), ("end", end), ("steps", steps)):
+            self.register_buffer(name, torch.tensor(float(value)), persistent=False)
 
-    def __call__(self, step: int) -> float:
-        if self.steps <= 0:
-            return self.end
-        return self.start + (self.end - self.start) * min(step / self.steps, 1.0)
+    def forward(self, step: int) -> torch.Tensor:
+        progress = (step / self.steps.clamp(min=1)).clamp(max=1.0)
+        progress = torch.where(self.steps > 0, progress, torch.ones_like(progress))  # no steps: `end` at once
+        return self.start + (self.end - self.start) * progress
 
 
 class BetaVAELoss(Regularizer):
     """β-VAE (Higgins et al. 2017): β·KL(q(z|x) || p(z)). β = 1 is the plain VAE's ELBO."""
 
     def __init__(self, beta: float):
-        super().__init__()
-        self.beta = beta
+        super().__init__(beta=beta)
 
     def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.beta * posterior.kl, {}
@@ -83,12 +104,12 @@ class AnnealedVAELoss(Regularizer):
     """
 
     def __init__(self, gamma: float, capacity_schedule: dict):
-        super().__init__()
-        self.gamma, self.capacity = gamma, LinearSchedule(**capacity_schedule)
+        super().__init__(gamma=gamma)
+        self.capacity = LinearSchedule(**capacity_schedule)
 
     def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         capacity = self.capacity(step)
-        return self.gamma * (posterior.kl - capacity).abs(), {"capacity": torch.tensor(capacity)}
+        return self.gamma * (posterior.kl - capacity).abs(), {"capacity": capacity}
 
 
 def dip_penalties(covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,10 +128,10 @@ class DIPVAELoss(Regularizer):
     """
 
     def __init__(self, lambda_od: float, lambda_d: float, dip_type: str):
-        super().__init__()
+        super().__init__(lambda_od=lambda_od, lambda_d=lambda_d)
         if dip_type not in ("i", "ii"):
             raise ValueError(f"dip_type must be 'i' or 'ii', got '{dip_type}'")
-        self.lambda_od, self.lambda_d, self.dip_type = lambda_od, lambda_d, dip_type
+        self.dip_type = dip_type
 
     def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         mu = posterior.mu                                                    # (B, Z)
@@ -181,8 +202,9 @@ class BetaTCVAELoss(Regularizer):
     """
 
     def __init__(self, beta: float, dataset_size: int, estimator: str):
-        super().__init__()
-        self.beta, self.dataset_size, self.estimator = beta, dataset_size, estimator
+        super().__init__(beta=beta)
+        self.dataset_size = dataset_size
+        self.estimator = estimator
         if estimator not in ("mws", "mss"):
             raise ValueError(f"estimator must be 'mws' or 'mss', got '{estimator}'")
 
@@ -191,10 +213,15 @@ class BetaTCVAELoss(Regularizer):
         return posterior.kl + (self.beta - 1) * terms["total_correlation"], terms
 
 
-def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Each latent dimension shuffled independently across the batch: samples of Π_d q(z_d)."""
-    batch, dims = z.shape
-    order = torch.argsort(torch.rand(batch, dims, device=z.device, generator=generator), dim=0)
+def permutation_order(batch_size: int, latent_dim: int, generator: torch.Generator | None = None,
+                      device: torch.device | None = None) -> torch.Tensor:
+    """(B, Z) indices: for each latent dimension its own random order of the batch."""
+    return torch.argsort(torch.rand(batch_size, latent_dim, device=device, generator=generator), dim=0)
+
+
+def permute_dims(z: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Each latent dimension of z (B, Z) shuffled across the batch by `order` (permutation_order):
+    samples of Π_d q(z_d)."""
     return torch.gather(z, 0, order)
 
 
@@ -222,10 +249,11 @@ class FactorVAELoss(Regularizer):
     """
 
     def __init__(self, gamma: float, latent_dim: int, discriminator: dict, permute: str):
-        super().__init__()
+        super().__init__(gamma=gamma)
         if permute not in ("same", "second"):
             raise ValueError(f"permute must be 'same' or 'second', got '{permute}'")
-        self.gamma, self.permute = gamma, permute
+        self.permute = permute
+        self.splits_batch = permute == "second"  # the VAE trains on the first half only
         self.discriminator = Discriminator(latent_dim, discriminator["hidden_dim"], discriminator["num_layers"])
 
     def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -233,16 +261,24 @@ class FactorVAELoss(Regularizer):
         total_correlation = (logits[:, 0] - logits[:, 1]).mean()
         return posterior.kl + self.gamma * total_correlation, {"total_correlation": total_correlation}
 
-    def discriminator_loss(self, posterior: Posterior,
-                           second: Posterior | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def draws(self, batch_size: int, latent_dim: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        permuted = batch_size // 2 if self.splits_batch else batch_size  # the second half, or the whole batch
+        return {"order": permutation_order(permuted, latent_dim, generator, generator.device)}
+
+    def discriminator_terms(self, posterior: Posterior, draws: dict[str, torch.Tensor],
+                            second: Posterior | None = None) -> dict[str, torch.Tensor]:
+        """The discriminator's loss (cross-entropy of joint codes vs codes permuted by draws["order"], those of
+        `second` if given) and accuracy; the codes are detached, so only the discriminator learns from it."""
         z = posterior.z.detach()
-        permuted = permute_dims((second or posterior).z.detach())
-        logits_joint, logits_permuted = self.discriminator(z), self.discriminator(permuted)
+        permuted = permute_dims((second or posterior).z.detach(), draws["order"])
+        logits_joint = self.discriminator(z)
+        logits_permuted = self.discriminator(permuted)
         zeros = torch.zeros(len(z), dtype=torch.long, device=z.device)
-        loss = 0.5 * (F.cross_entropy(logits_joint, zeros) + F.cross_entropy(logits_permuted, zeros + 1))
-        accuracy = 0.5 * ((logits_joint.argmax(1) == 0).float().mean()
-                          + (logits_permuted.argmax(1) == 1).float().mean())
-        return loss, {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
+        ones = torch.ones(len(permuted), dtype=torch.long, device=z.device)
+        loss = 0.5 * (F.cross_entropy(logits_joint, zeros) + F.cross_entropy(logits_permuted, ones))
+        joint_right = (logits_joint.argmax(1) == 0).float().mean()
+        permuted_right = (logits_permuted.argmax(1) == 1).float().mean()
+        return {"discriminator_loss": loss, "discriminator_accuracy": 0.5 * (joint_right + permuted_right)}
 
 
 REGULARIZERS: dict[str, type[Regularizer]] = {

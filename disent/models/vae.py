@@ -4,11 +4,12 @@ Reconstruction is summed over pixels and averaged over the batch, so β and the 
 are on the scale of the papers (not per-pixel averaged).
 """
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from disent.models.base import DisentModel, adam
+from disent.models.base import DisentModel, MemberCalls, optimize
 from disent.models.regularizers import Posterior, Regularizer, gaussian_kl
 
 RECONSTRUCTIONS = ("bernoulli", "gaussian")
@@ -42,7 +43,7 @@ def loss_terms(reconstruction: torch.Tensor, regularization: torch.Tensor, extra
         "elbo": -(reconstruction + kl_per_latent.sum()),
         **extra,
     }
-    terms.update({f"kl_z{i}": value for i, value in enumerate(kl_per_latent)})
+    terms.update({f"kl_z{i}": kl_per_latent[i] for i in range(len(kl_per_latent))})
     return terms
 
 
@@ -55,13 +56,16 @@ class VAE(DisentModel):
         super().__init__(final_loss_window, config)
         if reconstruction not in RECONSTRUCTIONS:
             raise ValueError(f"unknown reconstruction '{reconstruction}': choose one of {RECONSTRUCTIONS}")
-        self.encoder, self.decoder, self.regularizer = encoder, decoder, regularizer
+        self.encoder = encoder
+        self.decoder = decoder
+        self.regularizer = regularizer
         self.reconstruction = reconstruction
-        self.optimizer_settings = dict(optimizer)
-        self.discriminator_optimizer_settings = dict(discriminator_optimizer or {})
-        if getattr(regularizer, "discriminator", None) is not None:
+        self.adam_settings = [dict(optimizer)]
+        self.adversarial = getattr(regularizer, "discriminator", None) is not None
+        if self.adversarial:
             if not discriminator_optimizer:
                 raise ValueError("a regularizer with a discriminator needs model.discriminator_optimizer settings")
+            self.adam_settings.append(dict(discriminator_optimizer))
             # two optimizers per step: Lightning 2.x needs manual optimization for that
             self.automatic_optimization = False
 
@@ -75,52 +79,53 @@ class VAE(DisentModel):
         return self.decoder(z)
 
     # --- training --------------------------------------------------------------------------------
-    def posterior(self, x: torch.Tensor) -> Posterior:
-        """q(z|x) for a batch x (B, C, H, W), with one reparameterised sample z."""
+    def draws(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The reparameterisation noise (B, Z), then the regularizer's own draws."""
+        latent_dim = self.encoder.latent_dim
+        noise = torch.randn(len(x), latent_dim, generator=generator, device=x.device, dtype=x.dtype)
+        return {"noise": noise, **self.regularizer.draws(len(x), latent_dim, generator)}
+
+    def posterior(self, x: torch.Tensor, noise: torch.Tensor) -> Posterior:
+        """q(z|x) for a batch x (B, C, H, W), with the sample z = mu + noise * sigma."""
         mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        z = mu + noise * (0.5 * logvar).exp()
         return Posterior(mu=mu, logvar=logvar, z=z, kl_per_latent=gaussian_kl(mu, logvar))
 
-    def compute_losses(self, x: torch.Tensor, posterior: Posterior | None = None) -> dict[str, torch.Tensor]:
-        """All loss terms for a batch x (B, C, H, W); 'loss' is the one that is minimised."""
-        posterior = posterior or self.posterior(x)
-        reconstruction = reconstruction_loss(self.decode(posterior.z), x, self.reconstruction)
-        regularization, extra = self.regularizer(posterior, self.global_step)
-        return loss_terms(reconstruction, regularization, extra, posterior)
-
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
-        if self.automatic_optimization:
-            terms = self.compute_losses(batch)
-        else:
-            terms = self._adversarial_step(batch)
-        self.record(terms, batch.shape[0])
-        return terms["loss"] if self.automatic_optimization else None
-
-    def _adversarial_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One VAE step and one discriminator step on the same batch (FactorVAE)."""
-        vae_optimizer, discriminator_optimizer = self.optimizers()
+    def step_terms(self, x: torch.Tensor, draws: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """All loss terms for a batch x (B, C, H, W) and the step's draws; 'loss' is the one that is minimised
+        (and 'discriminator_loss' the discriminator's). Pure: a vmap stack runs it on its members at once."""
+        posterior = self.posterior(x, draws["noise"])
         second = None
-        if getattr(self.regularizer, "permute", "same") == "second":  # the paper's two batches: halves
-            batch, second_batch = batch.chunk(2)
-            second = self.posterior(second_batch)
-        posterior = self.posterior(batch)
-        terms = self.compute_losses(batch, posterior)
-        vae_optimizer.zero_grad()
-        self.manual_backward(terms["loss"])
-        vae_optimizer.step()
-        # the discriminator's step goes to the raw optimizer so that Lightning's global_step counts
-        # batches (as max_steps and the papers do), not optimizer steps
-        discriminator_loss, extra = self.regularizer.discriminator_loss(posterior, second)
-        discriminator_optimizer.zero_grad()
-        self.manual_backward(discriminator_loss)
-        discriminator_optimizer.optimizer.step()
-        return {**terms, **extra}
+        if self.regularizer.splits_batch:  # FactorVAE's paper variant: the second half only feeds the discriminator
+            x = x.chunk(2)[0]
+            posterior, second = posterior.halves()
+        reconstruction = reconstruction_loss(self.decode(posterior.z), x, self.reconstruction)
+        regularization, extra = self.regularizer(posterior, step)
+        terms = loss_terms(reconstruction, regularization, extra, posterior)
+        if self.adversarial:
+            terms.update(self.regularizer.discriminator_terms(posterior, draws, second))
+        return terms
 
-    def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
-        vae_parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
-        vae_optimizer = adam(vae_parameters, self.optimizer_settings)
-        if getattr(self.regularizer, "discriminator", None) is None:
-            return vae_optimizer
-        return [vae_optimizer, adam(self.regularizer.discriminator.parameters(),
-                                     self.discriminator_optimizer_settings)]
+    @staticmethod
+    def train_step(host: L.LightningModule, calls: MemberCalls) -> torch.Tensor | None:
+        """The VAE step of every model `calls` runs; with a discriminator (FactorVAE) the VAEs step first, then
+        the discriminators, on the codes of the same forward pass."""
+        terms = calls("step_terms")
+        values = host.screen(terms, host.alive)
+        loss = torch.stack([terms[k]["loss"] for k in values]).sum()
+        if host.automatic_optimization:
+            host.keep(values, host.global_step + 1)  # Lightning steps after this returns
+            return loss
+        vae_optimizer, discriminator_optimizer = host.optimizers()
+        optimize(host, vae_optimizer, loss, counts_the_step=True)
+        discriminator_loss = torch.stack([terms[k]["discriminator_loss"] for k in values]).sum()
+        # the VAE's loss left gradients in the discriminators too: optimize() zeroes them first
+        optimize(host, discriminator_optimizer, discriminator_loss, counts_the_step=False)
+        host.keep(values, host.global_step)
+        return None
 
+    def optimizer_settings(self) -> list[dict]:
+        return self.adam_settings
+
+    def optimizer_of(self, parameter: str) -> int:
+        return 1 if parameter.startswith("regularizer.discriminator.") else 0

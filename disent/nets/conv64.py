@@ -26,6 +26,7 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, observation_shape: tuple[int, int, int], latent_dim: int, hidden_dim: int = 256):
         super().__init__()
+        self.latent_dim = latent_dim  # what the VAE draws its noise for
         channels = observation_shape[0]
         h, w = _check_divisible(observation_shape)
         self.body = nn.Sequential(

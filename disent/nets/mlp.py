@@ -20,6 +20,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, observation_shape: tuple[int, int, int], latent_dim: int, hidden_dim: int = 256):
         super().__init__()
+        self.latent_dim = latent_dim  # what the VAE draws its noise for
         self.net = nn.Sequential(nn.Flatten(), _mlp([math.prod(observation_shape), hidden_dim, hidden_dim,
                                                      2 * latent_dim]))
 
