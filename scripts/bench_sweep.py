@@ -1,23 +1,27 @@
-"""Sweep throughput: the same grid of β-VAE jobs through Hydra's basic launcher and through
-`hydra/launcher=stacked`, side by side in one run, plus where the stacked step's time goes.
+"""Sweep throughput: β-VAE jobs through Hydra's basic launcher and through `hydra/launcher=stacked` at
+several stack sizes, side by side in one run, plus where the stacked step's time goes.
 
-    python scripts/bench_sweep.py                      # 8 jobs (β 1, 2, 4, 8 x seeds 0, 1), 300 steps each
-    python scripts/bench_sweep.py --metrics fast       # the same, each job also scored with metrics=fast
-    python scripts/bench_sweep.py --steps 500 --stack-size 8 --skip-sweeps   # only the in-process parts
+    python scripts/bench_sweep.py                               # stack sizes 8; 300 steps per job
+    python scripts/bench_sweep.py --stack-sizes 1,8,32,64       # a GPU: one stack of each size
+    python scripts/bench_sweep.py --against HEAD~3              # the sweeps also with that commit's code
+    python scripts/bench_sweep.py --metrics fast                # each job also scored with metrics=fast
+    python scripts/bench_sweep.py --steps 500 --skip-sweeps     # only the in-process parts
 
 Three measurements, all on the study's conv nets at batch 64 on dSprites:
-1. the two multiruns end to end (`disent-train -m`; each job still writes its checkpoint, figures and
-   results.json, and is scored with `--metrics`): models per hour and training images per second;
-   the stacked launcher runs with its default member_calls=auto (vmap on a GPU, a loop on a CPU);
-2. the training step alone, in process: one Lightning β-VAE against one StackedVAE of K members, with
-   the members called in a loop and with vmap;
-3. the stacked forward and backward with torch.func.vmap against grouped convolutions (the two ways to
-   run K nets as one call), and a torch.profiler table of the stacked step as member_calls=auto runs it.
+1. multiruns end to end (`disent-train -m`; each job still writes its checkpoint, figures and results.json,
+   and is scored with `--metrics`): `--basic-jobs` jobs through the basic launcher, and for each stack size K
+   K jobs as one stack (member_calls=auto: vmap on a GPU, a loop on a CPU); models per hour and training
+   images per second. `--against REV` runs the same sweeps with REV's code (a git worktree) too;
+2. the training step alone, in process: one Lightning β-VAE against a ModelStack of K members, with the
+   members called in a loop and with vmap;
+3. for the largest K, the stacked forward and backward with torch.func.vmap against grouped convolutions
+   (the two ways to run K nets as one call), and a torch.profiler table of the stacked step.
 Run it on an idle machine: a second busy process slows torch's threads several-fold.
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,7 +38,8 @@ from disent.data import build_dataset
 from disent.data.datamodule import GroundTruthDataModule, StackedDataModule
 from disent.malloc import keep_freed_memory
 from disent.models import build_model
-from disent.models.stacked import StackedVAE
+from disent.models.base import step_generator
+from disent.models.stacked import ModelStack
 
 ISSUE_LIMIT = 550.0  # images/s: issue 9's estimate from a 55 GFLOP/s matrix-multiply peak
 
@@ -54,23 +59,44 @@ def training_flops_per_image(model, batch: torch.Tensor) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        model.compute_losses(batch)["loss"].backward()
+        model.step_terms(batch, model.draws(batch, step_generator(0, 0, batch.device)), 0)["loss"].backward()
     return counter.get_total_flops() / len(batch)
 
 
-def sweep(launcher: str, steps: int, stack_size: int, metrics: str, out: Path) -> float:
-    """Wall seconds of one `disent-train -m` over the grid with `launcher`."""
+def sweep(launcher: str, jobs: int, steps: int, stack_size: int, metrics: str, out: Path,
+          code: Path | None = None) -> float:
+    """Wall seconds of one `disent-train -m` over `jobs` jobs (β 1, 2, 4, 8 cycling, then seeds) with `launcher`,
+    with this checkout's code or that of the checkout `code`."""
+    betas = ",".join(str([1, 2, 4, 8][i % 4]) for i in range(min(jobs, 4)))
+    seeds = f"range(0,{-(-jobs // 4)})" if jobs > 4 else "0"
     command = [sys.executable, "-m", "disent.train", "-m", f"hydra/launcher={launcher}", f"hydra.sweep.dir={out}",
-               "model.beta=1,2,4,8", "seed=0,1", f"trainer.max_steps={steps}", f"metrics={metrics}",
+               f"model.beta={betas}", f"seed={seeds}", f"trainer.max_steps={steps}", f"metrics={metrics}",
                "trainer.enable_progress_bar=false", f"checkpoint.every_n_steps={steps}"]
     if launcher == "stacked":
         command.append(f"hydra.launcher.stack_size={stack_size}")
+    env = {**os.environ, **({"PYTHONPATH": str(code)} if code else {})}
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, cwd=code or Path.cwd(), env=env)
     wall = time.perf_counter() - start
     statuses = [json.loads(p.read_text())["status"] for p in out.glob("*/results.json")]
-    assert statuses == ["completed"] * 8, statuses
-    return wall
+    done = len(statuses)
+    assert statuses == ["completed"] * done and done >= jobs, statuses
+    return wall * jobs / done  # a grid rounded up to whole seeds: the time of `jobs` of its jobs
+
+
+def sweeps(args, sizes: list[int], code: Path | None, label: str) -> None:
+    """Print the basic launcher's and each stack size's models/hour and images/s with `code`'s disent."""
+    with tempfile.TemporaryDirectory() as tmp:
+        basic = sweep("basic", args.basic_jobs, args.steps, 1, args.metrics, Path(tmp) / "basic", code)
+        rows = [("basic", args.basic_jobs, basic)]
+        for k in sizes:
+            rows.append((f"stacked K={k}", k, sweep("stacked", k, args.steps, k, args.metrics,
+                                                     Path(tmp) / f"stacked{k}", code)))
+    basic_rate = args.basic_jobs * 3600 / basic
+    for name, jobs, wall in rows:
+        rate = jobs * 3600 / wall
+        print(f"{label:10s} {name:14s} {jobs:3d} jobs {wall:8.1f} s {rate:8.1f} models/hour "
+              f"{jobs * args.steps * 64 / wall:9.1f} images/s ({rate / basic_rate:.2f}x basic; end to end)")
 
 
 class Timer(L.Callback):
@@ -152,30 +178,36 @@ def step_rate(step, params, batch: torch.Tensor, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=300, help="training steps of each sweep job")
-    parser.add_argument("--stack-size", type=int, default=8)
+    parser.add_argument("--stack-sizes", default="8", help="comma-separated stack sizes K")
+    parser.add_argument("--basic-jobs", type=int, default=8, help="jobs through the basic launcher")
     parser.add_argument("--timed-steps", type=int, default=60, help="timed steps of the in-process comparisons")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps before them")
     parser.add_argument("--metrics", default="none", help="the sweep jobs' metric set (conf/metrics/)")
     parser.add_argument("--skip-sweeps", action="store_true", help="only the in-process measurements")
+    parser.add_argument("--against", metavar="REV", help="also run the sweeps with this git revision's code")
     args = parser.parse_args()
+    sizes = [int(k) for k in args.stack_sizes.split(",")]
     malloc = load_config([]).malloc  # what every disent-train job (the sweeps below) sets for itself
     keep_freed_memory(malloc.trim_threshold_mb, malloc.mmap_threshold_mb)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{'cuda' if torch.cuda.is_available() else 'cpu'}; 8 β-VAE jobs of {args.steps} steps, batch 64, "
-          f"metrics={args.metrics}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; β-VAE jobs of {args.steps} "
+          f"steps, batch 64, metrics={args.metrics}, stack sizes {sizes}")
 
     if not args.skip_sweeps:
-        with tempfile.TemporaryDirectory() as tmp:
-            walls = {launcher: sweep(launcher, args.steps, args.stack_size, args.metrics, Path(tmp) / launcher)
-                     for launcher in ("basic", "stacked")}
-        images = 8 * args.steps * 64
-        for launcher, wall in walls.items():
-            print(f"{launcher:8s} launcher  {wall:8.1f} s   {8 * 3600 / wall:7.1f} models/hour   "
-                  f"{images / wall:7.1f} images/s (end to end, incl. start-up, figures, checkpoints, metrics)")
-        print(f"stacked / basic: {walls['basic'] / walls['stacked']:.2f}x models per hour")
+        sweeps(args, sizes, None, "this code")
+        if args.against:
+            with tempfile.TemporaryDirectory() as tmp:
+                worktree = Path(tmp) / "against"
+                subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.against], check=True,
+                               capture_output=True)
+                try:
+                    sweeps(args, sizes, worktree, args.against[:10])
+                finally:
+                    subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=True)
 
-    k, warmup = args.stack_size, 10
-    dataset, configs, built = members(k)
-    peak = matmul_peak()
+    warmup = args.warmup
+    dataset, configs, built = members(1)
+    peak = matmul_peak() if device == "cpu" else float("nan")
     sample = torch.from_numpy(dataset.sample_observations(64, np.random.default_rng(0)))
     flops = training_flops_per_image(built[0], sample)
     limit = peak / flops
@@ -183,20 +215,20 @@ def main() -> None:
           f"of {limit:.0f} images/s (issue 9 assumed {ISSUE_LIMIT:.0f})")
     single = fit_rate(built[0], GroundTruthDataModule(dataset, 64, seed=0), args.timed_steps, warmup, 64)
     print(f"training step alone: one β-VAE {single:7.1f} images/s ({100 * single / limit:.0f}% of the limit)")
-    for vectorized in (False, True):
-        dataset, configs, built = members(k)
-        stacked = StackedVAE(built, final_loss_window=1, vectorize=vectorized)
-        rate = fit_rate(stacked, StackedDataModule(dataset, 64, [c.seed for c in configs]), args.timed_steps,
-                        warmup, 64 * k)
-        print(f"  a stack of {k}, members called {'with vmap' if vectorized else 'in a loop'}: {rate:7.1f} images/s "
-              f"({rate / single:.2f}x; {100 * rate / limit:.0f}% of the limit, {100 * rate / ISSUE_LIMIT:.0f}% of "
-              f"issue 9's {ISSUE_LIMIT:.0f})")
+    for k in sizes:
+        for vectorized in (False, True):
+            dataset, configs, built = members(k)
+            stacked = ModelStack(built, final_loss_window=1, vectorize=vectorized)
+            rate = fit_rate(stacked, StackedDataModule(dataset, 64, [c.seed for c in configs]), args.timed_steps,
+                            warmup, 64 * k)
+            print(f"  a stack of {k}, members called {'with vmap' if vectorized else 'in a loop'}: {rate:9.1f} "
+                  f"images/s ({rate / single:.2f}x; {100 * rate / limit:.0f}% of the limit)")
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    k = sizes[-1]
     batch = torch.stack([torch.from_numpy(dataset.sample_observations(64, np.random.default_rng(i)))
                          for i in range(k)]).to(device)                          # (K, 64, 1, 64, 64)
-    stacked = StackedVAE(members(k)[2], final_loss_window=1).to(device)  # vmap
-    vmap_rate = step_rate(lambda x: torch.stack([t["loss"] for t in stacked.compute_losses(x)]).sum(),
+    stacked = ModelStack(members(k)[2], final_loss_window=1).to(device)  # vmap
+    vmap_rate = step_rate(lambda x: torch.stack([t["loss"] for t in stacked.calls(x)("step_terms")]).sum(),
                           list(stacked.parameters()), batch, args.timed_steps // 2)
     grouped = GroupedConvVAE(k).to(device)
     grouped_rate = step_rate(grouped, list(grouped.parameters()), batch, args.timed_steps // 2)
@@ -207,14 +239,14 @@ def main() -> None:
 
     from disent.stack import vectorize
 
-    stacked = StackedVAE(members(k)[2], final_loss_window=1, vectorize=vectorize("auto")).to(device)
+    stacked = ModelStack(members(k)[2], final_loss_window=1, vectorize=vectorize("auto")).to(device)
     print(f"profile of the stacked step (K={k}, member_calls=auto: {'vmap' if stacked.vectorize else 'a loop'}), "
           f"top rows by self time:")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(5):
             stacked.zero_grad()
-            torch.stack([t["loss"] for t in stacked.compute_losses(batch)]).sum().backward()
+            torch.stack([t["loss"] for t in stacked.calls(batch)("step_terms")]).sum().backward()
     print(prof.key_averages().table(sort_by=f"self_{device}_time_total", row_limit=12))
 
 
