@@ -24,7 +24,14 @@ from disent.metrics.utils import (
     histogram_discretize,
 )
 from disent.models import DisentModel, InfoGAN, encoder_of
-from disent.viz import code_traversals, image_grid, latent_traversals, reconstruction_rows, save_png, stack_vertically
+from disent.viz import (
+    code_traversals,
+    image_grid,
+    latent_traversals,
+    reconstruction_rows,
+    save_png,
+    stack_vertically,
+)
 from disent.viz.figures import (
     capacity_figure,
     heatmap_figure,
@@ -43,8 +50,13 @@ class PeriodicCheckpoint(ModelCheckpoint):
     multiple of n)."""
 
     def __init__(self, dirpath: Path, every_n_train_steps: int, name: str = "last"):
-        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps,
-                         every_n_epochs=0)
+        super().__init__(
+            dirpath=dirpath,
+            save_top_k=0,
+            save_last=True,
+            every_n_train_steps=every_n_train_steps,
+            every_n_epochs=0,
+        )
         self.CHECKPOINT_NAME_LAST = name  # Lightning's name of the file save_last writes
 
     def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
@@ -78,7 +90,9 @@ class Stopwatch(L.Callback):
 
     def __init__(self):
         self.started = time.time()
-        self.restored_s = 0.0  # the seconds of earlier processes, up to the checkpoint this run resumed from
+        self.restored_s = (
+            0.0  # the seconds of earlier processes, up to the checkpoint this run resumed from
+        )
 
     def elapsed_s(self) -> float:
         return self.restored_s + time.time() - self.started
@@ -99,17 +113,30 @@ class PeriodicEvaluation(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
         step = trainer.global_step
-        if step % self.metrics_cfg.every_n_steps == 0 and step < trainer.max_steps:  # the last step: final set
-            values = evaluate(self.dataset, encoder_of(pl_module, self.metrics_cfg.encode_batch_size), self.metrics_cfg)
+        if (
+            step % self.metrics_cfg.every_n_steps == 0 and step < trainer.max_steps
+        ):  # the last step: final set
+            values = evaluate(
+                self.dataset,
+                encoder_of(pl_module, self.metrics_cfg.encode_batch_size),
+                self.metrics_cfg,
+            )
             pl_module.train()
             for logger in trainer.loggers:
-                logger.log_metrics({f"metrics/{k}": v for k, v in flatten(values).items()}, step=step)
+                logger.log_metrics(
+                    {f"metrics/{k}": v for k, v in flatten(values).items()}, step=step
+                )
 
 
-def mutual_information_matrix(data, encode, num_points: int, rng: np.random.Generator) -> np.ndarray:
+def mutual_information_matrix(
+    data, encode, num_points: int, rng: np.random.Generator
+) -> np.ndarray:
     """I(z_j; v_k) / H(v_k) of the mean codes, (Z, K), with the metrics' 20-bin discretisation."""
     codes, factors = generate_batch_factor_code(data, lambda x: encode(x)[0], num_points, rng)
-    return discrete_mutual_info(histogram_discretize(codes, 20), factors) / discrete_entropy(factors)[None, :]
+    return (
+        discrete_mutual_info(histogram_discretize(codes, 20), factors)
+        / discrete_entropy(factors)[None, :]
+    )
 
 
 def log_figures(logger, pictures: dict[str, np.ndarray], gif_paths: list[Path], step: int) -> None:
@@ -127,8 +154,10 @@ def log_figures(logger, pictures: dict[str, np.ndarray], gif_paths: list[Path], 
         if gif_paths:
             import wandb
 
-            logger.log_metrics({f"figures/{p.stem}_gif": wandb.Video(str(p), format="gif") for p in gif_paths},
-                               step=step)
+            logger.log_metrics(
+                {f"figures/{p.stem}_gif": wandb.Video(str(p), format="gif") for p in gif_paths},
+                step=step,
+            )
     except Exception as error:  # noqa: BLE001 -- figures must never stop training
         warnings.warn(f"could not log figures to {type(logger).__name__}: {error}", stacklevel=2)
 
@@ -138,31 +167,50 @@ class FigureCallback(L.Callback):
     latent-activation heatmaps, the factor–latent MI matrix and the per-latent KL over training."""
 
     def __init__(self, dataset, figures_cfg: DictConfig, job_dir: Path, seed: int):
-        self.dataset, self.cfg, self.dir, self.seed = dataset, figures_cfg, Path(job_dir) / "figures", seed
+        self.dataset, self.cfg, self.dir, self.seed = (
+            dataset,
+            figures_cfg,
+            Path(job_dir) / "figures",
+            seed,
+        )
         self.kl_steps: list[int] = []
         self.kl_history: list[list[float]] = []
         self.written: list[str] = []
 
     def state_dict(self) -> dict:
-        return {"kl_steps": self.kl_steps, "kl_history": self.kl_history}  # the capacity figure spans a resume
+        return {
+            "kl_steps": self.kl_steps,
+            "kl_history": self.kl_history,
+        }  # the capacity figure spans a resume
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.kl_steps, self.kl_history = list(state_dict["kl_steps"]), list(state_dict["kl_history"])
+        self.kl_steps, self.kl_history = (
+            list(state_dict["kl_steps"]),
+            list(state_dict["kl_history"]),
+        )
 
     def record_kl(self, step: int, losses: dict[str, float]) -> None:
         """Keep the per-latent KL of `step`'s loss terms, every `kl_every_n_steps` steps (VAEs only)."""
         if "kl_z0" in losses and step % self.cfg.kl_every_n_steps == 0:
             self.kl_steps.append(step)
-            self.kl_history.append([value for name, value in losses.items() if name.startswith("kl_z")])
+            self.kl_history.append(
+                [value for name, value in losses.items() if name.startswith("kl_z")]
+            )
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
         step = trainer.global_step
         self.record_kl(step, pl_module.recent_losses[-1] if pl_module.recent_losses else {})
-        if self.cfg.every_n_steps > 0 and step % self.cfg.every_n_steps == 0 and step < trainer.max_steps:
+        if (
+            self.cfg.every_n_steps > 0
+            and step % self.cfg.every_n_steps == 0
+            and step < trainer.max_steps
+        ):
             self.write(pl_module, trainer.loggers, step, suffix=f"_step{step:06d}")
             pl_module.train()
 
-    def write(self, model: DisentModel, loggers: list = (), step: int = 0, suffix: str = "") -> list[str]:
+    def write(
+        self, model: DisentModel, loggers: list = (), step: int = 0, suffix: str = ""
+    ) -> list[str]:
         """Every figure of `model` into the figures directory, and to `loggers` at `step`; returns the
         paths relative to the job dir."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -181,9 +229,13 @@ class FigureCallback(L.Callback):
         return names
 
     @torch.no_grad()
-    def pictures(self, model: DisentModel) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
+    def pictures(
+        self, model: DisentModel
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
         cfg, data = self.cfg, self.dataset
-        rng = np.random.default_rng([self.seed, 1])  # its own stream: figures never shift training's
+        rng = np.random.default_rng(
+            [self.seed, 1]
+        )  # its own stream: figures never shift training's
         generator = torch.Generator().manual_seed(self.seed)
         encode = encoder_of(model, 256)
         mi = mutual_information_matrix(data, encode, cfg.mi_num_points, rng)  # (Z, K)
@@ -191,26 +243,51 @@ class FigureCallback(L.Callback):
         gifs = {}
         if isinstance(model, InfoGAN):
             noise = torch.randn(1, model.noise_dim, generator=generator).to(model.device)
-            labels = torch.zeros(1, len(model.categorical_codes), dtype=torch.long, device=model.device)
+            labels = torch.zeros(
+                1, len(model.categorical_codes), dtype=torch.long, device=model.device
+            )
             continuous = torch.zeros(1, model.continuous_codes, device=model.device)
-            rows = code_traversals(model.generate, noise, labels, continuous, model.categorical_codes,
-                                   cfg.traversal_range, cfg.traversal_steps)
+            rows = code_traversals(
+                model.generate,
+                noise,
+                labels,
+                continuous,
+                model.categorical_codes,
+                cfg.traversal_range,
+                cfg.traversal_steps,
+            )
             pictures["code_traversals"] = stack_vertically([image_grid(row) for row in rows], gap=0)
         else:
-            x = torch.from_numpy(data.sample_observations(max(cfg.num_examples, 64), rng)).to(model.device)
-            traversals, _ = latent_traversals(x[:1], x, model.encode, model.decode, cfg.traversal_range,
-                                              cfg.traversal_steps)
+            x = torch.from_numpy(data.sample_observations(max(cfg.num_examples, 64), rng)).to(
+                model.device
+            )
+            traversals, _ = latent_traversals(
+                x[:1], x, model.encode, model.decode, cfg.traversal_range, cfg.traversal_steps
+            )
             pictures["traversals"] = image_grid(traversals)
             gifs["traversals"] = traversal_frames(traversals)
-            pictures["reconstructions"] = image_grid(reconstruction_rows(x[: cfg.num_examples], model.encode,
-                                                                         model.decode))
-            pictures["prior_samples"] = image_grid(prior_samples(model.decode, traversals.shape[0], cfg.prior_rows,
-                                                                 cfg.num_examples, generator, model.device))
+            pictures["reconstructions"] = image_grid(
+                reconstruction_rows(x[: cfg.num_examples], model.encode, model.decode)
+            )
+            pictures["prior_samples"] = image_grid(
+                prior_samples(
+                    model.decode,
+                    traversals.shape[0],
+                    cfg.prior_rows,
+                    cfg.num_examples,
+                    generator,
+                    model.device,
+                )
+            )
             if self.kl_history:
                 carried = [data.factor_names[k] for k in mi.argmax(axis=1)]
-                pictures["capacity"] = capacity_figure(np.array(self.kl_steps), np.array(self.kl_history), carried)
+                pictures["capacity"] = capacity_figure(
+                    np.array(self.kl_steps), np.array(self.kl_history), carried
+                )
         if all(name in data.factor_names for name in cfg.heatmap_factors):
             x_factor, y_factor = (data.factor_names.index(name) for name in cfg.heatmap_factors)
-            maps = latent_heatmaps(data, encode, x_factor, y_factor, cfg.heatmap_samples_per_cell, rng)
+            maps = latent_heatmaps(
+                data, encode, x_factor, y_factor, cfg.heatmap_samples_per_cell, rng
+            )
             pictures["latent_heatmaps"] = heatmap_figure(maps, *cfg.heatmap_factors)
         return pictures, gifs

@@ -33,12 +33,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into memory, then a temporary file renamed over the checkpoint: a crash mid-write
     leaves the previous checkpoint, never a truncated one."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path, storage_options: Any | None = None
+    ) -> None:
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         write_bytes_atomic(path, buffer.getvalue())
 
-    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+    def load_checkpoint(
+        self, path, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict:
         return read_checkpoint(path, map_location=map_location or "cpu")
 
 
@@ -47,18 +51,33 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     one clear error naming the path when the file is missing, truncated or not a checkpoint."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (pass the checkpoints/last.ckpt of a disent-train job)")
+        raise CheckpointError(
+            f"checkpoint not found: {path} (pass the checkpoints/last.ckpt of a disent-train job)"
+        )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint \
-                or "config" not in checkpoint.get("hyper_parameters", {}):
+        if (
+            not isinstance(checkpoint, dict)
+            or "state_dict" not in checkpoint
+            or "config" not in checkpoint.get("hyper_parameters", {})
+        ):
             raise KeyError("no state_dict and hyper_parameters.config")
-    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile,
-            pickle.UnpicklingError) as error:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        KeyError,
+        TypeError,
+        ValueError,
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+    ) as error:
         reason = f"{type(error).__name__}: {str(error).rstrip('.')}"
-        raise CheckpointError(f"cannot read the checkpoint {path}: {reason}. Is the file complete and written by "
-                              f"disent-train? Re-run the job (in a new directory, or delete this one) to write it "
-                              f"again.") from error
+        raise CheckpointError(
+            f"cannot read the checkpoint {path}: {reason}. Is the file complete and written by "
+            f"disent-train? Re-run the job (in a new directory, or delete this one) to write it "
+            f"again."
+        ) from error
     return checkpoint
 
 
@@ -75,8 +94,11 @@ def resume_differences(saved: dict, current: dict) -> list[str]:
         old, new = _select(saved, key), _select(current, key)
         if old != new:
             if isinstance(old, dict) and isinstance(new, dict):
-                differences += [f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
-                                for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+                differences += [
+                    f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                    for k in sorted(set(old) | set(new))
+                    if old.get(k) != new.get(k)
+                ]
             else:
                 differences.append(f"{key}: {old!r} -> {new!r}")
     return differences
@@ -96,14 +118,18 @@ def load_model(checkpoint_path: str | Path) -> tuple["DisentModel", "DictConfig"
     checkpoint = read_checkpoint(checkpoint_path)
     saved = checkpoint["hyper_parameters"]["config"]
     try:
-        import_user_modules(saved.get("imports") if isinstance(saved, dict) else None)  # objectives of one's own
+        import_user_modules(
+            saved.get("imports") if isinstance(saved, dict) else None
+        )  # objectives of one's own
     except ValueError as error:
         raise CheckpointError(f"the checkpoint {checkpoint_path} needs {error}") from None
     try:
         validate_saved_config(saved)
     except ConfigError as error:
-        raise CheckpointError(f"the checkpoint {checkpoint_path} was not written by disent-train (or by a version "
-                              f"whose configs this one cannot read): its {error}") from None
+        raise CheckpointError(
+            f"the checkpoint {checkpoint_path} was not written by disent-train (or by a version "
+            f"whose configs this one cannot read): its {error}"
+        ) from None
     cfg = OmegaConf.create(saved)
     data = checkpoint["hyper_parameters"].get("data")
     if data is None:  # written before checkpoints kept the data shape: learn it from the data set
@@ -117,6 +143,8 @@ def load_model(checkpoint_path: str | Path) -> tuple["DisentModel", "DictConfig"
     except (RuntimeError, TypeError, ValueError) as error:
         first = str(error).strip().splitlines()
         reason = " ".join(line.strip() for line in first[:3])
-        raise CheckpointError(f"the weights in {checkpoint_path} do not fit the {cfg.model.name} its config "
-                              f"describes ({reason}); was it written by disent-train?") from None
+        raise CheckpointError(
+            f"the weights in {checkpoint_path} do not fit the {cfg.model.name} its config "
+            f"describes ({reason}); was it written by disent-train?"
+        ) from None
     return model.eval(), cfg

@@ -18,8 +18,11 @@ from disent.results import write_json_atomic
 
 
 # --- disent-eval ------------------------------------------------------------------------------
-def evaluate_checkpoint(checkpoint: str | Path, metrics_cfg: DictConfig | dict,
-                        dataset_cfg: DictConfig | dict | None = None) -> dict:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    metrics_cfg: DictConfig | dict,
+    dataset_cfg: DictConfig | dict | None = None,
+) -> dict:
     """Score a `disent-train` checkpoint; the data set is the one it was trained on unless given."""
     from disent.schema import ConfigError
 
@@ -28,17 +31,23 @@ def evaluate_checkpoint(checkpoint: str | Path, metrics_cfg: DictConfig | dict,
     dataset_cfg = dataset_cfg or run_cfg.dataset
     data = build_dataset(dataset_cfg)
     if tuple(data.observation_shape) != model.observation_shape:
-        raise ConfigError(f"dataset={dataset_cfg['name']} has observations of shape {tuple(data.observation_shape)}, "
-                          f"but the model in {checkpoint} was trained on {run_cfg.dataset.name} with "
-                          f"{model.observation_shape}: score it on a data set of that shape (or leave dataset out "
-                          f"to use the one it was trained on)")
+        raise ConfigError(
+            f"dataset={dataset_cfg['name']} has observations of shape {tuple(data.observation_shape)}, "
+            f"but the model in {checkpoint} was trained on {run_cfg.dataset.name} with "
+            f"{model.observation_shape}: score it on a data set of that shape (or leave dataset out "
+            f"to use the one it was trained on)"
+        )
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     start = time.time()
     values = evaluate(data, encoder_of(model, metrics_cfg["encode_batch_size"]), metrics_cfg)
-    as_dict = lambda c: OmegaConf.to_container(c, resolve=True) if isinstance(c, DictConfig) else dict(c)  # noqa: E731
-    return {"checkpoint": str(Path(checkpoint).resolve()), "model": run_cfg.model.name,
-            "dataset": as_dict(dataset_cfg), "metrics_config": as_dict(metrics_cfg),
-            "wall_time_s": round(time.time() - start, 3), "metrics": values}
+    return {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "model": run_cfg.model.name,
+        "dataset": _as_dict(dataset_cfg),
+        "metrics_config": _as_dict(metrics_cfg),
+        "wall_time_s": round(time.time() - start, 3),
+        "metrics": values,
+    }
 
 
 def default_output(checkpoint: Path) -> Path:
@@ -62,8 +71,10 @@ def main(cfg: DictConfig) -> None:
     output = Path(cfg.output) if cfg.output else default_output(checkpoint)
     try:
         if output.is_dir():
-            raise ConfigError(f"output={output} is a directory: give a file name, e.g. "
-                              f"output={output / 'metrics.json'}")
+            raise ConfigError(
+                f"output={output} is a directory: give a file name, e.g. "
+                f"output={output / 'metrics.json'}"
+            )
         validate_metrics_config(cfg.metrics)
         _check_output(output)  # before the minutes of scoring, not after
         report = evaluate_checkpoint(checkpoint, cfg.metrics, cfg.get("dataset"))
@@ -75,7 +86,9 @@ def main(cfg: DictConfig) -> None:
     try:
         write_json_atomic(output, report)
     except OSError as error:  # the values are printed above: nothing computed is lost
-        _refuse(f"cannot write the metrics to {output}: {os_reason(error)}; the values are printed above")
+        _refuse(
+            f"cannot write the metrics to {output}: {os_reason(error)}; the values are printed above"
+        )
     print(f"wrote {output}")
 
 
@@ -88,13 +101,21 @@ def _check_output(output: Path) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         probe_writable(output.parent)
     except OSError as error:
-        raise ConfigError(f"cannot write output={output} ({os_reason(error)}); "
-                          f"choose another output=...") from None
+        raise ConfigError(
+            f"cannot write output={output} ({os_reason(error)}); choose another output=..."
+        ) from None
 
 
 def _refuse(message: str) -> None:
     print(f"disent-eval: {message}", file=sys.stderr)
     raise SystemExit(2) from None  # one message, no traceback: what to change is in it
+
+
+def _as_dict(config) -> dict:
+    """A config (or a plain mapping) as a plain dict."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)
+    return dict(config)
 
 
 if __name__ == "__main__":

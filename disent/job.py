@@ -41,7 +41,9 @@ from disent.schema import ConfigError
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 DUPLICATE_WINDOW_S = 1.0  # the same signal again within this is a second delivery of one signal
-WORKER_WAIT_S = 600.0  # how long a multirun's parent waits for its workers' interrupted jobs to be written
+WORKER_WAIT_S = (
+    600.0  # how long a multirun's parent waits for its workers' interrupted jobs to be written
+)
 
 
 class JobInterrupted(BaseException):
@@ -70,10 +72,14 @@ class _Signals:
 
     def __init__(self) -> None:
         self.phase = "start-up"
-        self.pending: int | None = None  # a signal received during training, acted on at the step's end
+        self.pending: int | None = (
+            None  # a signal received during training, acted on at the step's end
+        )
         self.installed = False  # whether handle_signals() has installed the handlers
         self.last: tuple[int, float] = (0, -DUPLICATE_WINDOW_S)  # the last signal handled, and when
-        self.sweep_dir: Path | None = None  # the sweep of the multirun this process runs (CheckOutputDir sets it)
+        self.sweep_dir: Path | None = (
+            None  # the sweep of the multirun this process runs (CheckOutputDir sets it)
+        )
 
     def handler(self, signum: int, frame) -> None:
         now = time.monotonic()
@@ -81,7 +87,9 @@ class _Signals:
             return  # one Ctrl-C (or scancel) reached the process group and came again from the parent
         self.last = (signum, now)
         if self.phase == "start-up" and forward_to_workers(signum):
-            raise JobInterrupted(signum, "multirun")  # every worker's job is recorded as interrupted
+            raise JobInterrupted(
+                signum, "multirun"
+            )  # every worker's job is recorded as interrupted
         if self.phase == "training" and self.pending is None:
             self.pending = signum  # finish the step, checkpoint it, then stop (check_pending)
             return
@@ -127,7 +135,9 @@ def reclaim_signals() -> None:
     if not SIGNALS.installed or threading.current_thread() is not threading.main_thread():
         return
     for signum in INTERRUPT_SIGNALS:
-        chain = getattr(signal.getsignal(signum), "signal_handlers", [])  # Lightning's _HandlersCompose
+        chain = getattr(
+            signal.getsignal(signum), "signal_handlers", []
+        )  # Lightning's _HandlersCompose
         if SIGNALS.handler in chain:
             signal.signal(signum, SIGNALS.handler)
 
@@ -173,7 +183,9 @@ def interruption(error: BaseException) -> dict | None:
 def _parent_of(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat") as stat_file:
-            return int(stat_file.read().rsplit(")", 1)[1].split()[1])  # the field after the state letter
+            return int(
+                stat_file.read().rsplit(")", 1)[1].split()[1]
+            )  # the field after the state letter
     except (OSError, ValueError, IndexError):
         return None
 
@@ -220,7 +232,11 @@ def forward_to_workers(signum: int) -> bool:
     forwarded: set[Path] = set()
     deadline = time.monotonic() + WORKER_WAIT_S
     while time.monotonic() < deadline:
-        running = {path: pid for path, pid in _held_job_locks(sweep).items() if _descends_from_this_process(pid)}
+        running = {
+            path: pid
+            for path, pid in _held_job_locks(sweep).items()
+            if _descends_from_this_process(pid)
+        }
         for path, pid in running.items():
             if path not in forwarded:  # a job that was running, or one a worker started since
                 forwarded.add(path)
@@ -239,14 +255,20 @@ def check_writable(job_dir: str | Path, what: str = "job directory") -> Path:
     """Make `job_dir` (and its parents) if needed and check that disent can write in it and its `checkpoints/`;
     a JobDirError naming the path and the reason otherwise, before anything is trained."""
     job_dir = Path(job_dir)
-    hint = ("choose another directory (hydra.run.dir=... for a single run, hydra.sweep.dir=... for a multirun), "
-            "or make this one writable")
+    hint = (
+        "choose another directory (hydra.run.dir=... for a single run, hydra.sweep.dir=... for a multirun), "
+        "or make this one writable"
+    )
     if job_dir.exists() and not job_dir.is_dir():
-        raise JobDirError(f"cannot write the {what} {job_dir}: a file stands where the directory goes; {hint}")
+        raise JobDirError(
+            f"cannot write the {what} {job_dir}: a file stands where the directory goes; {hint}"
+        )
     try:
         job_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise JobDirError(f"cannot create the {what} {job_dir} ({os_reason(error)}); {hint}") from None
+        raise JobDirError(
+            f"cannot create the {what} {job_dir} ({os_reason(error)}); {hint}"
+        ) from None
     for directory in (job_dir, job_dir / "checkpoints"):
         if not directory.exists():
             continue
@@ -282,13 +304,17 @@ def job_lock(job_dir: str | Path) -> Iterator[None]:
         raise JobDirError(f"cannot lock the job directory {job_dir} ({path}: {reason})") from None
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise JobDirError(f"cannot lock the job directory {job_dir}: {path} is not a regular file")
+            raise JobDirError(
+                f"cannot lock the job directory {job_dir}: {path} is not a regular file"
+            )
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise JobDirError(f"another disent process (pid {holder}) is writing the job directory {job_dir}: "
-                              f"wait for it to finish, or choose another directory for this run") from None
+            raise JobDirError(
+                f"another disent process (pid {holder}) is writing the job directory {job_dir}: "
+                f"wait for it to finish, or choose another directory for this run"
+            ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
     except BaseException:
@@ -299,7 +325,9 @@ def job_lock(job_dir: str | Path) -> Iterator[None]:
         yield
     finally:
         del _LOCKS[key]
-        os.close(descriptor)  # releases the lock; the file stays, so that no two processes lock two files
+        os.close(
+            descriptor
+        )  # releases the lock; the file stays, so that no two processes lock two files
 
 
 # --- the Hydra callback -----------------------------------------------------------------------------
@@ -312,7 +340,9 @@ class CheckOutputDir(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self._check(config.hydra.sweep.dir, "sweep directory")
-        SIGNALS.sweep_dir = Path(config.hydra.sweep.dir)  # where a signal looks for the jobs of worker processes
+        SIGNALS.sweep_dir = Path(
+            config.hydra.sweep.dir
+        )  # where a signal looks for the jobs of worker processes
 
     def on_multirun_end(self, config, **kwargs) -> None:
         SIGNALS.sweep_dir = None

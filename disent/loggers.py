@@ -13,7 +13,9 @@ from disent.config import run_name
 log = logging.getLogger(__name__)
 
 
-def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None):
+def build_logger(
+    cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None
+):
     """The Lightning logger chosen by `logger.name` (csv, tensorboard or wandb). A logger that cannot start
     (W&B's directory cannot be made, tensorboard is not installed, ...) falls back to the CSV logger with
     one warning: training, checkpoints, figures and metrics never depend on a logger. `resumed_from_step`:
@@ -26,11 +28,18 @@ def build_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed
         if cfg.logger.name == "tensorboard":
             return _tensorboard_logger(job_dir)
     except Exception as error:  # noqa: BLE001 -- any failure of the logger: keep training, log to CSV
-        log.warning("logger=%s could not start (%s: %s); logging to %s/metrics.csv instead", cfg.logger.name,
-                    type(error).__name__, error, job_dir)
+        log.warning(
+            "logger=%s could not start (%s: %s); logging to %s/metrics.csv instead",
+            cfg.logger.name,
+            type(error).__name__,
+            error,
+            job_dir,
+        )
         _finish_wandb(exit_code=1)
         return csv_logger(job_dir, resumed_from_step)
-    raise ValueError(f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'tensorboard', 'wandb']")
+    raise ValueError(
+        f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'tensorboard', 'wandb']"
+    )
 
 
 def csv_logger(job_dir: Path, resumed_from_step: int | None = None):
@@ -43,8 +52,14 @@ def csv_logger(job_dir: Path, resumed_from_step: int | None = None):
     path = job_dir / "metrics.csv"
     if resumed_from_step and path.is_file():
         with path.open(newline="") as file:
-            kept = [row for row in csv.DictReader(file) if _step(row, default=resumed_from_step) < resumed_from_step]
-        logger.experiment.metrics.extend(kept)  # the writer (made here) has deleted the file; its next save rewrites
+            kept = [
+                row
+                for row in csv.DictReader(file)
+                if _step(row, default=resumed_from_step) < resumed_from_step
+            ]
+        logger.experiment.metrics.extend(
+            kept
+        )  # the writer (made here) has deleted the file; its next save rewrites
     return logger
 
 
@@ -62,8 +77,12 @@ def _tensorboard_logger(job_dir: Path):
     try:
         import tensorboard  # noqa: F401
     except ImportError as error:
-        raise ImportError("logger=tensorboard needs the tensorboard package: pip install tensorboard") from error
-    return TensorBoardLogger(save_dir=job_dir, name="tensorboard", version="", default_hp_metric=False)
+        raise ImportError(
+            "logger=tensorboard needs the tensorboard package: pip install tensorboard"
+        ) from error
+    return TensorBoardLogger(
+        save_dir=job_dir, name="tensorboard", version="", default_hp_metric=False
+    )
 
 
 def is_wandb(logger) -> bool:
@@ -94,14 +113,27 @@ def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
     if cfg.logger.mode not in ("offline", "online"):
         raise ValueError(f"logger.mode must be 'offline' or 'online', got '{cfg.logger.mode}'")
     knob = cfg.model.get("hyperparameter")
-    tags = [cfg.model.name, cfg.dataset.name, *([f"{knob}={cfg.model[knob]}"] if knob else []), *cfg.logger.tags]
+    tags = [
+        cfg.model.name,
+        cfg.dataset.name,
+        *([f"{knob}={cfg.model[knob]}"] if knob else []),
+        *cfg.logger.tags,
+    ]
 
     def start(offline: bool) -> WandbLogger:
         logger = WandbLogger(
-            project=cfg.logger.project, entity=cfg.logger.entity, save_dir=str(job_dir), offline=offline,
-            name=run_name(cfg), group=cfg.logger.group or cfg.study_name or sweep_name, job_type=cfg.model.name,
-            tags=tags, config=OmegaConf.to_container(cfg, resolve=True),
-            mode="offline" if offline else "online",  # explicit: wandb keeps settings of an earlier init
+            project=cfg.logger.project,
+            entity=cfg.logger.entity,
+            save_dir=str(job_dir),
+            offline=offline,
+            name=run_name(cfg),
+            group=cfg.logger.group or cfg.study_name or sweep_name,
+            job_type=cfg.model.name,
+            tags=tags,
+            config=OmegaConf.to_container(cfg, resolve=True),
+            mode="offline"
+            if offline
+            else "online",  # explicit: wandb keeps settings of an earlier init
             settings=wandb.Settings(init_timeout=cfg.logger.init_timeout_s),
         )
         logger.experiment  # noqa: B018 -- starts the run here, where a failure can still be handled
@@ -112,8 +144,12 @@ def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
     try:
         return start(offline=False)
     except Exception as error:  # no network, no API key, W&B down: training must not depend on it
-        log.warning("W&B could not start an online run (%s); logging offline to %s/wandb instead, "
-                    "upload later with `wandb sync`", error, job_dir)
+        log.warning(
+            "W&B could not start an online run (%s); logging offline to %s/wandb instead, "
+            "upload later with `wandb sync`",
+            error,
+            job_dir,
+        )
         wandb.finish(exit_code=1)
         return start(offline=True)
 
@@ -122,7 +158,10 @@ def wandb_summary(logger, final_metrics: dict[str, float]) -> None:
     """Final metrics into the W&B run summary and a table (metric, value); never fails the run."""
     try:
         logger.experiment.summary.update(final_metrics)
-        logger.log_table(key="final_metrics", columns=["metric", "value"],
-                         data=[[name, value] for name, value in final_metrics.items()])
+        logger.log_table(
+            key="final_metrics",
+            columns=["metric", "value"],
+            data=[[name, value] for name, value in final_metrics.items()],
+        )
     except Exception as error:  # noqa: BLE001 -- results.json already holds the metrics
         log.warning("could not write the final metrics to W&B: %s", error)

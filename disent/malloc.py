@@ -21,16 +21,26 @@ TRIM_THRESHOLD_MAX_MB = 2047  # mallopt takes a C int of bytes
 
 def keep_freed_memory(trim_threshold_mb: int, mmap_threshold_mb: int) -> bool:
     """Set glibc's trim and mmap thresholds for this process; False (and nothing done) without glibc."""
-    if not (0 <= trim_threshold_mb <= TRIM_THRESHOLD_MAX_MB and 0 <= mmap_threshold_mb <= MMAP_THRESHOLD_MAX_MB):
-        raise ValueError(f"malloc thresholds: trim_threshold_mb = {trim_threshold_mb} must be in [0, "
-                         f"{TRIM_THRESHOLD_MAX_MB}], mmap_threshold_mb = {mmap_threshold_mb} in [0, "
-                         f"{MMAP_THRESHOLD_MAX_MB}]")
+    if not (
+        0 <= trim_threshold_mb <= TRIM_THRESHOLD_MAX_MB
+        and 0 <= mmap_threshold_mb <= MMAP_THRESHOLD_MAX_MB
+    ):
+        raise ValueError(
+            f"malloc thresholds: trim_threshold_mb = {trim_threshold_mb} must be in [0, "
+            f"{TRIM_THRESHOLD_MAX_MB}], mmap_threshold_mb = {mmap_threshold_mb} in [0, "
+            f"{MMAP_THRESHOLD_MAX_MB}]"
+        )
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     settings = {M_TRIM_THRESHOLD: trim_threshold_mb, M_MMAP_THRESHOLD: mmap_threshold_mb}
-    if not all(libc.mallopt(parameter, megabytes << 20) for parameter, megabytes in settings.items()):
-        log.warning("glibc refused malloc settings trim_threshold_mb=%d, mmap_threshold_mb=%d", trim_threshold_mb,
-                    mmap_threshold_mb)
+    if not all(
+        libc.mallopt(parameter, megabytes << 20) for parameter, megabytes in settings.items()
+    ):
+        log.warning(
+            "glibc refused malloc settings trim_threshold_mb=%d, mmap_threshold_mb=%d",
+            trim_threshold_mb,
+            mmap_threshold_mb,
+        )
         return False
     return True

@@ -15,23 +15,31 @@ from disent.data import GroundTruthData, build_dataset
 from disent.viz import image_grid, save_png, stack_vertically
 
 
-def factor_sweeps(data: GroundTruthData, rng: np.random.Generator, max_columns: int) -> list[np.ndarray]:
+def factor_sweeps(
+    data: GroundTruthData, rng: np.random.Generator, max_columns: int
+) -> list[np.ndarray]:
     """One (1, columns, C, H, W) row per factor: that factor swept, the others fixed."""
     base = data.sample_factors(1, rng)[0]
     rows = []
     for k, size in enumerate(data.factor_sizes):
-        values = np.unique(np.linspace(0, size - 1, min(size, max_columns)).round().astype(np.int64))
+        values = np.unique(
+            np.linspace(0, size - 1, min(size, max_columns)).round().astype(np.int64)
+        )
         factors = np.repeat(base[None], len(values), axis=0)
         factors[:, k] = values
         rows.append(data.sample_observations_from_factors(factors, rng)[None])
     return rows
 
 
-def preview(data: GroundTruthData, rng: np.random.Generator, max_columns: int, sample_rows: int) -> np.ndarray:
+def preview(
+    data: GroundTruthData, rng: np.random.Generator, max_columns: int, sample_rows: int
+) -> np.ndarray:
     """The preview picture as a uint8 RGB array."""
     samples = data.sample_observations(sample_rows * max_columns, rng)
     samples = samples.reshape(sample_rows, max_columns, *samples.shape[1:])
-    return stack_vertically([image_grid(row) for row in factor_sweeps(data, rng, max_columns)] + [image_grid(samples)])
+    return stack_vertically(
+        [image_grid(row) for row in factor_sweeps(data, rng, max_columns)] + [image_grid(samples)]
+    )
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="data")
@@ -51,9 +59,15 @@ def main(cfg: DictConfig) -> None:
     except (ConfigError, DataFileError) as error:
         _refuse(str(error))
     except OSError as error:
-        _refuse(f"cannot write the preview to {output}: {os_reason(error)}; choose another output=...")
-    sizes = ", ".join(f"{name} {size}" for name, size in zip(data.factor_names, data.factor_sizes, strict=True))
-    print(f"{cfg.dataset.name}: {len(data):,} grid points ({sizes}); observations {data.observation_shape}")
+        _refuse(
+            f"cannot write the preview to {output}: {os_reason(error)}; choose another output=..."
+        )
+    sizes = ", ".join(
+        f"{name} {size}" for name, size in zip(data.factor_names, data.factor_sizes, strict=True)
+    )
+    print(
+        f"{cfg.dataset.name}: {len(data):,} grid points ({sizes}); observations {data.observation_shape}"
+    )
     print(f"rows: one per factor ({', '.join(data.factor_names)}), then random samples -> {output}")
 
 

@@ -21,7 +21,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from disent.callbacks import FigureCallback, PeriodicCheckpoint, PeriodicEvaluation, StopOnSignal, Stopwatch
+from disent.callbacks import (
+    FigureCallback,
+    PeriodicCheckpoint,
+    PeriodicEvaluation,
+    StopOnSignal,
+    Stopwatch,
+)
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.config import run_name
 from disent.data import build_dataset
@@ -59,6 +65,7 @@ def hydra_job_info() -> tuple[Path, str | None]:
 def job_identity(cfg: DictConfig, sweep_name: str | None) -> dict:
     """What results.json says about the job besides its outcome; read leniently, so that a job refused for
     a bad config is still listed with its model, hyperparameter and seed."""
+
     def get(key: str):
         return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
 
@@ -70,7 +77,10 @@ def job_identity(cfg: DictConfig, sweep_name: str | None) -> dict:
     return {
         "model": get("model.name"),
         "dataset": get("dataset.name"),
-        "hyperparameter": {"name": knob, "value": get(f"model.{knob}") if isinstance(knob, str) else None},
+        "hyperparameter": {
+            "name": knob,
+            "value": get(f"model.{knob}") if isinstance(knob, str) else None,
+        },
         "hyperparameters": hyperparameters,
         "seed": get("seed"),
         "batch_size": get("loader.batch_size"),
@@ -80,36 +90,57 @@ def job_identity(cfg: DictConfig, sweep_name: str | None) -> dict:
     }
 
 
-def resume_point(cfg: DictConfig, job_dir: Path, stacked: bool = False) -> tuple[dict | None, dict | None]:
+def resume_point(
+    cfg: DictConfig, job_dir: Path, stacked: bool = False
+) -> tuple[dict | None, dict | None]:
     """(the checkpoint to continue from, or None; the job's results.json when it already finished with
     this config, so there is nothing to do, or None), following `cfg.resume`. `stacked`: the caller is a
     stack, which continues a member's stacked checkpoint from the stack's own (never the member's)."""
     path = job_dir / "checkpoints" / "last.ckpt"
     if not path.exists():
         if cfg.resume is True:
-            raise ConfigError(f"resume=true, but there is no checkpoint {path}: point hydra.run.dir (a single "
-                              f"run) or hydra.sweep.dir (a multirun) at the job directory to continue")
+            raise ConfigError(
+                f"resume=true, but there is no checkpoint {path}: point hydra.run.dir (a single "
+                f"run) or hydra.sweep.dir (a multirun) at the job directory to continue"
+            )
         return None, None
     if cfg.resume is False:
-        raise ConfigError(f"resume=false, but {job_dir} already has a checkpoint ({path}): resume=auto "
-                          f"continues it; to start over, choose another directory or delete this one")
+        raise ConfigError(
+            f"resume=false, but {job_dir} already has a checkpoint ({path}): resume=auto "
+            f"continues it; to start over, choose another directory or delete this one"
+        )
     checkpoint = read_checkpoint(path)
-    saved, current = checkpoint["hyper_parameters"]["config"], OmegaConf.to_container(cfg, resolve=True)
+    saved, current = (
+        checkpoint["hyper_parameters"]["config"],
+        OmegaConf.to_container(cfg, resolve=True),
+    )
     differences = resume_differences(saved, current)
     if differences:
-        raise ConfigError(f"cannot resume {path}: it was trained with another config:\n  " + "\n  ".join(differences)
-                          + "\nChoose another directory for the new config (or delete the old job).")
+        raise ConfigError(
+            f"cannot resume {path}: it was trained with another config:\n  "
+            + "\n  ".join(differences)
+            + "\nChoose another directory for the new config (or delete the old job)."
+        )
     try:
         previous = json.loads((job_dir / "results.json").read_bytes())
-    except (OSError, ValueError):  # missing, or not JSON (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+    except (
+        OSError,
+        ValueError,
+    ):  # missing, or not JSON (UnicodeDecodeError and JSONDecodeError are ValueErrors)
         previous = {}
-    finished = (isinstance(previous, dict) and previous.get("status") == "completed"
-                and checkpoint["global_step"] >= cfg.trainer.max_steps and saved.get("metrics") == current["metrics"])
+    finished = (
+        isinstance(previous, dict)
+        and previous.get("status") == "completed"
+        and checkpoint["global_step"] >= cfg.trainer.max_steps
+        and saved.get("metrics") == current["metrics"]
+    )
     if not finished and checkpoint.get("stacked") and stacked:
         return None, None
     if not finished and checkpoint.get("stacked"):
-        raise ConfigError(f"cannot resume {path}: it was written by hydra/launcher=stacked, which keeps no optimizer "
-                          f"state per job; train this config in a new directory (or delete the old job)")
+        raise ConfigError(
+            f"cannot resume {path}: it was written by hydra/launcher=stacked, which keeps no optimizer "
+            f"state per job; train this config in a new directory (or delete the old job)"
+        )
     return checkpoint, previous if finished else None
 
 
@@ -121,7 +152,9 @@ def _import_user_modules(modules) -> None:
         raise ConfigError(str(error)) from None
 
 
-def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None, stacked: bool = False) -> tuple[dict, bool]:
+def start_job(
+    cfg: DictConfig, job_dir: Path, sweep_name: str | None, stacked: bool = False
+) -> tuple[dict, bool]:
     """Check the config, then mark the job running in results.json. The caller holds the job's lock
     (`job_lock`) and has checked that the directory can be written (`check_writable`).
 
@@ -135,8 +168,14 @@ def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None, stacked: b
         checkpoint, finished = resume_point(cfg, job_dir, stacked)
     except ConfigError as error:  # refused before training; a finished job's results.json is kept
         if not (job_dir / "results.json").exists():
-            write_json_atomic(job_dir / "results.json", {"status": "failed", "error": f"ConfigError: {error}",
-                                                         **job_identity(cfg, sweep_name)})
+            write_json_atomic(
+                job_dir / "results.json",
+                {
+                    "status": "failed",
+                    "error": f"ConfigError: {error}",
+                    **job_identity(cfg, sweep_name),
+                },
+            )
         raise
     if finished is not None:
         log.info("%s: already completed in %s; nothing to do (resume=auto)", run_name(cfg), job_dir)
@@ -148,21 +187,38 @@ def start_job(cfg: DictConfig, job_dir: Path, sweep_name: str | None, stacked: b
     return results, False
 
 
-def finish_job(cfg: DictConfig, job_dir: Path, model: DisentModel, dataset, figures: FigureCallback, loggers: list,
-               step: int, results: dict, device: torch.device, metrics: Callable[[], dict] | None = None) -> None:
+def finish_job(
+    cfg: DictConfig,
+    job_dir: Path,
+    model: DisentModel,
+    dataset,
+    figures: FigureCallback,
+    loggers: list,
+    step: int,
+    results: dict,
+    device: torch.device,
+    metrics: Callable[[], dict] | None = None,
+) -> None:
     """After training: the final losses, then the figures and the metrics into results.json and the loggers.
     Figures and metrics run on `device`, where the model trained (Lightning hands it back on the CPU);
     `metrics` gives the model's metric values when they are computed elsewhere (a stack scores its members
     together)."""
-    results.update(steps=step, final_losses=model.final_losses(), checkpoint="checkpoints/last.ckpt")
-    write_json_atomic(job_dir / "results.json", results)  # the losses are safe before evaluation starts
+    results.update(
+        steps=step, final_losses=model.final_losses(), checkpoint="checkpoints/last.ckpt"
+    )
+    write_json_atomic(
+        job_dir / "results.json", results
+    )  # the losses are safe before evaluation starts
     # float32: figures and metrics feed float32 images, whatever trainer.precision trained in (64-true, 16-true)
     model.float().to(device)
     set_phase("figures")
     results["figures"] = figures.write(model, loggers, step)
     set_phase("metrics")
-    results["metrics"] = metrics() if metrics is not None else \
-        evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
+    results["metrics"] = (
+        metrics()
+        if metrics is not None
+        else evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
+    )
     set_phase("logging")
     final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
     for logger in loggers:
@@ -174,29 +230,47 @@ def finish_job(cfg: DictConfig, job_dir: Path, model: DisentModel, dataset, figu
     results["status"] = "completed"
 
 
-def close_job(cfg: DictConfig, job_dir: Path, results: dict, start: float, logger, error: BaseException | None,
-              step: int | None = None, earlier_s: float = 0.0) -> None:
+def close_job(
+    cfg: DictConfig,
+    job_dir: Path,
+    results: dict,
+    start: float,
+    logger,
+    error: BaseException | None,
+    step: int | None = None,
+    earlier_s: float = 0.0,
+) -> None:
     """Write the job's final results.json and finish its W&B run: `interrupted` (with the signal, the phase and
     the step) when `error` is an interruption, `failed` (with the error) for any other error. `wall_time_s` is
     this process's time; `job_time_s` adds `earlier_s`, the earlier processes' time up to the checkpoint this
     one resumed from (the job's whole cost, whatever interrupted it)."""
-    stopped = interruption(error) if error is not None else None  # before "closing": it reads the phase
+    stopped = (
+        interruption(error) if error is not None else None
+    )  # before "closing": it reads the phase
     SIGNALS.phase = "closing"  # a signal now waits until results.json is written
     if stopped is not None:
         stopped["step"] = step
         results.pop("traceback", None)
-        results.update(status="interrupted", interrupted=stopped,
-                       error=f"interrupted by {stopped['signal']} during {stopped['phase']}"
-                             f"{f' (step {step})' if step is not None else ''}; run the same command again to "
-                             f"continue (resume=auto)")
+        results.update(
+            status="interrupted",
+            interrupted=stopped,
+            error=f"interrupted by {stopped['signal']} during {stopped['phase']}"
+            f"{f' (step {step})' if step is not None else ''}; run the same command again to "
+            f"continue (resume=auto)",
+        )
     elif error is not None:
-        results.update(status="failed", error=f"{type(error).__name__}: {error}",
-                       traceback="".join(traceback.format_exception(error)))
+        results.update(
+            status="failed",
+            error=f"{type(error).__name__}: {error}",
+            traceback="".join(traceback.format_exception(error)),
+        )
     results["wall_time_s"] = round(time.time() - start, 3)
     results["job_time_s"] = round(earlier_s + results["wall_time_s"], 3)
     write_json_atomic(job_dir / "results.json", results)
     finish_logger(logger, results["status"] == "completed")
-    log.info("%s: %s in %.1f s -> %s", run_name(cfg), results["status"], results["wall_time_s"], job_dir)
+    log.info(
+        "%s: %s in %.1f s -> %s", run_name(cfg), results["status"], results["wall_time_s"], job_dir
+    )
 
 
 def seeded_model(cfg: DictConfig) -> tuple[GroundTruthData, DisentModel]:
@@ -216,8 +290,14 @@ def build_trainer(cfg: DictConfig, job_dir: Path, logger, callbacks: list) -> L.
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
-        return L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger, callbacks=callbacks,
-                         default_root_dir=job_dir, max_epochs=-1, plugins=[AtomicCheckpointIO()])
+        return L.Trainer(
+            **OmegaConf.to_container(cfg.trainer, resolve=True),
+            logger=logger,
+            callbacks=callbacks,
+            default_root_dir=job_dir,
+            max_epochs=-1,
+            plugins=[AtomicCheckpointIO()],
+        )
     except (MisconfigurationException, ValueError, TypeError, RuntimeError) as error:
         raise ConfigError(f"Lightning refused the trainer settings (trainer.*): {error}") from None
 
@@ -237,15 +317,21 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
         try:
             set_phase("building")
             dataset, model = seeded_model(cfg)
-            datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size,
-                                               num_workers=cfg.loader.num_workers, seed=cfg.seed)
+            datamodule = GroundTruthDataModule(
+                dataset,
+                batch_size=cfg.loader.batch_size,
+                num_workers=cfg.loader.num_workers,
+                seed=cfg.seed,
+            )
             logger = build_logger(cfg, job_dir, sweep_name, results.get("resumed_from_step"))
             checkpoint = PeriodicCheckpoint(job_dir / "checkpoints", cfg.checkpoint.every_n_steps)
             figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
             callbacks = [checkpoint, figures, stopwatch]
             if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
                 callbacks.append(PeriodicEvaluation(dataset, cfg.periodic_metrics))
-            callbacks.append(StopOnSignal(last))  # after the others have recorded the step (the checkpoint is last)
+            callbacks.append(
+                StopOnSignal(last)
+            )  # after the others have recorded the step (the checkpoint is last)
             trainer = build_trainer(cfg, job_dir, logger, callbacks)
             set_phase("training")
             with quiet_lightning():
@@ -254,14 +340,31 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             set_phase("final checkpoint")
             trainer.save_checkpoint(last, weights_only=False)  # the full state: resumable
             check_pending()  # a signal during the last step: its checkpoint is the one just written
-            finish_job(cfg, job_dir, model, dataset, figures, trainer.loggers, trainer.global_step, results,
-                       trainer.strategy.root_device)
+            finish_job(
+                cfg,
+                job_dir,
+                model,
+                dataset,
+                figures,
+                trainer.loggers,
+                trainer.global_step,
+                results,
+                trainer.strategy.root_device,
+            )
         except BaseException as error:
             failure = error
             raise
         finally:
-            close_job(cfg, job_dir, results, start, logger, failure, trainer.global_step if trainer else None,
-                      stopwatch.restored_s)
+            close_job(
+                cfg,
+                job_dir,
+                results,
+                start,
+                logger,
+                failure,
+                trainer.global_step if trainer else None,
+                stopwatch.restored_s,
+            )
     stop_after_closing()
     return results
 
@@ -282,7 +385,9 @@ def quiet_lightning():
         # Lightning suggests worker processes; on a 2-core CPU rendering in-process is faster.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         # the CSV logger shares the job directory with results.json on purpose
-        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+        warnings.filterwarnings(
+            "ignore", message="Experiment logs directory .* exists and is not empty"
+        )
         # manual optimization (FactorVAE, InfoGAN) checkpoints the state after the step: what resuming needs
         warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
         yield

@@ -54,8 +54,12 @@ class Adam:
 @dataclass(kw_only=True)
 class Model:
     name: str
-    hyperparameter: str = spec(per_member=True)  # the knob a study sweeps: one of the model's number keys
-    nets: ClassVar[dict[str, int]]  # model.net -> what the image height and width must be divisible by (disent/nets)
+    hyperparameter: str = spec(
+        per_member=True
+    )  # the knob a study sweeps: one of the model's number keys
+    nets: ClassVar[
+        dict[str, int]
+    ]  # model.net -> what the image height and width must be divisible by (disent/nets)
 
     @classmethod
     def per_member_keys(cls) -> list[str]:
@@ -67,7 +71,10 @@ class Model:
 class VAE(Model):
     """conf/model/common/vae.yaml: the keys every VAE shares."""
 
-    nets: ClassVar[dict[str, int]] = {"conv": 16, "mlp": 1}  # conv halves the image 4 times; mlp takes any size
+    nets: ClassVar[dict[str, int]] = {
+        "conv": 16,
+        "mlp": 1,
+    }  # conv halves the image 4 times; mlp takes any size
     net: str = spec(choices=sorted(nets))
     latent_dim: int = spec(min=1)
     hidden_dim: int = spec(min=1)
@@ -129,7 +136,10 @@ class FactorVAE(VAE):
 
 @dataclass(kw_only=True)
 class InfoGAN(Model):
-    nets: ClassVar[dict[str, int]] = {"conv": 16, "conv_small": 4}  # 2 ** (number of stride-2 layers)
+    nets: ClassVar[dict[str, int]] = {
+        "conv": 16,
+        "conv_small": 4,
+    }  # 2 ** (number of stride-2 layers)
     net: str = spec(choices=sorted(nets))
     hidden_dim: int = spec(min=1)
     noise_dim: int = spec(min=0)
@@ -141,9 +151,15 @@ class InfoGAN(Model):
     discriminator_optimizer: Adam
 
 
-MODELS: dict[str, type[Model]] = {"beta_vae": BetaVAE, "annealed_vae": AnnealedVAE, "dip_vae_i": DIPVAEI,
-                                  "dip_vae_ii": DIPVAEII, "beta_tcvae": BetaTCVAE, "factor_vae": FactorVAE,
-                                  "infogan": InfoGAN}
+MODELS: dict[str, type[Model]] = {
+    "beta_vae": BetaVAE,
+    "annealed_vae": AnnealedVAE,
+    "dip_vae_i": DIPVAEI,
+    "dip_vae_ii": DIPVAEII,
+    "beta_tcvae": BetaTCVAE,
+    "factor_vae": FactorVAE,
+    "infogan": InfoGAN,
+}
 
 
 # --- data sets (conf/dataset/) --------------------------------------------------------------------
@@ -184,8 +200,14 @@ class Digits(Dataset):
         return cfg.get("size")
 
 
-DATASETS: dict[str, type[Dataset]] = {"dsprites": Dataset, "color_dsprites": Dataset, "noisy_dsprites": Dataset,
-                                      "scream_dsprites": ScreamDSprites, "shapes3d": Shapes3D, "digits": Digits}
+DATASETS: dict[str, type[Dataset]] = {
+    "dsprites": Dataset,
+    "color_dsprites": Dataset,
+    "noisy_dsprites": Dataset,
+    "scream_dsprites": ScreamDSprites,
+    "shapes3d": Shapes3D,
+    "digits": Digits,
+}
 
 
 # --- metrics (conf/metrics/, conf/periodic_metrics/) ------------------------------------------------
@@ -261,8 +283,23 @@ class PeriodicMetrics(Metrics):
 
 # --- the other groups and the top level of conf/train.yaml ----------------------------------------
 # what Lightning 2.x accepts for Trainer(precision=...) and Trainer(accelerator=...)
-PRECISIONS = [64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-true", "bf16-true", "16-mixed",
-              "bf16-mixed", "transformer-engine", "transformer-engine-float16"]
+PRECISIONS = [
+    64,
+    32,
+    16,
+    "64",
+    "32",
+    "16",
+    "bf16",
+    "64-true",
+    "32-true",
+    "16-true",
+    "bf16-true",
+    "16-mixed",
+    "bf16-mixed",
+    "transformer-engine",
+    "transformer-engine-float16",
+]
 ACCELERATORS = ["auto", "cpu", "gpu", "cuda", "mps", "tpu"]
 # Trainer arguments that disent sets itself (train.build_trainer); the trainer group must not set them
 TRAINER_MANAGED = ["logger", "callbacks", "plugins", "default_root_dir", "max_epochs"]
@@ -274,7 +311,9 @@ def lightning_trainer_arguments() -> list[str]:
 
     import lightning
 
-    return [name for name in inspect.signature(lightning.Trainer.__init__).parameters if name != "self"]
+    return [
+        name for name in inspect.signature(lightning.Trainer.__init__).parameters if name != "self"
+    ]
 
 
 @dataclass(kw_only=True)
@@ -282,7 +321,9 @@ class Trainer:
     """conf/trainer/: keyword arguments of lightning.Trainer. The keys below are checked here; any other argument
     of the installed lightning.Trainer is passed on as it is (but for the ones disent sets itself)."""
 
-    extra_keys: ClassVar = staticmethod(lambda: [k for k in lightning_trainer_arguments() if k not in TRAINER_MANAGED])
+    extra_keys: ClassVar = staticmethod(
+        lambda: [k for k in lightning_trainer_arguments() if k not in TRAINER_MANAGED]
+    )
     max_steps: int = spec(min=1)
     accelerator: str = spec(optional=True, choices=ACCELERATORS)
     devices: int | str | list[int] = spec(optional=True)
@@ -355,7 +396,9 @@ class Train:
 
     seed: int = spec(min=0, max=2**32 - 1)
     study_name: str | None
-    imports: list[str]  # modules imported before the config is checked: where objectives of one's own register
+    imports: list[
+        str
+    ]  # modules imported before the config is checked: where objectives of one's own register
     threads: int | None = spec(min=1)
     malloc: Malloc | None
     loader: Loader
@@ -390,7 +433,12 @@ class Study:
 
 
 # --- checking -------------------------------------------------------------------------------------
-BOUNDS = {"min": (">=", operator.ge), "gt": (">", operator.gt), "max": ("<=", operator.le), "lt": ("<", operator.lt)}
+BOUNDS = {
+    "min": (">=", operator.ge),
+    "gt": (">", operator.gt),
+    "max": ("<=", operator.le),
+    "lt": ("<", operator.lt),
+}
 KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 UNRESOLVED = object()  # a value whose interpolation failed (reported when it was resolved)
 
@@ -400,7 +448,9 @@ def _join(path: str, key: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+    text = (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+    )
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -423,7 +473,8 @@ def _within(value: Any, rules: dict) -> bool:
     if "choices" in rules:
         return value in rules["choices"]
     return all(test(value, rules[k]) for k, (_, test) in BOUNDS.items() if k in rules) and not (
-        rules.get("nonzero") and value == 0)
+        rules.get("nonzero") and value == 0
+    )
 
 
 def _describe(tp: Any, rules: dict) -> str:
@@ -434,9 +485,14 @@ def _describe(tp: Any, rules: dict) -> str:
         return " or ".join("null" if t is NoneType else _describe(t, rules) for t in get_args(tp))
     if get_origin(tp) is list:
         text = ("a non-empty list" if rules.get("nonempty") else "a list") + (
-            f" of length {rules['length']}" if "length" in rules else "")
+            f" of length {rules['length']}" if "length" in rules else ""
+        )
         item_rules = {k: v for k, v in rules.items() if k not in ("length", "nonempty")}
-        return text if get_args(tp)[0] is Any else f"{text}, each {_describe(get_args(tp)[0], item_rules)}"
+        return (
+            text
+            if get_args(tp)[0] is Any
+            else f"{text}, each {_describe(get_args(tp)[0], item_rules)}"
+        )
     if tp not in KINDS:
         return "a mapping"
     bounds = [f"{symbol} {rules[k]}" for k, (symbol, _) in BOUNDS.items() if k in rules]
@@ -461,13 +517,19 @@ class _Checker:
         source = f" (from {self.sources[path]})" if path in self.sources else ""
         self.problems.append(f"{path} = {_show(value)}{source}: must be {_describe(tp, rules)}")
 
-    def unknown(self, path: str, value: Any, what: str, known: list[str], extra: list[str] = ()) -> None:
+    def unknown(
+        self, path: str, value: Any, what: str, known: list[str], extra: list[str] = ()
+    ) -> None:
         key = path.rsplit(".", 1)[-1]
         close = difflib.get_close_matches(key, [*known, *extra], n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         listed = f"known: {', '.join(sorted(known))}"
         if extra:  # the trainer: the schema's keys, then the rest of lightning.Trainer's arguments
-            managed = f"; disent sets {', '.join(TRAINER_MANAGED)} itself" if key in TRAINER_MANAGED else ""
+            managed = (
+                f"; disent sets {', '.join(TRAINER_MANAGED)} itself"
+                if key in TRAINER_MANAGED
+                else ""
+            )
             listed += f", or any other argument of lightning.Trainer{managed}"
         self.problems.append(f"{path} = {_show(value)}: unknown {what} ({hint}{listed})")
 
@@ -476,7 +538,9 @@ class _Checker:
         if value is UNRESOLVED:
             return
         options = get_args(tp) if get_origin(tp) in (Union, UnionType) else [tp]
-        kind = next((t for t in options if _is(value, t)), None)  # the member of a union the value is
+        kind = next(
+            (t for t in options if _is(value, t)), None
+        )  # the member of a union the value is
         if kind is None:
             return self.bad(path, value, tp, rules)
         if "variants" in rules:
@@ -487,7 +551,9 @@ class _Checker:
         if is_dataclass(kind):
             return self.fields(value, kind, path, path or "the config")
         if get_origin(kind) is list:
-            if len(value) != rules.get("length", len(value)) or (rules.get("nonempty") and not value):
+            if len(value) != rules.get("length", len(value)) or (
+                rules.get("nonempty") and not value
+            ):
                 return self.bad(path, value, tp, rules)
             item_rules = {k: v for k, v in rules.items() if k not in ("length", "nonempty")}
             for i, item in enumerate(value):
@@ -500,17 +566,27 @@ class _Checker:
 
     def fields(self, value: dict, schema: type, path: str, label: str) -> None:
         """Check a mapping against a schema dataclass: unknown keys, missing keys, then each value."""
-        fields, hints = {f.name: f for f in dataclasses.fields(schema)}, typing.get_type_hints(schema)
+        fields, hints = (
+            {f.name: f for f in dataclasses.fields(schema)},
+            typing.get_type_hints(schema),
+        )
         extra = schema.extra_keys() if hasattr(schema, "extra_keys") else []
         for key in value if not getattr(schema, "open", False) else ():
             if key not in fields and key not in extra:
-                self.unknown(_join(path, key), value[key], f"{getattr(schema, 'key_name', 'key')} for {label}",
-                             list(fields), extra)
+                self.unknown(
+                    _join(path, key),
+                    value[key],
+                    f"{getattr(schema, 'key_name', 'key')} for {label}",
+                    list(fields),
+                    extra,
+                )
         for name, f in fields.items():
             if name in value:
                 self.value(value[name], hints[name], dict(f.metadata), _join(path, name))
             elif f.default is MISSING:
-                self.problems.append(f"{_join(path, name)}: missing, must be {_describe(hints[name], f.metadata)}")
+                self.problems.append(
+                    f"{_join(path, name)}: missing, must be {_describe(hints[name], f.metadata)}"
+                )
 
     def plain(self, node: Any, path: str) -> Any:
         """An OmegaConf node as plain values, resolved key by key: an interpolation that fails is one problem."""
@@ -526,19 +602,25 @@ class _Checker:
             try:
                 values.append(self.plain(node[key], here))
             except Exception as error:  # noqa: BLE001 -- any resolver's error is a problem of this key
-                self.problems.append(f"{here} = {_show(raw[key])}: cannot be resolved ({str(error).splitlines()[0]})")
+                self.problems.append(
+                    f"{here} = {_show(raw[key])}: cannot be resolved ({str(error).splitlines()[0]})"
+                )
                 values.append(UNRESOLVED)
         return dict(zip(keys, values, strict=True)) if isinstance(node, DictConfig) else values
 
     def raise_if_any(self, what: str) -> None:
         if self.problems:
             count = f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}"
-            raise ConfigError(f"invalid {what} ({count}):\n" + "\n".join(f"  {p}" for p in self.problems))
+            raise ConfigError(
+                f"invalid {what} ({count}):\n" + "\n".join(f"  {p}" for p in self.problems)
+            )
 
 
 def _cross_checks(cfg: dict, checker: _Checker) -> None:
     """What no single key tells: the model's knob, the net vs the image size, InfoGAN's codes, FactorVAE's halves."""
-    model, dataset, loader = (cfg[k] if isinstance(cfg.get(k), dict) else {} for k in ("model", "dataset", "loader"))
+    model, dataset, loader = (
+        cfg[k] if isinstance(cfg.get(k), dict) else {} for k in ("model", "dataset", "loader")
+    )
     schema = MODELS.get(model.get("name")) if isinstance(model.get("name"), str) else None
     data = DATASETS.get(dataset.get("name")) if isinstance(dataset.get("name"), str) else None
     if schema is None:
@@ -551,16 +633,26 @@ def _cross_checks(cfg: dict, checker: _Checker) -> None:
     if divisor and _is(side, int) and side > 0 and side % divisor:
         key, value = ("dataset.size", side) if "size" in dataset else ("model.net", net)
         nets = ", ".join(f"{n} {d}" for n, d in schema.nets.items())
-        checker.problems.append(f"{key} = {_show(value)}: model.net={net} needs image sides divisible by {divisor}, "
-                                f"dataset {dataset['name']!r} has {side}x{side} (divisors per net: {nets})")
-    if model.get("name") == "infogan" and model.get("categorical_codes") == [] and model.get("continuous_codes") == 0:
-        checker.problems.append("model.continuous_codes = 0: InfoGAN needs at least one code, and "
-                                "model.categorical_codes is empty")
+        checker.problems.append(
+            f"{key} = {_show(value)}: model.net={net} needs image sides divisible by {divisor}, "
+            f"dataset {dataset['name']!r} has {side}x{side} (divisors per net: {nets})"
+        )
+    if (
+        model.get("name") == "infogan"
+        and model.get("categorical_codes") == []
+        and model.get("continuous_codes") == 0
+    ):
+        checker.problems.append(
+            "model.continuous_codes = 0: InfoGAN needs at least one code, and "
+            "model.categorical_codes is empty"
+        )
     _device_checks(cfg.get("trainer") if isinstance(cfg.get("trainer"), dict) else {}, checker)
     batch = loader.get("batch_size")
     if model.get("permute") == "second" and _is(batch, int) and batch % 2:
-        checker.problems.append(f"loader.batch_size = {batch}: must be even with model.permute=second "
-                                f"(each batch is split into two halves)")
+        checker.problems.append(
+            f"loader.batch_size = {batch}: must be even with model.permute=second "
+            f"(each batch is split into two halves)"
+        )
 
 
 def _device_checks(trainer: dict, checker: _Checker) -> None:
@@ -571,13 +663,17 @@ def _device_checks(trainer: dict, checker: _Checker) -> None:
     import torch
 
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        checker.problems.append(f"trainer.accelerator = {accelerator!r}: this machine has no GPU that torch can use "
-                                f"(torch.cuda.is_available() is False); use trainer.accelerator=auto, which takes "
-                                f"the GPU where there is one and the CPU elsewhere")
+        checker.problems.append(
+            f"trainer.accelerator = {accelerator!r}: this machine has no GPU that torch can use "
+            f"(torch.cuda.is_available() is False); use trainer.accelerator=auto, which takes "
+            f"the GPU where there is one and the CPU elsewhere"
+        )
     mps = getattr(torch.backends, "mps", None)
     if accelerator == "mps" and not (mps is not None and mps.is_available()):
-        checker.problems.append("trainer.accelerator = 'mps': this machine has no Apple GPU that torch can use; "
-                                "use trainer.accelerator=auto")
+        checker.problems.append(
+            "trainer.accelerator = 'mps': this machine has no Apple GPU that torch can use; "
+            "use trainer.accelerator=auto"
+        )
 
 
 def validate_train_config(cfg: DictConfig) -> None:
@@ -625,7 +721,9 @@ def validate_metrics_config(cfg: DictConfig | dict, key: str = "metrics") -> Non
     """Refuse a metric set (a conf/metrics/ file; `key="periodic_metrics"` for conf/periodic_metrics/): unknown
     metrics, sizes <= 0, representations other than mean and sampled. Raises one ConfigError listing them all."""
     checker = _Checker()
-    checker.value(checker.plain(cfg, key), PeriodicMetrics if key == "periodic_metrics" else Metrics, {}, key)
+    checker.value(
+        checker.plain(cfg, key), PeriodicMetrics if key == "periodic_metrics" else Metrics, {}, key
+    )
     checker.raise_if_any("metrics config")
 
 
@@ -648,10 +746,26 @@ def validate_study_preset(preset: dict) -> None:
             elif isinstance(grid.get("values"), list):
                 spec_of = next(f for f in dataclasses.fields(schema) if f.name == knob)
                 for i, value in enumerate(grid["values"]):
-                    checker.value(value, typing.get_type_hints(schema)[knob], dict(spec_of.metadata),
-                                  _join(_join(path, "values"), i))
+                    checker.value(
+                        value,
+                        typing.get_type_hints(schema)[knob],
+                        dict(spec_of.metadata),
+                        _join(_join(path, "values"), i),
+                    )
     checker.raise_if_any("study preset")
 
 
-__all__ = ["DATASETS", "LOGGERS", "MODELS", "ConfigError", "Model", "Dataset", "spec", "validate_metrics_config",
-           "validate_dataset_config", "validate_saved_config", "validate_study_preset", "validate_train_config"]
+__all__ = [
+    "DATASETS",
+    "LOGGERS",
+    "MODELS",
+    "ConfigError",
+    "Model",
+    "Dataset",
+    "spec",
+    "validate_metrics_config",
+    "validate_dataset_config",
+    "validate_saved_config",
+    "validate_study_preset",
+    "validate_train_config",
+]

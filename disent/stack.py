@@ -20,13 +20,28 @@ from omegaconf import DictConfig, OmegaConf
 from disent.callbacks import FigureCallback, PeriodicCheckpoint, StopOnSignal, Stopwatch
 from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
-from disent.job import check_pending, check_writable, handle_signals, job_lock, reset_signals, set_phase
+from disent.job import (
+    check_pending,
+    check_writable,
+    handle_signals,
+    job_lock,
+    reset_signals,
+    set_phase,
+)
 from disent.loggers import build_logger, finish_logger
 from disent.metrics.suite import evaluate_many
 from disent.models import encoder_of, import_user_modules
 from disent.models.stacked import ModelStack
 from disent.results import write_bytes_atomic
-from disent.run import close_job, finish_job, quiet_lightning, seeded_model, start_job, stop_after_closing, train
+from disent.run import (
+    close_job,
+    finish_job,
+    quiet_lightning,
+    seeded_model,
+    start_job,
+    stop_after_closing,
+    train,
+)
 from disent.schema import MODELS, ConfigError
 
 log = logging.getLogger(__name__)
@@ -38,7 +53,9 @@ def stack_key(cfg: DictConfig) -> str | None:
     """Equal for jobs that may train in one stack; None for a job that must run alone. Jobs stack when their
     configs are equal but for the seed and the model keys its schema marks `per_member` (loss weights)."""
     try:
-        import_user_modules(list(cfg.get("imports") or []))  # where an objective of one's own registers
+        import_user_modules(
+            list(cfg.get("imports") or [])
+        )  # where an objective of one's own registers
     except ValueError:
         return None  # the job runs alone, and its start says what cannot be imported
     schema = MODELS.get(cfg.model.name)
@@ -47,7 +64,9 @@ def stack_key(cfg: DictConfig) -> str | None:
         return None
     config.pop("seed")
     per_member = schema.per_member_keys()
-    config["model"] = {key: value for key, value in config["model"].items() if key not in per_member}
+    config["model"] = {
+        key: value for key, value in config["model"].items() if key not in per_member
+    }
     return repr(config)
 
 
@@ -55,8 +74,16 @@ def _member_checkpoint(model, step: int) -> bytes:
     """A checkpoint that disent-eval and `load_model` read like a single run's (weights and config; the
     optimizer state stays with the stack)."""
     buffer = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "global_step": step,
-                "recent_losses": list(model.recent_losses), "stacked": True}, buffer)
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": dict(model.hparams),
+            "global_step": step,
+            "recent_losses": list(model.recent_losses),
+            "stacked": True,
+        },
+        buffer,
+    )
     return buffer.getvalue()
 
 
@@ -70,8 +97,9 @@ def vectorize(member_calls: str) -> bool:
     return member_calls == "vmap" or (member_calls == "auto" and torch.cuda.is_available())
 
 
-def train_stack(jobs: list[tuple[DictConfig, Path, str | None]],
-                member_calls: str = "auto") -> list[dict | BaseException]:
+def train_stack(
+    jobs: list[tuple[DictConfig, Path, str | None]], member_calls: str = "auto"
+) -> list[dict | BaseException]:
     """Train `jobs` (config, job directory, sweep name), which share a `stack_key`, as one stacked model
     whose nets run as `member_calls` says (see `vectorize`). Returns each job's results.json dict, or the
     exception that failed it; one member's failure (a non-finite loss) fails that job only. Every job's
@@ -92,18 +120,25 @@ def train_stack(jobs: list[tuple[DictConfig, Path, str | None]],
                 continue
             if finished:
                 outcomes[i] = results
-            elif "resumed_from_step" in results:  # a single run's checkpoint is there: it continues alone
+            elif (
+                "resumed_from_step" in results
+            ):  # a single run's checkpoint is there: it continues alone
                 alone.append(i)
             else:
                 members.append(i)
                 started[i] = results
         if len(members) > 1 and vectorized and not torch.cuda.is_available():
-            log.warning("vmapping the nets of %d stacked jobs on a CPU: on 2 cores this measured half the speed "
-                        "of member_calls=loop (scripts/bench_sweep.py)", len(members))
+            log.warning(
+                "vmapping the nets of %d stacked jobs on a CPU: on 2 cores this measured half the speed "
+                "of member_calls=loop (scripts/bench_sweep.py)",
+                len(members),
+            )
         if len(members) == 1:
             alone += members
         elif members:
-            trained = _train_members([jobs[i] for i in members], [started[i] for i in members], vectorized)
+            trained = _train_members(
+                [jobs[i] for i in members], [started[i] for i in members], vectorized
+            )
             for i, outcome in zip(members, trained, strict=True):
                 outcomes[i] = outcome
         for i in sorted(alone):
@@ -119,13 +154,16 @@ def _train_alone(cfg: DictConfig, job_dir: Path, sweep_name: str | None) -> dict
         return error
 
 
-def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: list[dict],
-                   vectorized: bool) -> list[dict | BaseException]:
+def _train_members(
+    jobs: list[tuple[DictConfig, Path, str | None]], results: list[dict], vectorized: bool
+) -> list[dict | BaseException]:
     """Train the stack, then write each member's directory. No member reads `completed` before all are written:
     a stack interrupted (or killed) while writing its members resumes as the same stack, from its checkpoint
     at the last step, instead of training the unwritten members again."""
     start = time.time()
-    stopwatch = Stopwatch()  # the stack's time, restored with its checkpoint; each member's job_time_s is the stack's
+    stopwatch = (
+        Stopwatch()
+    )  # the stack's time, restored with its checkpoint; each member's job_time_s is the stack's
     first = jobs[0][0]
     trainer = None
     for k, job_results in enumerate(results):
@@ -135,24 +173,45 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
         built = [seeded_model(cfg) for cfg, _, _ in jobs]
         dataset = built[0][0]
         every = (first.trainer.log_every_n_steps, first.figures.kl_every_n_steps)
-        stacked = ModelStack([model for _, model in built], first.results.final_loss_window, history_every=every,
-                             vectorize=vectorized)
-        data = StackedDataModule(dataset, first.loader.batch_size, [cfg.seed for cfg, _, _ in jobs],
-                                 num_workers=first.loader.num_workers)
+        stacked = ModelStack(
+            [model for _, model in built],
+            first.results.final_loss_window,
+            history_every=every,
+            vectorize=vectorized,
+        )
+        data = StackedDataModule(
+            dataset,
+            first.loader.batch_size,
+            [cfg.seed for cfg, _, _ in jobs],
+            num_workers=first.loader.num_workers,
+        )
         path = stack_checkpoint(jobs)
         resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs], vectorized)
-        every = PeriodicCheckpoint(path.parent, first.checkpoint.every_n_steps, name=path.stem)  # to resume a kill
-        trainer = L.Trainer(**OmegaConf.to_container(first.trainer, resolve=True), logger=False, max_epochs=-1,
-                            default_root_dir=jobs[0][1], plugins=[AtomicCheckpointIO()],
-                            callbacks=[every, StopOnSignal(path), stopwatch])
-        log.info("training %d jobs as one stack (%s)%s: %s", len(jobs), "vmap" if vectorized else "loop",
-                 f", resumed from {path}" if resume_from else "",
-                 ", ".join(str(job_dir) for _, job_dir, _ in jobs))
+        every = PeriodicCheckpoint(
+            path.parent, first.checkpoint.every_n_steps, name=path.stem
+        )  # to resume a kill
+        trainer = L.Trainer(
+            **OmegaConf.to_container(first.trainer, resolve=True),
+            logger=False,
+            max_epochs=-1,
+            default_root_dir=jobs[0][1],
+            plugins=[AtomicCheckpointIO()],
+            callbacks=[every, StopOnSignal(path), stopwatch],
+        )
+        log.info(
+            "training %d jobs as one stack (%s)%s: %s",
+            len(jobs),
+            "vmap" if vectorized else "loop",
+            f", resumed from {path}" if resume_from else "",
+            ", ".join(str(job_dir) for _, job_dir, _ in jobs),
+        )
         set_phase("training")
         with quiet_lightning():
             trainer.fit(stacked, datamodule=data, ckpt_path=resume_from, weights_only=True)
         set_phase("final checkpoint")
-        trainer.save_checkpoint(path, weights_only=False)  # members not yet written resume from here
+        trainer.save_checkpoint(
+            path, weights_only=False
+        )  # members not yet written resume from here
         check_pending()
         models = stacked.unstack()
     except BaseException as error:
@@ -166,17 +225,50 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
     metrics = _SharedMetrics(first.metrics, dataset, models, stacked.alive, device)
     failures: list[Exception | None] = []  # each member's, once it is written
     try:
-        for k, ((cfg, job_dir, sweep_name), job_results) in enumerate(zip(jobs, results, strict=True)):
-            failures.append(_write_member(k, stacked, models[k], dataset, trainer.global_step, cfg, job_dir,
-                                          sweep_name, job_results, device, metrics))
+        for k, ((cfg, job_dir, sweep_name), job_results) in enumerate(
+            zip(jobs, results, strict=True)
+        ):
+            failures.append(
+                _write_member(
+                    k,
+                    stacked,
+                    models[k],
+                    dataset,
+                    trainer.global_step,
+                    cfg,
+                    job_dir,
+                    sweep_name,
+                    job_results,
+                    device,
+                    metrics,
+                )
+            )
     except BaseException as error:  # a signal: every member is interrupted, none completed
         for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
-            close_job(cfg, job_dir, job_results, start, None, error, trainer.global_step, stopwatch.restored_s)
+            close_job(
+                cfg,
+                job_dir,
+                job_results,
+                start,
+                None,
+                error,
+                trainer.global_step,
+                stopwatch.restored_s,
+            )
         raise
     for (cfg, job_dir, _), job_results, failure in zip(jobs, results, failures, strict=True):
         if failure is None:
             job_results["status"] = "completed"
-        close_job(cfg, job_dir, job_results, start, None, failure, trainer.global_step, stopwatch.restored_s)
+        close_job(
+            cfg,
+            job_dir,
+            job_results,
+            start,
+            None,
+            failure,
+            trainer.global_step,
+            stopwatch.restored_s,
+        )
     if not any(failures):
         path.unlink(missing_ok=True)  # every member has its own checkpoint now
     return [failure or job_results for failure, job_results in zip(failures, results, strict=True)]
@@ -184,7 +276,9 @@ def _train_members(jobs: list[tuple[DictConfig, Path, str | None]], results: lis
 
 def stack_checkpoint(jobs: list[tuple[DictConfig, Path, str | None]]) -> Path:
     """Where a stack of these jobs keeps its checkpoint: <sweep dir>/.stacks/<digest of the job dirs>.ckpt."""
-    digest = hashlib.sha1("\n".join(str(job_dir.resolve()) for _, job_dir, _ in jobs).encode()).hexdigest()[:16]
+    digest = hashlib.sha1(
+        "\n".join(str(job_dir.resolve()) for _, job_dir, _ in jobs).encode()
+    ).hexdigest()[:16]
     return jobs[0][1].parent / ".stacks" / f"{digest}.ckpt"
 
 
@@ -194,15 +288,23 @@ def _check_stack_checkpoint(path: Path, configs: list[DictConfig], vectorized: b
         return None
     saved = read_checkpoint(path)["hyper_parameters"]["config"]
     current = [OmegaConf.to_container(cfg, resolve=True) for cfg in configs]
-    differences = [f"member {k}: {d}" for k, (old, new) in enumerate(zip(saved["members"], current, strict=True))
-                   for d in resume_differences(old, new)]
+    differences = [
+        f"member {k}: {d}"
+        for k, (old, new) in enumerate(zip(saved["members"], current, strict=True))
+        for d in resume_differences(old, new)
+    ]
     if differences:
-        raise ConfigError(f"cannot resume the stack {path}: its members were trained with other configs:\n  "
-                          + "\n  ".join(differences) + "\nDelete it to train these jobs from the start.")
+        raise ConfigError(
+            f"cannot resume the stack {path}: its members were trained with other configs:\n  "
+            + "\n  ".join(differences)
+            + "\nDelete it to train these jobs from the start."
+        )
     if saved.get("vectorize") != vectorized:  # the two keep their members' weights in other layouts
         calls = "vmap" if saved.get("vectorize") else "loop"
-        raise ConfigError(f"cannot resume the stack {path}: it was trained with hydra.launcher.member_calls={calls}; "
-                          f"resume it with member_calls={calls}, or delete it to train these jobs from the start.")
+        raise ConfigError(
+            f"cannot resume the stack {path}: it was trained with hydra.launcher.member_calls={calls}; "
+            f"resume it with member_calls={calls}, or delete it to train these jobs from the start."
+        )
     return path
 
 
@@ -211,18 +313,39 @@ class _SharedMetrics:
     request (`evaluate_many`: every image the metrics draw is rendered once for all members); by then
     the requesting member's checkpoint and losses are written, and the others' follow whatever happens."""
 
-    def __init__(self, metrics_cfg: DictConfig, dataset, models: list, members: list[int], device: torch.device):
-        self.metrics_cfg, self.dataset, self.models, self.members, self.device = (metrics_cfg, dataset, models,
-                                                                                  members, device)
+    def __init__(
+        self,
+        metrics_cfg: DictConfig,
+        dataset,
+        models: list,
+        members: list[int],
+        device: torch.device,
+    ):
+        self.metrics_cfg, self.dataset, self.models, self.members, self.device = (
+            metrics_cfg,
+            dataset,
+            models,
+            members,
+            device,
+        )
         self.values: dict[int, dict] | Exception | None = None
 
     def of(self, k: int) -> dict:
         if self.values is None:
-            encoders = [encoder_of(self.models[m].float().to(self.device), self.metrics_cfg.encode_batch_size)
-                        for m in self.members]
+            encoders = [
+                encoder_of(
+                    self.models[m].float().to(self.device), self.metrics_cfg.encode_batch_size
+                )
+                for m in self.members
+            ]
             try:
-                self.values = dict(zip(self.members, evaluate_many(self.dataset, encoders, self.metrics_cfg),
-                                       strict=True))
+                self.values = dict(
+                    zip(
+                        self.members,
+                        evaluate_many(self.dataset, encoders, self.metrics_cfg),
+                        strict=True,
+                    )
+                )
             except Exception as error:  # noqa: BLE001 -- every member's job reports it
                 self.values = error
         if isinstance(self.values, Exception):
@@ -230,28 +353,55 @@ class _SharedMetrics:
         return self.values[k]
 
 
-def _write_member(k: int, stacked: ModelStack, model, dataset, step: int, cfg: DictConfig, job_dir: Path,
-                  sweep_name: str | None, results: dict, device: torch.device,
-                  metrics: _SharedMetrics) -> Exception | None:
+def _write_member(
+    k: int,
+    stacked: ModelStack,
+    model,
+    dataset,
+    step: int,
+    cfg: DictConfig,
+    job_dir: Path,
+    sweep_name: str | None,
+    results: dict,
+    device: torch.device,
+    metrics: _SharedMetrics,
+) -> Exception | None:
     """Member k's job directory, as a single run would have written it, but for its final results.json
     (the caller writes every member's once all are written). Returns its failure, or None."""
     logger, failure = None, None
     try:
-        logger = build_logger(cfg, job_dir, sweep_name)  # what a single run would have logged, replayed
+        logger = build_logger(
+            cfg, job_dir, sweep_name
+        )  # what a single run would have logged, replayed
         figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
         for logged_step, values in stacked.history[k]:
             figures.record_kl(logged_step, values)
             if logged_step % cfg.trainer.log_every_n_steps == 0:
-                logger.log_metrics({f"train/{name}": value for name, value in values.items()}, step=logged_step - 1)
+                logger.log_metrics(
+                    {f"train/{name}": value for name, value in values.items()}, step=logged_step - 1
+                )
         if k in stacked.failures:
             logger.save()
             raise FloatingPointError(stacked.failures[k])
         write_bytes_atomic(job_dir / "checkpoints" / "last.ckpt", _member_checkpoint(model, step))
         with quiet_lightning():
-            finish_job(cfg, job_dir, model, dataset, figures, [logger], step, results, device, lambda: metrics.of(k))
+            finish_job(
+                cfg,
+                job_dir,
+                model,
+                dataset,
+                figures,
+                [logger],
+                step,
+                results,
+                device,
+                lambda: metrics.of(k),
+            )
         results["status"] = "running"  # completed once every member is written
     except Exception as error:  # noqa: BLE001 -- this member's job fails; the others are written on
         failure = error
     finally:
-        finish_logger(logger, failure is None)  # each member's W&B run ends before the next member's starts
+        finish_logger(
+            logger, failure is None
+        )  # each member's W&B run ends before the next member's starts
     return failure

@@ -35,8 +35,11 @@ def main() -> None:
         try:
             _main()
         except JobInterrupted as error:
-            print(f"disent-train: {error}; results.json of the job says so. Run the same command again "
-                  f"(with the same hydra.run.dir or hydra.sweep.dir) to continue (resume=auto).", file=sys.stderr)
+            print(
+                f"disent-train: {error}; results.json of the job says so. Run the same command again "
+                f"(with the same hydra.run.dir or hydra.sweep.dir) to continue (resume=auto).",
+                file=sys.stderr,
+            )
             raise SystemExit(error.exit_code) from None
 
 

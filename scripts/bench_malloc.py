@@ -22,8 +22,11 @@ SETTINGS = {"malloc=null (glibc's defaults)": ["malloc=null"], "disent's malloc 
 
 def job_seconds(overrides: list[str], job_dir: Path) -> tuple[float, int]:
     """(the job's wall seconds, its batch size)"""
-    subprocess.run([sys.executable, "-m", "disent.train", f"hydra.run.dir={job_dir}", *overrides], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "disent.train", f"hydra.run.dir={job_dir}", *overrides],
+        check=True,
+        capture_output=True,
+    )
     results = json.loads((job_dir / "results.json").read_text())
     assert results["status"] == "completed", results.get("error")
     return results["wall_time_s"], results["batch_size"]
@@ -33,10 +36,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("overrides", nargs="*", help="more disent-train overrides, e.g. model=factor_vae")
+    parser.add_argument(
+        "overrides", nargs="*", help="more disent-train overrides, e.g. model=factor_vae"
+    )
     args = parser.parse_args()
-    common = [f"trainer.max_steps={args.steps}", "metrics=none", "trainer.enable_progress_bar=false",
-              f"checkpoint.every_n_steps={args.steps}", *args.overrides]
+    common = [
+        f"trainer.max_steps={args.steps}",
+        "metrics=none",
+        "trainer.enable_progress_bar=false",
+        f"checkpoint.every_n_steps={args.steps}",
+        *args.overrides,
+    ]
     seconds: dict[str, list[float]] = {name: [] for name in SETTINGS}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):

@@ -44,20 +44,33 @@ def bench_project(cfg, steps: int, warmup: int) -> tuple[float, float, float]:
     (logging to CSV, no checkpoints)."""
     L.seed_everything(cfg.seed, verbose=False)
     dataset = build_dataset(cfg.dataset)
-    datamodule = GroundTruthDataModule(dataset, batch_size=cfg.loader.batch_size, num_workers=0, seed=cfg.seed)
+    datamodule = GroundTruthDataModule(
+        dataset, batch_size=cfg.loader.batch_size, num_workers=0, seed=cfg.seed
+    )
     model = build_model(cfg, dataset.observation_shape, len(dataset))
     timer = StepTimer(warmup)
     with tempfile.TemporaryDirectory() as tmp:
         from lightning.pytorch.loggers import CSVLogger
 
-        trainer = L.Trainer(max_steps=warmup + steps, accelerator=cfg.trainer.accelerator, devices=1,
-                            logger=CSVLogger(tmp, name="", version=""), callbacks=[timer],
-                            enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, log_every_n_steps=cfg.trainer.log_every_n_steps,
-                            default_root_dir=Path(tmp))
+        trainer = L.Trainer(
+            max_steps=warmup + steps,
+            accelerator=cfg.trainer.accelerator,
+            devices=1,
+            logger=CSVLogger(tmp, name="", version=""),
+            callbacks=[timer],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=cfg.trainer.log_every_n_steps,
+            default_root_dir=Path(tmp),
+        )
         trainer.fit(model, datamodule=datamodule)
     trace = np.array(model.loss_trace)
-    return steps * cfg.loader.batch_size / (timer.end - timer.start), trace[:20].mean(), trace[-20:].mean()
+    return (
+        steps * cfg.loader.batch_size / (timer.end - timer.start),
+        trace[:20].mean(),
+        trace[-20:].mean(),
+    )
 
 
 def bench_bare(cfg, steps: int, warmup: int) -> float:
@@ -65,8 +78,12 @@ def bench_bare(cfg, steps: int, warmup: int) -> float:
     torch.manual_seed(cfg.seed)
     dataset = build_dataset(cfg.dataset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    encoder, decoder = build_encoder_decoder(cfg.model.net, dataset.observation_shape, cfg.model.latent_dim,
-                                             hidden_dim=cfg.model.hidden_dim)
+    encoder, decoder = build_encoder_decoder(
+        cfg.model.net,
+        dataset.observation_shape,
+        cfg.model.latent_dim,
+        hidden_dim=cfg.model.hidden_dim,
+    )
     encoder, decoder = encoder.to(device), decoder.to(device)
     params = [*encoder.parameters(), *decoder.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.model.optimizer.lr)
@@ -88,21 +105,32 @@ def bench_bare(cfg, steps: int, warmup: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=200, help="timed steps per contender")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
-    parser.add_argument("--models", nargs="*", default=["beta_vae"], help="models to time (model=<name>)")
+    parser.add_argument(
+        "--models", nargs="*", default=["beta_vae"], help="models to time (model=<name>)"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for disent-train")
     args = parser.parse_args()
     reference = load_config(["model=beta_vae", *args.overrides])
-    print(f"dataset={reference.dataset.name} batch={reference.loader.batch_size} torch threads="
-          f"{torch.get_num_threads()} device={'cuda' if torch.cuda.is_available() else 'cpu'}")
+    print(
+        f"dataset={reference.dataset.name} batch={reference.loader.batch_size} torch threads="
+        f"{torch.get_num_threads()} device={'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
     bare = bench_bare(reference, args.steps, args.warmup)
     print(f"{'bare PyTorch β-VAE loop':28s} {bare:8.1f} images/s")
     for name in args.models:
-        project, first, last = bench_project(load_config([f"model={name}", *args.overrides]), args.steps, args.warmup)
-        print(f"{'disent ' + name:28s} {project:8.1f} images/s   ratio to the bare β-VAE loop {project / bare:6.3f}"
-              f"   loss {first:10.2f} -> {last:10.2f} (first/last 20 steps)", flush=True)
+        project, first, last = bench_project(
+            load_config([f"model={name}", *args.overrides]), args.steps, args.warmup
+        )
+        print(
+            f"{'disent ' + name:28s} {project:8.1f} images/s   ratio to the bare β-VAE loop {project / bare:6.3f}"
+            f"   loss {first:10.2f} -> {last:10.2f} (first/last 20 steps)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

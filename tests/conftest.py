@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the subprocesses and joblib workers the tests start
+    os.environ["OMP_NUM_THREADS"] = (
+        "1"  # inherited by the subprocesses and joblib workers the tests start
+    )
     import torch
 
     torch.set_num_threads(1)
@@ -31,7 +33,9 @@ def _one_thread_each():
         torch.set_num_threads(1)
 
 
-def run_in_process(module: str, *arguments: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_in_process(
+    module: str, *arguments: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """`python -m <module> <arguments>` run in this worker: the command's own `main()`, with its exit code, stdout
     and stderr, but without a new Python that imports torch and Lightning again (~6 s a command, more than the
     tiny runs cost). For tests of what a command does; a test of the process itself (signals, a kill, a clean
@@ -42,7 +46,10 @@ def run_in_process(module: str, *arguments: str, cwd: Path | None = None) -> sub
     entry = importlib.import_module(module).main
     argv, directory = sys.argv, os.getcwd()
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level  # Hydra configures logging for its run; put it back after
+    handlers, level = (
+        root.handlers[:],
+        root.level,
+    )  # Hydra configures logging for its run; put it back after
     stdout, stderr = io.StringIO(), io.StringIO()
     sys.argv = [module, *arguments]
     GlobalHydra.instance().clear()
@@ -64,4 +71,6 @@ def run_in_process(module: str, *arguments: str, cwd: Path | None = None) -> sub
         GlobalHydra.instance().clear()
         root.handlers[:] = handlers
         root.setLevel(level)
-    return subprocess.CompletedProcess([module, *arguments], code, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess(
+        [module, *arguments], code, stdout.getvalue(), stderr.getvalue()
+    )

@@ -29,8 +29,14 @@ def test_study_trainer_has_the_papers_length():
 
 
 def test_every_yaml_file_of_every_group_composes():
-    not_groups = ("experiment", "study", "lecture")  # files of their own: tests/test_lecture.py, test_study.py
-    for group_dir in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in not_groups):
+    not_groups = (
+        "experiment",
+        "study",
+        "lecture",
+    )  # files of their own: tests/test_lecture.py, test_study.py
+    for group_dir in sorted(
+        p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in not_groups
+    ):
         for option in sorted(group_dir.glob("*.yaml")):
             load_config([f"{group_dir.name}={option.stem}"])
 
@@ -46,10 +52,19 @@ def test_unknown_model_lists_the_valid_options():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("override, expected", [("model.btea=4", "btea"), ("model=foo", "beta_vae")])
+@pytest.mark.parametrize(
+    "override, expected", [("model.btea=4", "btea"), ("model=foo", "beta_vae")]
+)
 def test_command_line_exits_non_zero_naming_the_problem(override, expected, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "disent.train", override], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "disent.train", override],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert expected in done.stderr + done.stdout
-    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("results.json"))
+    assert not (tmp_path / "outputs").exists() or not list(
+        (tmp_path / "outputs").rglob("results.json")
+    )

@@ -67,8 +67,15 @@ def test_dsprites_round_trip_random_indices(dsprites):
     assert dsprites.index_to_factors(np.array([32])).tolist() == [[0, 0, 0, 1, 0]]
 
 
-@pytest.mark.parametrize("row, name", [([0, 0, 40, 0, 0], "orientation"), ([0, -1, 0, 0, 0], "scale"),
-                                       ([3, 0, 0, 0, 0], "shape"), ([0, 0, 0, 0, 32], "posY")])
+@pytest.mark.parametrize(
+    "row, name",
+    [
+        ([0, 0, 40, 0, 0], "orientation"),
+        ([0, -1, 0, 0, 0], "scale"),
+        ([3, 0, 0, 0, 0], "shape"),
+        ([0, 0, 0, 0, 32], "posY"),
+    ],
+)
 def test_out_of_range_factor_is_named(dsprites, row, name):
     with pytest.raises(ValueError, match=name):
         dsprites.factors_to_index(np.array([row]))
@@ -97,8 +104,10 @@ def test_dsprites_contract(dsprites):
     assert x.shape == (64, 1, 64, 64) and x.dtype == np.float32
     assert set(np.unique(x)) <= {0.0, 1.0} and (x.sum(axis=(1, 2, 3)) > 0).all()
     i = 123_457
-    np.testing.assert_array_equal(dsprites[i], dsprites.sample_observations_from_factors(
-        dsprites.index_to_factors(np.array([i])))[0])
+    np.testing.assert_array_equal(
+        dsprites[i],
+        dsprites.sample_observations_from_factors(dsprites.index_to_factors(np.array([i])))[0],
+    )
 
 
 @pytest.mark.parametrize("shape", [0, 1, 2])
@@ -114,7 +123,9 @@ def test_position_moves_the_centroid(dsprites, shape):
 @pytest.mark.parametrize("shape", [0, 1, 2])
 def test_scale_grows_the_area(dsprites, shape):
     for orientation in (0, 13):
-        areas = render(dsprites, *[[shape, s, orientation, 16, 16] for s in range(6)]).sum(axis=(1, 2))
+        areas = render(dsprites, *[[shape, s, orientation, 16, 16] for s in range(6)]).sum(
+            axis=(1, 2)
+        )
         assert np.all(np.diff(areas) > 0), areas
 
 
@@ -135,7 +146,12 @@ def test_sprites_stay_inside_the_frame_and_match_the_originals_ink(dsprites):
     grid = np.stack(np.meshgrid(range(3), range(6), range(40), indexing="ij"), -1).reshape(-1, 3)
     for corner in ((0, 0), (31, 31), (0, 31)):
         images = render(dsprites, *[[*row, *corner] for row in grid])
-        border = images[:, 0].sum() + images[:, -1].sum() + images[:, :, 0].sum() + images[:, :, -1].sum()
+        border = (
+            images[:, 0].sum()
+            + images[:, -1].sum()
+            + images[:, :, 0].sum()
+            + images[:, :, -1].sum()
+        )
         assert border == 0
     # position never changes the area, so this is the mean over the whole grid; original: 0.04249
     assert abs(images.mean() - 0.0425) < 0.002
@@ -152,8 +168,10 @@ def test_sampling_is_seeded_and_uniform(dsprites):
     np.testing.assert_array_equal(dsprites.sample_factors(50, 7), same_seed)
     assert not np.array_equal(dsprites.sample_factors(50, 7), dsprites.sample_factors(50, 8))
     f = f[:32]
-    np.testing.assert_array_equal(dsprites.sample_observations_from_factors(f, 0),
-                                  dsprites.sample_observations_from_factors(f, 1))
+    np.testing.assert_array_equal(
+        dsprites.sample_observations_from_factors(f, 0),
+        dsprites.sample_observations_from_factors(f, 1),
+    )
     factors, x = dsprites.sample(16, 3)
     np.testing.assert_array_equal(x, dsprites.sample_observations_from_factors(factors))
     np.testing.assert_array_equal(x, dsprites.sample_observations(16, 3))
@@ -187,7 +205,9 @@ def test_loader_returns_the_stored_images(tmp_path):
     assert x.shape == (20, 1, 64, 64) and x.dtype == np.float32
     np.testing.assert_array_equal(x[:, 0], imgs[data.factors_to_index(factors)])
     np.testing.assert_array_equal(data[5][0], imgs[5])
-    np.testing.assert_array_equal(data.sample_observations_from_factors([[2, 1, 0, 1, 1]])[0, 0], imgs[43])
+    np.testing.assert_array_equal(
+        data.sample_observations_from_factors([[2, 1, 0, 1, 1]])[0, 0], imgs[43]
+    )
 
 
 def test_loader_errors(tmp_path):
@@ -292,8 +312,15 @@ class Recorder(L.LightningModule):
 
 def fit(datamodule, max_steps, tmp_path, ckpt_path=None) -> tuple[Recorder, L.Trainer]:
     model = Recorder()
-    trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -22,7 +22,12 @@ DSPRITES_SIZES = (3, 6, 40, 32, 32)
 
 @pytest.fixture(scope="module")
 def datasets() -> dict[str, GroundTruthData]:
-    return {"color": ColorDSprites(), "noisy": NoisyDSprites(), "scream": ScreamDSprites(), "digits": Digits()}
+    return {
+        "color": ColorDSprites(),
+        "noisy": NoisyDSprites(),
+        "scream": ScreamDSprites(),
+        "digits": Digits(),
+    }
 
 
 def sprites_and_images(data, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,10 +40,15 @@ def sprites_and_images(data, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]
 # --- common to all four ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, sizes, shape", [("color", DSPRITES_SIZES, (3, 64, 64)),
-                                                ("noisy", DSPRITES_SIZES, (3, 64, 64)),
-                                                ("scream", DSPRITES_SIZES, (3, 64, 64)),
-                                                ("digits", (10,), (1, 32, 32))])
+@pytest.mark.parametrize(
+    "name, sizes, shape",
+    [
+        ("color", DSPRITES_SIZES, (3, 64, 64)),
+        ("noisy", DSPRITES_SIZES, (3, 64, 64)),
+        ("scream", DSPRITES_SIZES, (3, 64, 64)),
+        ("digits", (10,), (1, 32, 32)),
+    ],
+)
 def test_grid_shapes_and_range(datasets, name, sizes, shape):
     data = datasets[name]
     assert data.factor_sizes == sizes and len(data.factor_names) == len(sizes)
@@ -56,7 +66,9 @@ def test_grid_shapes_and_range(datasets, name, sizes, shape):
 def test_randomness_comes_from_rng_only(datasets, name):
     data = datasets[name]
     factors = data.sample_factors(8, 0)
-    same = [data.sample_observations_from_factors(factors, np.random.default_rng(3)) for _ in range(2)]
+    same = [
+        data.sample_observations_from_factors(factors, np.random.default_rng(3)) for _ in range(2)
+    ]
     np.testing.assert_array_equal(*same)
     other = data.sample_observations_from_factors(factors, np.random.default_rng(4))
     assert not np.array_equal(same[0], other)
@@ -64,8 +76,15 @@ def test_randomness_comes_from_rng_only(datasets, name):
         data.sample_observations_from_factors(factors)
 
 
-@pytest.mark.parametrize("cls, file", [(ColorDSprites, "color_dsprites"), (NoisyDSprites, "noisy_dsprites"),
-                                       (ScreamDSprites, "scream_dsprites"), (Digits, "digits")])
+@pytest.mark.parametrize(
+    "cls, file",
+    [
+        (ColorDSprites, "color_dsprites"),
+        (NoisyDSprites, "noisy_dsprites"),
+        (ScreamDSprites, "scream_dsprites"),
+        (Digits, "digits"),
+    ],
+)
 def test_config_keys_are_the_constructor_arguments(cls, file):
     with open(os.path.join(CONF, f"{file}.yaml")) as f:
         cfg = yaml.safe_load(f)
@@ -128,8 +147,12 @@ def test_scream_inverts_the_background_under_the_sprite(gradient_png):
     b = np.where(mask, 1 - x, x)  # the background before inversion, if sprite pixels are 1 - b
     # b = (crop + offset) / 2: red grows by 1/510 per row, green per column, blue is constant
     i, j = np.mgrid[0:64, 0:64] / 510
-    np.testing.assert_allclose(b[:, 0] - b[:, 0, :1, :1], np.broadcast_to(i, (300, 64, 64)), atol=1e-5)
-    np.testing.assert_allclose(b[:, 1] - b[:, 1, :1, :1], np.broadcast_to(j, (300, 64, 64)), atol=1e-5)
+    np.testing.assert_allclose(
+        b[:, 0] - b[:, 0, :1, :1], np.broadcast_to(i, (300, 64, 64)), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        b[:, 1] - b[:, 1, :1, :1], np.broadcast_to(j, (300, 64, 64)), atol=1e-5
+    )
     np.testing.assert_allclose(b[:, 2], np.broadcast_to(b[:, 2, :1, :1], (300, 64, 64)), atol=1e-6)
     # blue: b = (0.2 + o) / 2 with o ~ Uniform[0, 1), one offset per image and channel
     offset = 2 * b[:, 2, 0, 0] - 51 / 255
@@ -161,8 +184,12 @@ def test_scream_default_picture_and_bad_paths(datasets, tmp_path):
 
 def pil_resize(images: np.ndarray, size: int) -> np.ndarray:
     """(N, h, w) float32 -> (N, size, size): PIL's bilinear resize, one image at a time (the reference)."""
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR))
-                     for im in images]).clip(0, 1)
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR))
+            for im in images
+        ]
+    ).clip(0, 1)
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -185,9 +212,13 @@ def test_the_affine_map_turns_stretches_and_moves_as_documented():
     images = np.random.default_rng(0).random((3, 9, 9)).astype(np.float32)
     ones, zeros = np.ones(3), np.zeros(3)
     assert np.allclose(affine(images, zeros, ones, zeros, zeros), images, atol=1e-6)
-    turned = affine(images, np.full(3, np.pi / 2), ones, zeros, zeros)  # a quarter turn counter-clockwise
+    turned = affine(
+        images, np.full(3, np.pi / 2), ones, zeros, zeros
+    )  # a quarter turn counter-clockwise
     assert np.allclose(turned, np.rot90(images, k=1, axes=(1, 2)), atol=1e-5)
-    moved = affine(images, zeros, ones, np.full(3, 2.0), np.full(3, -1.0))  # 2 right, 1 up, zeros come in
+    moved = affine(
+        images, zeros, ones, np.full(3, 2.0), np.full(3, -1.0)
+    )  # 2 right, 1 up, zeros come in
     expected = np.zeros_like(images)
     expected[:, :-1, 2:] = images[:, 1:, :-2]
     assert np.allclose(moved, expected, atol=1e-6)
@@ -206,11 +237,15 @@ def test_the_digits_style_jitter_keeps_the_digit_and_is_reproducible():
     assert x.shape == same_picks.shape and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert np.array_equal(x, again) and not np.allclose(x, same_picks)
     # each jittered image is still nearest (by correlation) to an unjittered image of its own digit, mostly
-    templates = np.stack([plain.render(np.flatnonzero(plain.labels == d)).mean(axis=0)[0] for d in range(10)])
+    templates = np.stack(
+        [plain.render(np.flatnonzero(plain.labels == d)).mean(axis=0)[0] for d in range(10)]
+    )
     flat = lambda a: (a - a.mean(axis=(-2, -1), keepdims=True)).reshape(len(a), -1)  # noqa: E731
     nearest = (flat(x[:, 0]) @ flat(templates).T).argmax(axis=1)
     assert (nearest == digits[:, 0]).mean() > 0.6
-    assert np.array_equal(plain.render(np.arange(5)), jittered.render(np.arange(5)))  # render never jitters
+    assert np.array_equal(
+        plain.render(np.arange(5)), jittered.render(np.arange(5))
+    )  # render never jitters
     with pytest.raises(ValueError, match="style jitter"):
         Digits(width=1.0)
 
@@ -218,7 +253,11 @@ def test_the_digits_style_jitter_keeps_the_digit_and_is_reproducible():
 def write_idx(path: str, array: np.ndarray, magic: int | None = None) -> None:
     """An IDX file of a uint8 array (gzipped when the name ends in .gz); `magic` overrides the header's."""
     magic = 0x0800 + array.ndim if magic is None else magic
-    data = struct.pack(">i", magic) + struct.pack(f">{array.ndim}i", *array.shape) + array.astype(np.uint8).tobytes()
+    data = (
+        struct.pack(">i", magic)
+        + struct.pack(f">{array.ndim}i", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
     with (gzip.open if path.endswith(".gz") else open)(path, "wb") as f:
         f.write(data)
 
@@ -226,7 +265,9 @@ def write_idx(path: str, array: np.ndarray, magic: int | None = None) -> None:
 @pytest.fixture(scope="module")
 def mnist() -> tuple[np.ndarray, np.ndarray]:
     """20 random 28x28 'MNIST' images and their labels (every digit twice)."""
-    return np.random.default_rng(0).integers(0, 256, (20, 28, 28)).astype(np.uint8), np.arange(20) % 10
+    return np.random.default_rng(0).integers(0, 256, (20, 28, 28)).astype(np.uint8), np.arange(
+        20
+    ) % 10
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
@@ -234,8 +275,13 @@ def test_idx_loader_reads_mnist_files(tmp_path, mnist, suffix):
     images, labels = mnist
     write_idx(str(tmp_path / f"train-images-idx3-ubyte{suffix}"), images)
     write_idx(str(tmp_path / f"train-labels-idx1-ubyte{suffix}"), labels)
-    np.testing.assert_array_equal(read_idx(str(tmp_path / f"train-images-idx3-ubyte{suffix}"), 2051), images)
-    for path in (tmp_path, tmp_path / f"train-images-idx3-ubyte{suffix}"):  # the folder or the images file
+    np.testing.assert_array_equal(
+        read_idx(str(tmp_path / f"train-images-idx3-ubyte{suffix}"), 2051), images
+    )
+    for path in (
+        tmp_path,
+        tmp_path / f"train-images-idx3-ubyte{suffix}",
+    ):  # the folder or the images file
         data = Digits(path=path)
         np.testing.assert_array_equal(data.images, images / np.float32(255))
         np.testing.assert_array_equal(data.labels, labels)
@@ -247,7 +293,10 @@ def test_idx_loader_reads_mnist_files(tmp_path, mnist, suffix):
 
 def test_idx_loader_rejects_bad_files(tmp_path, mnist):
     images, labels = mnist
-    images_path, labels_path = str(tmp_path / "train-images-idx3-ubyte"), str(tmp_path / "train-labels-idx1-ubyte")
+    images_path, labels_path = (
+        str(tmp_path / "train-images-idx3-ubyte"),
+        str(tmp_path / "train-labels-idx1-ubyte"),
+    )
     write_idx(labels_path, labels)
 
     write_idx(images_path, images, magic=2049)  # a labels magic on an images file

@@ -10,13 +10,23 @@ from conftest import run_in_process
 
 from disent.config import load_config
 from disent.data import GroundTruthData
-from disent.metrics.suite import check_metrics_config, evaluate, evaluate_many, images_encoded_per_batch
+from disent.metrics.suite import (
+    check_metrics_config,
+    evaluate,
+    evaluate_many,
+    images_encoded_per_batch,
+)
 from disent.run import train
 
 TINY_SUITE = {
     "beta_vae": {"batch_size": 16, "num_train": 60, "num_eval": 30},
-    "factor_vae": {"batch_size": 16, "num_train": 60, "num_eval": 30, "num_variance_estimate": 300,
-                   "prune_threshold": 0.05},
+    "factor_vae": {
+        "batch_size": 16,
+        "num_train": 60,
+        "num_eval": 30,
+        "num_variance_estimate": 300,
+        "prune_threshold": 0.05,
+    },
     "mig": {"num_train": 300, "num_bins": 20},
     "dci": {"num_train": 150, "num_test": 60, "n_estimators": 10},
     "sap": {"num_train": 300, "num_test": 100, "continuous_factors": False},
@@ -28,7 +38,11 @@ TINY_SUITE = {
 class Bars(GroundTruthData):
     """A small deterministic data set: a 6x6 image with a bar at row `y`, of length `length`, brightness `b`."""
 
-    factor_names, factor_sizes, observation_shape = ("y", "length", "brightness"), (6, 5, 4), (1, 6, 6)
+    factor_names, factor_sizes, observation_shape = (
+        ("y", "length", "brightness"),
+        (6, 5, 4),
+        (1, 6, 6),
+    )
 
     def sample_observations_from_factors(self, factors, rng=None):
         factors = self.check_factors(factors)
@@ -49,8 +63,14 @@ def linear_encoder(seed: int = 0):
 
 
 def metrics_cfg(cache_grid_max_size: int, representations=("mean",)) -> dict:
-    return {"seed": 3, "representations": list(representations), "cache_grid_max_size": cache_grid_max_size,
-            "encode_batch_size": 64, "dci_n_jobs": None, "suite": TINY_SUITE}
+    return {
+        "seed": 3,
+        "representations": list(representations),
+        "cache_grid_max_size": cache_grid_max_size,
+        "encode_batch_size": 64,
+        "dci_n_jobs": None,
+        "suite": TINY_SUITE,
+    }
 
 
 def test_grid_cache_gives_the_values_of_per_batch_encoding():
@@ -63,16 +83,26 @@ def test_grid_cache_gives_the_values_of_per_batch_encoding():
     for name, value in per_batch["mean"].items():
         assert cached["mean"][name] == pytest.approx(value, abs=1e-9), name
     names = cached["mean"]
-    assert {"beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig", "dci.disentanglement", "sap",
-            "modularity"} <= set(names)
+    assert {
+        "beta_vae.eval_accuracy",
+        "factor_vae.eval_accuracy",
+        "mig",
+        "dci.disentanglement",
+        "sap",
+        "modularity",
+    } <= set(names)
 
 
 def test_sampled_representation_is_scored_too_and_noisier():
     data = Bars()
-    results = evaluate(data, linear_encoder(), metrics_cfg(10_000, representations=("mean", "sampled")))
+    results = evaluate(
+        data, linear_encoder(), metrics_cfg(10_000, representations=("mean", "sampled"))
+    )
     assert set(results) == {"mean", "sampled"}
     assert results["sampled"]["mig"] != results["mean"]["mig"]
-    again = evaluate(data, linear_encoder(), metrics_cfg(10_000, representations=("mean", "sampled")))
+    again = evaluate(
+        data, linear_encoder(), metrics_cfg(10_000, representations=("mean", "sampled"))
+    )
     assert again == results  # same seed, same values
 
 
@@ -89,10 +119,15 @@ class ShiftedBars(Bars):
     def sample_observations_from_factors(self, factors, rng=None):
         factors = self.check_factors(factors)
         self.rendered += len(factors)
-        return Bars().sample_observations_from_factors(factors[:, :3]) + factors[:, 3, None, None, None] / 600
+        return (
+            Bars().sample_observations_from_factors(factors[:, :3])
+            + factors[:, 3, None, None, None] / 600
+        )
 
 
-@pytest.mark.parametrize("data, shared_path", [(Bars(), "factor grid"), (ShiftedBars(), "tables of drawn codes")])
+@pytest.mark.parametrize(
+    "data, shared_path", [(Bars(), "factor grid"), (ShiftedBars(), "tables of drawn codes")]
+)
 def test_several_models_scored_together_get_the_values_of_one_evaluation_each(data, shared_path):
     # without DCI (its classifiers take most of the time), every way of drawing is still there
     suite = {name: settings for name, settings in TINY_SUITE.items() if name != "dci"}
@@ -105,7 +140,9 @@ def test_several_models_scored_together_get_the_values_of_one_evaluation_each(da
     alone = [evaluate(data, encode, config | {"cache_grid_max_size": 0}) for encode in encoders]
     assert together == alone  # exactly: the same draws, codes and noise
     assert together[0] != together[1]
-    if shared_path == "tables of drawn codes":  # each drawn image was rendered once, for all three models
+    if (
+        shared_path == "tables of drawn codes"
+    ):  # each drawn image was rendered once, for all three models
         assert 0 < rendered_together <= data.rendered / 6  # alone: 3 models x 2 representations
 
 
@@ -118,18 +155,33 @@ def test_unknown_metric_or_representation_is_refused_with_the_choices():
 
 @pytest.mark.slow
 def test_training_writes_all_six_metrics_and_disent_eval_rescores_the_checkpoint(tmp_path):
-    cfg = load_config(["model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=3",
-                       "trainer.enable_progress_bar=false", "metrics=tiny_all"])
+    cfg = load_config(
+        [
+            "model.net=mlp",
+            "model.hidden_dim=32",
+            "trainer.max_steps=3",
+            "trainer.enable_progress_bar=false",
+            "metrics=tiny_all",
+        ]
+    )
     results = train(cfg, tmp_path / "job")
     on_disk = json.loads((tmp_path / "job" / "results.json").read_text())
     metrics = on_disk["metrics"]["mean"]
-    for name in ["beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig", "dci.disentanglement", "modularity",
-                 "sap"]:
+    for name in [
+        "beta_vae.eval_accuracy",
+        "factor_vae.eval_accuracy",
+        "mig",
+        "dci.disentanglement",
+        "modularity",
+        "sap",
+    ]:
         assert np.isfinite(metrics[name]), name
     assert metrics == results["metrics"]["mean"]
 
     checkpoint = tmp_path / "job" / "checkpoints" / "last.ckpt"
-    done = run_in_process("disent.evaluate", f"checkpoint={checkpoint}", "metrics=tiny_all", cwd=tmp_path)
+    done = run_in_process(
+        "disent.evaluate", f"checkpoint={checkpoint}", "metrics=tiny_all", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "job" / "metrics.json").read_text())
     assert report["model"] == "beta_vae" and report["dataset"]["name"] == "dsprites"
@@ -140,22 +192,38 @@ def test_training_writes_all_six_metrics_and_disent_eval_rescores_the_checkpoint
 
 @pytest.mark.slow
 def test_disent_eval_on_a_missing_checkpoint_says_which_path(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "disent.evaluate", f"checkpoint={tmp_path}/nope.ckpt"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "disent.evaluate", f"checkpoint={tmp_path}/nope.ckpt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0 and "nope.ckpt" in done.stderr
 
 
 def test_periodic_metrics_are_logged_every_n_steps(tmp_path):
-    cfg = load_config(["model.net=mlp", "model.hidden_dim=32", "trainer.max_steps=5", "trainer.log_every_n_steps=1",
-                       "trainer.enable_progress_bar=false", "metrics=none", "periodic_metrics=tiny_all",
-                       "periodic_metrics.every_n_steps=2"])
+    cfg = load_config(
+        [
+            "model.net=mlp",
+            "model.hidden_dim=32",
+            "trainer.max_steps=5",
+            "trainer.log_every_n_steps=1",
+            "trainer.enable_progress_bar=false",
+            "metrics=none",
+            "periodic_metrics=tiny_all",
+            "periodic_metrics.every_n_steps=2",
+        ]
+    )
     train(cfg, tmp_path / "job")
     import pandas as pd
 
     log = pd.read_csv(tmp_path / "job" / "metrics.csv")
     scored = log.dropna(subset=["metrics/mean/mig"])
     assert sorted(scored["step"].tolist()) == [2, 4]
-    assert {"metrics/mean/dci.disentanglement", "metrics/mean/beta_vae.eval_accuracy"} <= set(log.columns)
+    assert {"metrics/mean/dci.disentanglement", "metrics/mean/beta_vae.eval_accuracy"} <= set(
+        log.columns
+    )
 
 
 NO_TORCH = """
@@ -183,12 +251,19 @@ print(json.dumps({"values": values["mean"], "torch": "torch" in sys.modules}))
 
 
 def test_the_metric_suite_runs_without_torch_lightning_hydra_or_omegaconf():
-    suite = {"mig": {"num_train": 500, "num_bins": 20}, "sap": {"num_train": 200, "num_test": 100,
-                                                                 "continuous_factors": False}}
-    done = subprocess.run([sys.executable, "-c", NO_TORCH, json.dumps(suite)], capture_output=True, text=True,
-                          timeout=120)
+    suite = {
+        "mig": {"num_train": 500, "num_bins": 20},
+        "sap": {"num_train": 200, "num_test": 100, "continuous_factors": False},
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, json.dumps(suite)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert not out["torch"] and set(out["values"]) == {"mig", "sap"}
-    assert out["values"]["mig"] > 0.5  # the ground-truth factors as codes: each factor in its own dimension
-
+    assert (
+        out["values"]["mig"] > 0.5
+    )  # the ground-truth factors as codes: each factor in its own dimension

@@ -17,7 +17,12 @@ from disent.lecture.cli import Plan, index_table, main, plan, sweep_commands
 from disent.lecture.infogan_digits import matched_accuracy
 from disent.lecture.page import replace_marked, update_section
 from disent.lecture.study_findings import PAPER, pairs
-from disent.lecture.theorem import empirical_marginals, entangling_bijection, random_orthogonal, uniform_marginals
+from disent.lecture.theorem import (
+    empirical_marginals,
+    entangling_bijection,
+    random_orthogonal,
+    uniform_marginals,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,9 @@ def lecture(tmp_path_factory) -> Path:
     once for the session: the pytest-xdist workers share it (the first to ask builds it, under a lock). Tests
     only read it; one that writes works on its own copy."""
     base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the workers' common directory
+    shared = (
+        base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    )  # the workers' common directory
     root = shared / "lecture"
     with open(shared / "lecture.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here until the items are done
@@ -35,14 +42,28 @@ def lecture(tmp_path_factory) -> Path:
             root.mkdir()
             markers = "<!-- lecture:index:begin -->\nold\n<!-- lecture:index:end -->"
             (root / "README.md").write_text(f"# a project\n\n{markers}\nrest\n")
-            main(["run", "all", "--preset", "tiny", "--out", str(root / "out"), "--docs", str(root / "docs"),
-                  "--readme", str(root / "README.md")])
+            main(
+                [
+                    "run",
+                    "all",
+                    "--preset",
+                    "tiny",
+                    "--out",
+                    str(root / "out"),
+                    "--docs",
+                    str(root / "docs"),
+                    "--readme",
+                    str(root / "README.md"),
+                ]
+            )
             (root / "done").touch()
     return root
 
 
 def _section(page: str, name: str) -> str:
-    found = re.search(f"<!-- lecture:{name}:begin -->\n(.*?)\n<!-- lecture:{name}:end -->", page, flags=re.S)
+    found = re.search(
+        f"<!-- lecture:{name}:begin -->\n(.*?)\n<!-- lecture:{name}:end -->", page, flags=re.S
+    )
     assert found, f"no section for {name}"
     return found.group(1)
 
@@ -55,7 +76,9 @@ def test_every_item_runs_at_the_tiny_preset_and_writes_its_section_with_its_figu
         section = _section(page, name)
         spec = item_spec(name)
         assert section.startswith(f'<a id="{name}"></a>\n\n## {spec["number"]}. {spec["title"]}')
-        assert "Not enough completed jobs" not in section and "No completed" not in section, section[-600:]
+        assert "Not enough completed jobs" not in section and "No completed" not in section, (
+            section[-600:]
+        )
         assert f"disent-lecture run {name} --preset tiny" in section and "| 0 / " not in section
         figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", section)
         for figure in figures:
@@ -71,20 +94,36 @@ def test_a_report_rewrites_its_own_section_only(lecture, tmp_path):
         shutil.copytree(lecture / part, tmp_path / part)
     page = tmp_path / "docs" / "README.md"
     before = page.read_text()
-    main(["report", "factor_vs_beta", "--preset", "tiny", "--out", str(tmp_path / "out"),
-          "--docs", str(tmp_path / "docs")])
+    main(
+        [
+            "report",
+            "factor_vs_beta",
+            "--preset",
+            "tiny",
+            "--out",
+            str(tmp_path / "out"),
+            "--docs",
+            str(tmp_path / "docs"),
+        ]
+    )
     after = page.read_text()
     for name in item_names():
         if name != "factor_vs_beta":
             assert _section(before, name) == _section(after, name)
-    assert [m for m in re.findall(r"lecture:(\w+):begin", after)] == ["index", *item_names()]  # the lecture's order
+    assert [m for m in re.findall(r"lecture:(\w+):begin", after)] == [
+        "index",
+        *item_names(),
+    ]  # the lecture's order
 
 
 def _without_provenance_notes(section: str) -> str:
     """A section less the lines that say where its jobs were read from and at which commit it was made."""
     notes = ("Reproduce:", "Report made at commit")
-    return "\n".join(line for line in section.splitlines()
-                     if line.strip() and "read from their records" not in line and not line.startswith(notes))
+    return "\n".join(
+        line
+        for line in section.splitlines()
+        if line.strip() and "read from their records" not in line and not line.startswith(notes)
+    )
 
 
 @pytest.mark.slow
@@ -92,25 +131,48 @@ def test_a_fresh_clone_rewrites_every_section_from_the_records_alone(lecture, tm
     docs = tmp_path / "docs"
     shutil.copytree(lecture / "docs", docs)
     records = sorted(p.relative_to(docs) for p in (docs / "jobs").rglob("results.json"))
-    assert len(records) >= 20 and all(p.parts[2] == "tiny" for p in records)  # jobs/<experiment>/<preset>/<job>
+    assert len(records) >= 20 and all(
+        p.parts[2] == "tiny" for p in records
+    )  # jobs/<experiment>/<preset>/<job>
     assert sum(p.stat().st_size for p in (docs / "jobs").rglob("*")) < 1_000_000  # a few kB a job
     assert list((docs / "jobs" / "beta_traversals" / "tiny").glob("*/measures.json"))
-    main(["report", "all", "--preset", "tiny", "--out", str(tmp_path / "no_jobs_here"), "--docs", str(docs),
-          "--readme", str(tmp_path / "README.md")])
+    main(
+        [
+            "report",
+            "all",
+            "--preset",
+            "tiny",
+            "--out",
+            str(tmp_path / "no_jobs_here"),
+            "--docs",
+            str(docs),
+            "--readme",
+            str(tmp_path / "README.md"),
+        ]
+    )
     before, after = (lecture / "docs" / "README.md").read_text(), (docs / "README.md").read_text()
     for name in item_names():
-        assert _without_provenance_notes(_section(after, name)) == _without_provenance_notes(_section(before, name))
+        assert _without_provenance_notes(_section(after, name)) == _without_provenance_notes(
+            _section(before, name)
+        )
         assert "read from their records" in _section(after, name), name
 
 
-def test_records_of_another_length_are_ignored_a_job_here_shadows_its_record_and_measures_are_kept(tmp_path):
+def test_records_of_another_length_are_ignored_a_job_here_shadows_its_record_and_measures_are_kept(
+    tmp_path,
+):
     import json
 
     from disent.lecture.runs import JobGone, Runs
 
     def write_job(root: Path, name: str, steps: int) -> Path:
         (root / "e" / "cpu" / name).mkdir(parents=True)
-        results = {"status": "completed", "seed": 0, "max_steps": steps, "hyperparameter": {"value": 1}}
+        results = {
+            "status": "completed",
+            "seed": 0,
+            "max_steps": steps,
+            "hyperparameter": {"value": 1},
+        }
         (root / "e" / "cpu" / name / "results.json").write_text(json.dumps(results))
         return root / "e" / "cpu" / name
 
@@ -125,24 +187,36 @@ def test_records_of_another_length_are_ignored_a_job_here_shadows_its_record_and
         jobs[0].measure("x", lambda: 1)
     calls = []
     assert jobs[1].measure("x", lambda: calls.append(1) or [1.5]) == [1.5]
-    assert jobs[1].measure("x", lambda: calls.append(1) or [2.5]) == [1.5] and len(calls) == 1  # kept
-    (here / "results.json").write_text(json.dumps({"status": "completed", "seed": 0, "max_steps": 10, "x": 1}))
+    assert (
+        jobs[1].measure("x", lambda: calls.append(1) or [2.5]) == [1.5] and len(calls) == 1
+    )  # kept
+    (here / "results.json").write_text(
+        json.dumps({"status": "completed", "seed": 0, "max_steps": 10, "x": 1})
+    )
     assert runs.jobs("e")[1].measure("x", lambda: [2.5]) == [2.5]  # new results: measured again
     assert runs.keep_records() == [tmp_path / "records" / "e" / "cpu" / "b"]
-    assert json.loads((tmp_path / "records/e/cpu/b/measures.json").read_text())["values"] == {"x": [2.5]}
+    assert json.loads((tmp_path / "records/e/cpu/b/measures.json").read_text())["values"] == {
+        "x": [2.5]
+    }
 
 
 @pytest.mark.slow
 def test_the_index_lists_every_item_with_its_headline_in_the_page_and_the_readme(lecture):
     readme = (lecture / "README.md").read_text()
-    assert readme.startswith("# a project\n\n<!-- lecture:index:begin -->\n| # | item |") and readme.endswith("rest\n")
+    assert readme.startswith(
+        "# a project\n\n<!-- lecture:index:begin -->\n| # | item |"
+    ) and readme.endswith("rest\n")
     index = _section(readme, "index")
     rows = [line for line in index.splitlines()[2:] if line.startswith("| ")]
     assert len(rows) == len(item_names()) and "\nold\n" not in readme
     for row, name in zip(rows, item_names(), strict=True):
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[1] == f"[`{name}`](docs/lecture/README.md#{name})"
-        assert cells[2] == f"`disent-lecture run {name} --preset tiny`" and cells[3] == "10" and cells[4] == "0"
+        assert (
+            cells[2] == f"`disent-lecture run {name} --preset tiny`"
+            and cells[3] == "10"
+            and cells[4] == "0"
+        )
         assert cells[7] != "not run yet" and cells[9] in ("holds", "partly", "fails", "—"), row
     page_index = _section((lecture / "docs" / "README.md").read_text(), "index")
     assert "](#beta_traversals)" in page_index and "](docs/" not in page_index
@@ -161,8 +235,12 @@ def test_a_report_into_other_docs_leaves_the_projects_readme_alone(tmp_path, mon
     (tmp_path / "README.md").write_text(markers)
     monkeypatch.chdir(tmp_path)
     main(["report", "capacity", "--preset", "tiny", "--out", "out", "--docs", "elsewhere"])
-    assert (tmp_path / "README.md").read_text() == markers and (tmp_path / "elsewhere" / "README.md").is_file()
-    main(["report", "capacity", "--preset", "tiny", "--out", "out"])  # the default docs: the README follows them
+    assert (tmp_path / "README.md").read_text() == markers and (
+        tmp_path / "elsewhere" / "README.md"
+    ).is_file()
+    main(
+        ["report", "capacity", "--preset", "tiny", "--out", "out"]
+    )  # the default docs: the README follows them
     assert "the project's table" not in (tmp_path / "README.md").read_text()
 
 
@@ -170,7 +248,10 @@ def test_replace_marked_leaves_a_file_without_markers_alone(tmp_path):
     plain = tmp_path / "README.md"
     plain.write_text("no markers\n")
     assert not replace_marked(plain, "index", "table") and plain.read_text() == "no markers\n"
-    assert not replace_marked(tmp_path / "missing.md", "index", "table") and not (tmp_path / "missing.md").exists()
+    assert (
+        not replace_marked(tmp_path / "missing.md", "index", "table")
+        and not (tmp_path / "missing.md").exists()
+    )
 
 
 @pytest.mark.slow
@@ -185,7 +266,9 @@ def test_items_share_the_jobs_of_an_experiment_and_unknown_items_are_refused(tmp
 
 def test_the_plan_counts_the_grid_with_the_command_lines_values_in_place():
     assert plan("beta_traversals", []) == Plan(6, 30000, [0, 1, 2])  # β = 1, 16 × seeds 0-2
-    assert plan("beta_traversals", ["seed=0", "threads=1", "trainer.max_steps=10"]) == Plan(2, 10, [0])
+    assert plan("beta_traversals", ["seed=0", "threads=1", "trainer.max_steps=10"]) == Plan(
+        2, 10, [0]
+    )
     assert plan("noisy_beta_vae", ["seed=range(0,50)", "model.beta=1,2,4,6,8,16"]).jobs == 300
 
 
@@ -218,7 +301,9 @@ def test_the_entangling_bijection_keeps_the_marginals_and_mixes_every_dimension(
     a = random_orthogonal(3, rng)
     assert np.allclose(a @ a.T, np.eye(3)) and np.abs(a).min() > 0
     fz = entangling_bijection(*uniform_marginals(sizes), a)(z)
-    for i in range(3):  # the same marginal: the KS distance to U[0, size) within its 99.9% bound (1.95 / sqrt(n))
+    for i in range(
+        3
+    ):  # the same marginal: the KS distance to U[0, size) within its 99.9% bound (1.95 / sqrt(n))
         assert kstest(fz[:, i] / sizes[i], "uniform").statistic < 1.95 / np.sqrt(len(z))
         for j in range(3):  # ... yet every output moves with every input
             assert abs(np.corrcoef(fz[:, i], z[:, j])[0, 1]) > 0.01
@@ -230,12 +315,19 @@ def test_matched_accuracy_finds_the_best_one_to_one_matching():
     labels = np.repeat(np.arange(10), 5)
     permuted = (labels * 3 + 1) % 10  # a perfect code under another numbering
     assert matched_accuracy(permuted, labels, 10, 10) == 1.0
-    assert matched_accuracy(np.zeros(50, dtype=int), labels, 10, 10) == pytest.approx(0.1)  # one value: one digit
+    assert matched_accuracy(np.zeros(50, dtype=int), labels, 10, 10) == pytest.approx(
+        0.1
+    )  # one value: one digit
 
 
 def test_the_capacity_order_claim():
-    rows = [("posX", 1, 3.0, 100), ("posY", 2, 3.0, 150), ("scale", 3, 2.0, 400), ("shape", 4, 1.0, 900),
-            ("orientation", 5, 1.0, None)]  # orientation never reached the threshold: last
+    rows = [
+        ("posX", 1, 3.0, 100),
+        ("posY", 2, 3.0, 150),
+        ("scale", 3, 2.0, 400),
+        ("shape", 4, 1.0, 900),
+        ("orientation", 5, 1.0, None),
+    ]  # orientation never reached the threshold: last
     assert order_holds(rows)
     assert not order_holds([("posX", 1, 3.0, 500), *rows[1:]])  # a position after scale
 

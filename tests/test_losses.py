@@ -37,14 +37,18 @@ def test_unknown_reconstruction_names_the_choices():
 def test_gaussian_kl_matches_closed_form():
     var = np.exp(LOGVAR)
     expected = 0.5 * (MU**2 + var - np.log(var) - 1)
-    np.testing.assert_allclose(gaussian_kl(torch.tensor(MU), torch.tensor(LOGVAR)).numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        gaussian_kl(torch.tensor(MU), torch.tensor(LOGVAR)).numpy(), expected, rtol=1e-12
+    )
     assert gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3)).abs().max().item() == 0.0
 
 
 @pytest.mark.parametrize("beta", [1.0, 4.0, 16.0])
 def test_beta_vae_term_is_beta_times_kl_summed_over_latents_averaged_over_batch(beta):
     kl = gaussian_kl(torch.tensor(MU), torch.tensor(LOGVAR))
-    posterior = Posterior(mu=torch.tensor(MU), logvar=torch.tensor(LOGVAR), z=torch.tensor(MU), kl_per_latent=kl)
+    posterior = Posterior(
+        mu=torch.tensor(MU), logvar=torch.tensor(LOGVAR), z=torch.tensor(MU), kl_per_latent=kl
+    )
     term, _ = BetaVAELoss(beta)(posterior, step=0)
     var = np.exp(LOGVAR)
     expected = beta * (0.5 * (MU**2 + var - LOGVAR - 1)).sum(1).mean()
@@ -55,7 +59,9 @@ def test_vae_loss_is_reconstruction_plus_beta_kl_for_the_sampled_z():
     torch.manual_seed(0)
     encoder, decoder = build_encoder_decoder("mlp", (1, 4, 4), latent_dim=3, hidden_dim=8)
     optimizer = {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}
-    model = VAE(encoder, decoder, BetaVAELoss(4.0), "bernoulli", optimizer, final_loss_window=5).double()
+    model = VAE(
+        encoder, decoder, BetaVAELoss(4.0), "bernoulli", optimizer, final_loss_window=5
+    ).double()
     x = torch.tensor(TARGETS)
     draws = model.draws(x, torch.Generator().manual_seed(1))
     terms = model.step_terms(x, draws, step=0)

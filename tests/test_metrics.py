@@ -114,7 +114,9 @@ def _dl_discrete_mutual_info(mus, ys):
 
 
 def _dl_discrete_entropy(ys):
-    return np.array([sklearn.metrics.mutual_info_score(ys[j, :], ys[j, :]) for j in range(ys.shape[0])])
+    return np.array(
+        [sklearn.metrics.mutual_info_score(ys[j, :], ys[j, :]) for j in range(ys.shape[0])]
+    )
 
 
 def _dl_mig(codes, factors):
@@ -126,7 +128,12 @@ def _dl_mig(codes, factors):
 
 
 def _dl_modularity_explicitness(codes_train, factors_train, codes_test, factors_test):
-    mus_train, ys_train, mus_test, ys_test = codes_train.T, factors_train.T, codes_test.T, factors_test.T
+    mus_train, ys_train, mus_test, ys_test = (
+        codes_train.T,
+        factors_train.T,
+        codes_test.T,
+        factors_test.T,
+    )
     mi = _dl_discrete_mutual_info(_dl_histogram_discretize(mus_train), ys_train)
     squared_mi = np.square(mi)
     max_squared_mi = np.max(squared_mi, axis=1)
@@ -141,8 +148,16 @@ def _dl_modularity_explicitness(codes_train, factors_train, codes_test, factors_
     for i in range(ys_train.shape[0]):
         clf = LogisticRegression().fit(x_train, ys_train[i])
         mlb = MultiLabelBinarizer()
-        train.append(roc_auc_score(mlb.fit_transform(np.expand_dims(ys_train[i], 1)), clf.predict_proba(x_train)))
-        test.append(roc_auc_score(mlb.fit_transform(np.expand_dims(ys_test[i], 1)), clf.predict_proba(x_test)))
+        train.append(
+            roc_auc_score(
+                mlb.fit_transform(np.expand_dims(ys_train[i], 1)), clf.predict_proba(x_train)
+            )
+        )
+        test.append(
+            roc_auc_score(
+                mlb.fit_transform(np.expand_dims(ys_test[i], 1)), clf.predict_proba(x_test)
+            )
+        )
     return np.mean(modularity_score), np.mean(train), np.mean(test)
 
 
@@ -192,8 +207,12 @@ def _dl_beta_vae(data, representation_function, random_state, batch_size, num_tr
     return train_accuracy, model.score(eval_points, eval_labels)
 
 
-def _dl_factor_vae(data, representation_function, random_state, batch_size, num_train, num_eval, num_var, thr):
-    global_variances = np.var(representation_function(data.sample_observations(num_var, random_state)), axis=0, ddof=1)
+def _dl_factor_vae(
+    data, representation_function, random_state, batch_size, num_train, num_eval, num_var, thr
+):
+    global_variances = np.var(
+        representation_function(data.sample_observations(num_var, random_state)), axis=0, ddof=1
+    )
     active_dims = np.sqrt(global_variances) >= thr
 
     def votes(n):
@@ -222,12 +241,19 @@ def _dl_factor_vae(data, representation_function, random_state, batch_size, num_
 def test_fast_mutual_info_equals_sklearn():
     rng = np.random.default_rng(0)
     n = 3000
-    a = np.stack([rng.integers(0, 20, n), rng.integers(0, 3, n), np.zeros(n, int), rng.integers(5, 9, n)], axis=1)
+    a = np.stack(
+        [rng.integers(0, 20, n), rng.integers(0, 3, n), np.zeros(n, int), rng.integers(5, 9, n)],
+        axis=1,
+    )
     a[:, 3] = np.where(rng.random(n) < 0.5, a[:, 0] % 7, a[:, 3])  # dependent column
-    b = np.stack([rng.integers(0, 40, n), a[:, 0] // 2, rng.integers(0, 2, n), np.full(n, 7)], axis=1)
+    b = np.stack(
+        [rng.integers(0, 40, n), a[:, 0] // 2, rng.integers(0, 2, n), np.full(n, 7)], axis=1
+    )
     b = np.hstack([b, rng.normal(size=(n, 1)).round(1)])  # float labels
     m = discrete_mutual_info(a, b)
-    ref = np.array([[sklearn.metrics.mutual_info_score(b[:, j], a[:, i]) for j in range(5)] for i in range(4)])
+    ref = np.array(
+        [[sklearn.metrics.mutual_info_score(b[:, j], a[:, i]) for j in range(5)] for i in range(4)]
+    )
     np.testing.assert_allclose(m, ref, rtol=0, atol=1e-12)
     assert (m[2] == 0).all() and (m[:, 3] == 0).all()  # constant variables: exactly 0, as sklearn
     h = discrete_entropy(b)
@@ -250,13 +276,19 @@ def test_histogram_discretize_matches_dl(dtype):
 def test_generate_batch_factor_code_calls_and_shapes():
     data = ToyData()
     data.calls = []
-    codes, factors = generate_batch_factor_code(data, represent, 37, np.random.default_rng(0), batch_size=16)
+    codes, factors = generate_batch_factor_code(
+        data, represent, 37, np.random.default_rng(0), batch_size=16
+    )
     assert codes.shape == (37, K) and factors.shape == (37, K)
     np.testing.assert_array_equal(codes, factors.astype(np.float32))
     sizes = [16, 16, 5]
-    assert data.calls == [c for s in sizes for c in (("sample_factors", s), ("sample_observations_from_factors", s))]
+    assert data.calls == [
+        c for s in sizes for c in (("sample_factors", s), ("sample_observations_from_factors", s))
+    ]
     # RandomState gives DL's draws: the same as DL's ground_truth_data.sample loop
-    codes_rs, factors_rs = generate_batch_factor_code(ToyData(), represent, 37, np.random.RandomState(3))
+    codes_rs, factors_rs = generate_batch_factor_code(
+        ToyData(), represent, 37, np.random.RandomState(3)
+    )
     rs = np.random.RandomState(3)
     ref = np.vstack([ToyData().sample(s, rs)[0] for s in sizes])
     np.testing.assert_array_equal(factors_rs, ref)
@@ -272,7 +304,9 @@ def test_mig_modularity_unsupervised_match_dl(dtype):
     assert mig(ct, ft)["mig"] == pytest.approx(_dl_mig(ct, ft), abs=1e-12)
     me = modularity_explicitness(ct, ft, cs, fs)
     ref = _dl_modularity_explicitness(ct, ft, cs, fs)
-    np.testing.assert_allclose([me["modularity"], me["explicitness_train"], me["explicitness_test"]], ref, atol=1e-12)
+    np.testing.assert_allclose(
+        [me["modularity"], me["explicitness_train"], me["explicitness_test"]], ref, atol=1e-12
+    )
     un = unsupervised(ct)
     keys = [
         "gaussian_total_correlation",
@@ -280,8 +314,12 @@ def test_mig_modularity_unsupervised_match_dl(dtype):
         "gaussian_wasserstein_correlation_norm",
         "mutual_info_score",
     ]
-    np.testing.assert_allclose([un[k] for k in keys], np.real(_dl_unsupervised(ct)), rtol=1e-12, atol=1e-12)
-    assert sap(ct, ft, cs, fs, continuous_factors=True)["sap"] == pytest.approx(_dl_sap_continuous(ct, ft), abs=1e-12)
+    np.testing.assert_allclose(
+        [un[k] for k in keys], np.real(_dl_unsupervised(ct)), rtol=1e-12, atol=1e-12
+    )
+    assert sap(ct, ft, cs, fs, continuous_factors=True)["sap"] == pytest.approx(
+        _dl_sap_continuous(ct, ft), abs=1e-12
+    )
 
 
 def test_dci_formulas():
@@ -306,7 +344,9 @@ def test_scores_match_dl_draw_order():
     """With a RandomState and an observation sampler that consumes it, both scores equal the
     DL transcriptions exactly: same calls on the random source, in the same order."""
     data = ToyData(noise=0.3)
-    a = beta_vae_score(data, represent, np.random.RandomState(5), batch_size=8, num_train=150, num_eval=100)
+    a = beta_vae_score(
+        data, represent, np.random.RandomState(5), batch_size=8, num_train=150, num_eval=100
+    )
     ref = _dl_beta_vae(data, represent, np.random.RandomState(5), 8, 150, 100)
     assert (a["train_accuracy"], a["eval_accuracy"]) == ref
     f = factor_vae_score(
@@ -356,7 +396,10 @@ def test_identity_code_is_disentangled(ident, ident_dci):
     me = modularity_explicitness(ct, ft, cs, fs)
     assert me["modularity"] > 0.99 and me["explicitness_test"] > 0.95
     kw = dict(num_train=300, num_eval=200)
-    assert beta_vae_score(ToyData(), represent, 0, **kw) == {"train_accuracy": 1.0, "eval_accuracy": 1.0}
+    assert beta_vae_score(ToyData(), represent, 0, **kw) == {
+        "train_accuracy": 1.0,
+        "eval_accuracy": 1.0,
+    }
     f = factor_vae_score(ToyData(), represent, 0, num_variance_estimate=2000, **kw)
     assert f == {"train_accuracy": 1.0, "eval_accuracy": 1.0, "num_active_dims": float(K)}
     for scores in [ident_dci, me, f, mig(ct, ft), sap(ct, ft, cs, fs), unsupervised(ct)]:
@@ -449,9 +492,13 @@ def test_dead_dimension():
         r = represent(obs)
         return np.hstack([r[:, :2], np.zeros((len(r), 1), np.float32), r[:, 2:]])
 
-    f = factor_vae_score(ToyData(), rep_dead, 0, num_train=200, num_eval=100, num_variance_estimate=1000)
+    f = factor_vae_score(
+        ToyData(), rep_dead, 0, num_train=200, num_eval=100, num_variance_estimate=1000
+    )
     assert f == {"train_accuracy": 1.0, "eval_accuracy": 1.0, "num_active_dims": float(K)}
-    none = factor_vae_score(ToyData(), lambda o: np.zeros((len(o), 3)), 0, num_train=10, num_eval=10)
+    none = factor_vae_score(
+        ToyData(), lambda o: np.zeros((len(o), 3)), 0, num_train=10, num_eval=10
+    )
     assert none == {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0.0}
 
     codes, factors = draw(1500, seed=1, data=ToyData(noise=0.5))
@@ -463,13 +510,19 @@ def test_dead_dimension():
     assert me["explicitness_test"] == pytest.approx(me_alive["explicitness_test"], abs=1e-6)
     un, un_alive = unsupervised(ct), unsupervised(ct[:, :K])
     assert all(np.isfinite(v) for v in un.values())
-    assert un["gaussian_total_correlation"] == pytest.approx(un_alive["gaussian_total_correlation"], abs=1e-12)
-    assert un["gaussian_wasserstein_correlation"] == pytest.approx(un_alive["gaussian_wasserstein_correlation"])
+    assert un["gaussian_total_correlation"] == pytest.approx(
+        un_alive["gaussian_total_correlation"], abs=1e-12
+    )
+    assert un["gaussian_wasserstein_correlation"] == pytest.approx(
+        un_alive["gaussian_wasserstein_correlation"]
+    )
 
 
 def test_same_seed_same_values(ident, ident_dci):
     data, kw = ToyData(noise=0.5), dict(num_train=150, num_eval=100)
-    assert beta_vae_score(data, represent, 4, **kw) == beta_vae_score(data, represent, np.random.default_rng(4), **kw)
+    assert beta_vae_score(data, represent, 4, **kw) == beta_vae_score(
+        data, represent, np.random.default_rng(4), **kw
+    )
     kw["num_variance_estimate"] = 500
     assert factor_vae_score(data, represent, 4, **kw) == factor_vae_score(data, represent, 4, **kw)
     ct, ft, cs, fs = ident
@@ -497,7 +550,9 @@ def test_deterministic_data_draws_the_same_points_in_large_encoding_chunks():
         return represent(obs)
 
     interleaved = generate_batch_factor_code(ToyData(), represent, 3000, np.random.default_rng(5))
-    chunked = generate_batch_factor_code(DeterministicToy(), counting, 3000, np.random.default_rng(5))
+    chunked = generate_batch_factor_code(
+        DeterministicToy(), counting, 3000, np.random.default_rng(5)
+    )
     np.testing.assert_array_equal(interleaved[0], chunked[0])
     np.testing.assert_array_equal(interleaved[1], chunked[1])
     assert calls == [1024, 1024, 952]

@@ -13,18 +13,37 @@ from disent.models.regularizers import FactorVAELoss
 from disent.run import train
 
 MODELS = ["beta_vae", "annealed_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae", "factor_vae"]
-STUDY_KNOBS = {"beta_vae": ("beta", 4), "annealed_vae": ("c_max", 10), "dip_vae_i": ("lambda_od", 2),
-               "dip_vae_ii": ("lambda_od", 2), "beta_tcvae": ("beta", 4), "factor_vae": ("gamma", 20),
-               "infogan": ("lambda_info", 2)}
-SMALL = ["model.net=mlp", "model.hidden_dim=64", "trainer.enable_progress_bar=false", "metrics=none", "figures=tiny",
-         "model.optimizer.lr=0.001", "loader.batch_size=32"]
+STUDY_KNOBS = {
+    "beta_vae": ("beta", 4),
+    "annealed_vae": ("c_max", 10),
+    "dip_vae_i": ("lambda_od", 2),
+    "dip_vae_ii": ("lambda_od", 2),
+    "beta_tcvae": ("beta", 4),
+    "factor_vae": ("gamma", 20),
+    "infogan": ("lambda_info", 2),
+}
+SMALL = [
+    "model.net=mlp",
+    "model.hidden_dim=64",
+    "trainer.enable_progress_bar=false",
+    "metrics=none",
+    "figures=tiny",
+    "model.optimizer.lr=0.001",
+    "loader.batch_size=32",
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_each_model_trains_with_finite_falling_loss(model, tmp_path):
-    extra = ["model.discriminator.hidden_dim=64", "model.discriminator.num_layers=2"] if model == "factor_vae" else []
-    results = train(load_config([f"model={model}", "trainer.max_steps=150", *SMALL, *extra]), tmp_path / model)
+    extra = (
+        ["model.discriminator.hidden_dim=64", "model.discriminator.num_layers=2"]
+        if model == "factor_vae"
+        else []
+    )
+    results = train(
+        load_config([f"model={model}", "trainer.max_steps=150", *SMALL, *extra]), tmp_path / model
+    )
     assert results["status"] == "completed" and results["steps"] == 150  # max_steps counts batches
     import pandas as pd
 
@@ -45,23 +64,44 @@ def test_study_hyperparameter_is_a_plain_override(model):
 def test_tied_weights_follow_the_study_knob():
     assert load_config(["model=dip_vae_i", "model.lambda_od=5"]).model.lambda_d == 50
     assert load_config(["model=dip_vae_ii", "model.lambda_od=5"]).model.lambda_d == 5
-    schedule = load_config(["model=annealed_vae", "model.c_max=50", "model.iteration_threshold=10"]).model
+    schedule = load_config(
+        ["model=annealed_vae", "model.c_max=50", "model.iteration_threshold=10"]
+    ).model
     assert (schedule.capacity_schedule.end, schedule.capacity_schedule.steps) == (50, 10)
 
 
 @pytest.mark.slow
 def test_factor_vae_logs_its_discriminator_and_sweeps_gamma(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "disent.train", "-m", "model=factor_vae", "model.gamma=10,20", "trainer.max_steps=4",
-         "trainer.log_every_n_steps=1", "model.discriminator.hidden_dim=32", "model.discriminator.num_layers=2",
-         *SMALL], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "disent.train",
+            "-m",
+            "model=factor_vae",
+            "model.gamma=10,20",
+            "trainer.max_steps=4",
+            "trainer.log_every_n_steps=1",
+            "model.discriminator.hidden_dim=32",
+            "model.discriminator.num_layers=2",
+            *SMALL,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/results.json"))
     assert [json.loads(p.read_text())["hyperparameter"]["value"] for p in jobs] == [10, 20]
     import pandas as pd
 
     logged = pd.read_csv(jobs[0].parent / "metrics.csv").columns
-    assert {"train/total_correlation", "train/discriminator_accuracy", "train/discriminator_loss"} <= set(logged)
+    assert {
+        "train/total_correlation",
+        "train/discriminator_accuracy",
+        "train/discriminator_loss",
+    } <= set(logged)
 
 
 @pytest.mark.parametrize("permute", ["same", "second"])
@@ -72,29 +112,58 @@ def test_factor_vae_paper_variant_splits_the_batch(permute, tmp_path, monkeypatc
     discriminator_terms = FactorVAELoss.discriminator_terms
 
     def record(self, posterior, draws, second=None):
-        seen.append((len(posterior.z), None if second is None else len(second.z),
-                     second is not None and bool(torch.equal(second.z, posterior.z)), len(draws["order"])))
+        seen.append(
+            (
+                len(posterior.z),
+                None if second is None else len(second.z),
+                second is not None and bool(torch.equal(second.z, posterior.z)),
+                len(draws["order"]),
+            )
+        )
         return discriminator_terms(self, posterior, draws, second)
 
     monkeypatch.setattr(FactorVAELoss, "discriminator_terms", record)
-    cfg = load_config(["model=factor_vae", f"model.permute={permute}", "trainer.max_steps=3", *SMALL,
-                       "model.discriminator.hidden_dim=32", "model.discriminator.num_layers=2"])
+    cfg = load_config(
+        [
+            "model=factor_vae",
+            f"model.permute={permute}",
+            "trainer.max_steps=3",
+            *SMALL,
+            "model.discriminator.hidden_dim=32",
+            "model.discriminator.num_layers=2",
+        ]
+    )
     assert train(cfg, tmp_path / "job")["status"] == "completed"
-    expected = (16, 16, False, 16) if permute == "second" else (32, None, False, 32)  # loader.batch_size=32 in SMALL
+    expected = (
+        (16, 16, False, 16) if permute == "second" else (32, None, False, 32)
+    )  # loader.batch_size=32 in SMALL
     assert seen == [expected] * 3
 
 
 @pytest.mark.slow
 def test_infogan_trains_recovers_its_codes_and_is_scored(tmp_path):
-    cfg = load_config(["model=infogan", "trainer.max_steps=30", "trainer.log_every_n_steps=1", "loader.batch_size=32",
-                       "trainer.enable_progress_bar=false", "metrics=tiny_all", "model.noise_dim=8",
-                       "model.hidden_dim=64"])
+    cfg = load_config(
+        [
+            "model=infogan",
+            "trainer.max_steps=30",
+            "trainer.log_every_n_steps=1",
+            "loader.batch_size=32",
+            "trainer.enable_progress_bar=false",
+            "metrics=tiny_all",
+            "model.noise_dim=8",
+            "model.hidden_dim=64",
+        ]
+    )
     results = train(cfg, tmp_path / "job")
     assert results["status"] == "completed" and results["steps"] == 30
     import pandas as pd
 
     log = pd.read_csv(tmp_path / "job" / "metrics.csv")
-    for column in ["train/generator_loss", "train/discriminator_loss", "train/mutual_info_lower_bound"]:
+    for column in [
+        "train/generator_loss",
+        "train/discriminator_loss",
+        "train/mutual_info_lower_bound",
+    ]:
         assert np.isfinite(log[column].dropna()).all()
     info = log["train/info_categorical"].dropna().to_numpy()
     assert info[-5:].mean() < info[:5].mean()  # Q learns to read the categorical code back
@@ -104,21 +173,35 @@ def test_infogan_trains_recovers_its_codes_and_is_scored(tmp_path):
     assert (tmp_path / "job" / "figures" / "code_traversals.png").exists()
 
 
-def test_load_model_rebuilds_the_model_from_its_checkpoint_without_its_data_set(tmp_path, monkeypatch):
+def test_load_model_rebuilds_the_model_from_its_checkpoint_without_its_data_set(
+    tmp_path, monkeypatch
+):
     import torch
 
     import disent.data
     from disent.checkpoints import load_model, read_checkpoint
 
-    cfg = load_config(["model=beta_tcvae", "trainer.max_steps=2", *SMALL, "figures.mi_num_points=100",
-                       "figures.heatmap_samples_per_cell=1"])
+    cfg = load_config(
+        [
+            "model=beta_tcvae",
+            "trainer.max_steps=2",
+            *SMALL,
+            "figures.mi_num_points=100",
+            "figures.heatmap_samples_per_cell=1",
+        ]
+    )
     train(cfg, tmp_path / "job")
     path = tmp_path / "job" / "checkpoints" / "last.ckpt"
     checkpoint = read_checkpoint(path)
-    assert checkpoint["hyper_parameters"]["data"] == {"observation_shape": [1, 64, 64], "size": 737280}
+    assert checkpoint["hyper_parameters"]["data"] == {
+        "observation_shape": [1, 64, 64],
+        "size": 737280,
+    }
     built = []
     original = disent.data.build_dataset
-    monkeypatch.setattr(disent.data, "build_dataset", lambda *a, **k: built.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        disent.data, "build_dataset", lambda *a, **k: built.append(1) or original(*a, **k)
+    )
     model, _ = load_model(path)
     assert not built and model.observation_shape == (1, 64, 64)
     assert model.regularizer.dataset_size == 737280  # β-TCVAE's estimator needs the data set's size

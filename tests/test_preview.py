@@ -25,11 +25,18 @@ def test_preview_has_a_row_per_factor_sweeping_only_that_factor(dataset):
 
 @pytest.mark.slow
 def test_cli_writes_the_png(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "disent.preview", "dataset=dsprites", "output=dsprites.png"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "disent.preview", "dataset=dsprites", "output=dsprites.png"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "shape 3, scale 6, orientation 40, posX 32, posY 32" in done.stdout
     with Image.open(tmp_path / "dsprites.png") as image:
         width, height = image.size
     assert width > 64 * 9 and height > 64 * 7
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dsprites.png"]  # no log files or output directories
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dsprites.png"
+    ]  # no log files or output directories

@@ -38,13 +38,16 @@ def kl_np(mu=MU, logvar=LOGVAR) -> float:
 def test_linear_schedule_rises_then_holds():
     schedule = LinearSchedule(start=0.0, end=25.0, steps=100)
     assert [schedule(s).item() for s in (0, 50, 100, 1000)] == [0.0, 12.5, 25.0, 25.0]
-    assert LinearSchedule(start=0.0, end=25.0, steps=0)(0).item() == 25.0  # no steps: the end at once
+    assert (
+        LinearSchedule(start=0.0, end=25.0, steps=0)(0).item() == 25.0
+    )  # no steps: the end at once
 
 
 @pytest.mark.parametrize("step, capacity", [(0, 0.0), (50, 1.0), (100, 2.0), (500, 2.0)])
 def test_annealed_vae_is_gamma_times_distance_of_kl_to_capacity(step, capacity):
-    loss, logs = AnnealedVAELoss(gamma=1000.0, capacity_schedule={"start": 0, "end": 2.0, "steps": 100})(
-        posterior(), step)
+    loss, logs = AnnealedVAELoss(
+        gamma=1000.0, capacity_schedule={"start": 0, "end": 2.0, "steps": 100}
+    )(posterior(), step)
     assert loss.item() == pytest.approx(1000 * abs(kl_np() - capacity), rel=1e-10)
     assert logs["capacity"].item() == pytest.approx(capacity)
 
@@ -64,7 +67,9 @@ def test_dip_vae_ii_adds_the_mean_encoder_variance_on_the_diagonal_only():
     cov_means = np.cov(MU.T, bias=True)
     mean_variance = np.exp(LOGVAR).mean(0)
     right = cov_means + np.diag(mean_variance)
-    wrong = cov_means + mean_variance[None, :]  # the mistake: variances added to every entry of their column
+    wrong = (
+        cov_means + mean_variance[None, :]
+    )  # the mistake: variances added to every entry of their column
     loss, _ = DIPVAELoss(lambda_od=5.0, lambda_d=5.0, dip_type="ii")(posterior(), 0)
     assert loss.item() == pytest.approx(kl_np() + _dip_by_hand(right, 5.0, 5.0), rel=1e-10)
     assert abs(loss.item() - (kl_np() + _dip_by_hand(wrong, 5.0, 5.0))) > 1e-3
@@ -72,14 +77,18 @@ def test_dip_vae_ii_adds_the_mean_encoder_variance_on_the_diagonal_only():
 
 def test_tc_decomposition_matches_the_mws_estimator_by_hand():
     n = 1000
-    log_q = -0.5 * (np.log(2 * np.pi) + LOGVAR[None] + (Z[:, None] - MU[None]) ** 2 / np.exp(LOGVAR[None]))  # (B,B,Z)
+    log_q = -0.5 * (
+        np.log(2 * np.pi) + LOGVAR[None] + (Z[:, None] - MU[None]) ** 2 / np.exp(LOGVAR[None])
+    )  # (B,B,Z)
     log_qz = logsumexp(log_q.sum(2), axis=1) - np.log(n * 6)
     log_qz_dims = (logsumexp(log_q, axis=1) - np.log(n * 6)).sum(1)
     log_qzx = (-0.5 * (np.log(2 * np.pi) + LOGVAR + (Z - MU) ** 2 / np.exp(LOGVAR))).sum(1)
     log_pz = (-0.5 * (np.log(2 * np.pi) + Z**2)).sum(1)
     terms = tc_decomposition(posterior(), n, "mws")
     assert terms["mutual_info"].item() == pytest.approx((log_qzx - log_qz).mean(), rel=1e-10)
-    assert terms["total_correlation"].item() == pytest.approx((log_qz - log_qz_dims).mean(), rel=1e-10)
+    assert terms["total_correlation"].item() == pytest.approx(
+        (log_qz - log_qz_dims).mean(), rel=1e-10
+    )
     assert terms["dimension_kl"].item() == pytest.approx((log_qz_dims - log_pz).mean(), rel=1e-10)
     loss, _ = BetaTCVAELoss(beta=6.0, dataset_size=n, estimator="mws")(posterior(), 0)
     assert loss.item() == pytest.approx(kl_np() + 5 * (log_qz - log_qz_dims).mean(), rel=1e-10)
@@ -94,10 +103,19 @@ def test_decomposition_sums_to_the_kl_in_expectation(estimator):
     logvar = torch.randn(256, 4, generator=generator, dtype=torch.float64) * 0.3 - 1.0
     per_sample = []
     for _ in range(200):
-        z = mu + torch.randn(mu.shape, generator=generator, dtype=torch.float64) * (0.5 * logvar).exp()
-        terms = tc_decomposition(Posterior(mu, logvar, z, gaussian_kl(mu, logvar)), 10_000, estimator)
-        log_ratio = (-0.5 * (logvar + (z - mu) ** 2 / logvar.exp()) + 0.5 * z**2).sum(1)  # log q(z|x) − log p(z)
-        assert sum(t.item() for t in terms.values()) == pytest.approx(log_ratio.mean().item(), abs=1e-9)
+        z = (
+            mu
+            + torch.randn(mu.shape, generator=generator, dtype=torch.float64) * (0.5 * logvar).exp()
+        )
+        terms = tc_decomposition(
+            Posterior(mu, logvar, z, gaussian_kl(mu, logvar)), 10_000, estimator
+        )
+        log_ratio = (-0.5 * (logvar + (z - mu) ** 2 / logvar.exp()) + 0.5 * z**2).sum(
+            1
+        )  # log q(z|x) − log p(z)
+        assert sum(t.item() for t in terms.values()) == pytest.approx(
+            log_ratio.mean().item(), abs=1e-9
+        )
         per_sample.append(log_ratio)
     per_sample = torch.cat(per_sample)
     analytic = gaussian_kl(mu, logvar).sum(1).mean().item()
@@ -110,27 +128,37 @@ def test_posterior_equal_to_the_prior_has_no_information_and_no_correlation():
     zeros = torch.zeros_like(z)
     terms = tc_decomposition(Posterior(zeros, zeros, z, gaussian_kl(zeros, zeros)), 400, "mws")
     # q(z|x) = p(z) for every x: q(z) = p(z) = Π_d q(z_d) up to the estimator's log(N·M)/N offsets
-    assert terms["total_correlation"].item() == pytest.approx(2 * math.log(400 * 400 / 400), abs=1e-9)
-    assert terms["mutual_info"].item() + terms["total_correlation"].item() + terms["dimension_kl"].item() \
-        == pytest.approx(0.0, abs=1e-9)
+    assert terms["total_correlation"].item() == pytest.approx(
+        2 * math.log(400 * 400 / 400), abs=1e-9
+    )
+    assert terms["mutual_info"].item() + terms["total_correlation"].item() + terms[
+        "dimension_kl"
+    ].item() == pytest.approx(0.0, abs=1e-9)
 
 
 def test_factor_vae_tc_is_the_mean_logit_difference_and_discriminator_learns_the_classes():
     torch.manual_seed(0)
-    regularizer = FactorVAELoss(gamma=10.0, latent_dim=3, discriminator={"hidden_dim": 16, "num_layers": 2},
-                                permute="same").double()
+    regularizer = FactorVAELoss(
+        gamma=10.0, latent_dim=3, discriminator={"hidden_dim": 16, "num_layers": 2}, permute="same"
+    ).double()
     p = posterior()
     logits = regularizer.discriminator(p.z).detach().numpy()
     loss, logs = regularizer(p, 0)
-    assert logs["total_correlation"].item() == pytest.approx((logits[:, 0] - logits[:, 1]).mean(), rel=1e-10)
-    assert loss.item() == pytest.approx(kl_np() + 10 * (logits[:, 0] - logits[:, 1]).mean(), rel=1e-10)
+    assert logs["total_correlation"].item() == pytest.approx(
+        (logits[:, 0] - logits[:, 1]).mean(), rel=1e-10
+    )
+    assert loss.item() == pytest.approx(
+        kl_np() + 10 * (logits[:, 0] - logits[:, 1]).mean(), rel=1e-10
+    )
     draws = regularizer.draws(len(p.z), 3, torch.Generator().manual_seed(1))
     permuted = permute_dims(p.z, draws["order"])
     d_logs = regularizer.discriminator_terms(p, draws)
     d_loss = d_logs["discriminator_loss"]
     joint, shuffled = (regularizer.discriminator(z).detach().numpy() for z in (p.z, permuted))
-    cross_entropy = 0.5 * (-(joint[:, 0] - logsumexp(joint, axis=1)).mean()
-                           - (shuffled[:, 1] - logsumexp(shuffled, axis=1)).mean())
+    cross_entropy = 0.5 * (
+        -(joint[:, 0] - logsumexp(joint, axis=1)).mean()
+        - (shuffled[:, 1] - logsumexp(shuffled, axis=1)).mean()
+    )
     assert d_loss.item() == pytest.approx(cross_entropy, rel=1e-10)
     accuracy = 0.5 * ((joint.argmax(1) == 0).mean() + (shuffled.argmax(1) == 1).mean())
     assert d_logs["discriminator_accuracy"].item() == pytest.approx(accuracy)
@@ -140,7 +168,9 @@ def test_factor_vae_tc_is_the_mean_logit_difference_and_discriminator_learns_the
         base = torch.randn(256, 1, dtype=torch.float64)
         z = torch.cat([base, base, torch.randn(256, 1, dtype=torch.float64)], dim=1)
         draws = regularizer.draws(256, 3, torch.Generator())
-        d_logs = regularizer.discriminator_terms(Posterior(mu=z, logvar=z * 0, z=z, kl_per_latent=z * 0), draws)
+        d_logs = regularizer.discriminator_terms(
+            Posterior(mu=z, logvar=z * 0, z=z, kl_per_latent=z * 0), draws
+        )
         d_loss = d_logs["discriminator_loss"]
         optimizer.zero_grad()
         d_loss.backward()
@@ -156,8 +186,13 @@ def test_permute_dims_shuffles_each_dimension_independently():
     assert not torch.equal(permuted, z)
 
 
-@pytest.mark.parametrize("cls, kwargs", [(DIPVAELoss, {"lambda_od": 1, "lambda_d": 1, "dip_type": "iii"}),
-                                         (BetaTCVAELoss, {"beta": 1, "dataset_size": 10, "estimator": "xyz"})])
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (DIPVAELoss, {"lambda_od": 1, "lambda_d": 1, "dip_type": "iii"}),
+        (BetaTCVAELoss, {"beta": 1, "dataset_size": 10, "estimator": "xyz"}),
+    ],
+)
 def test_bad_variant_names_the_choices(cls, kwargs):
     with pytest.raises(ValueError, match="must be"):
         cls(**kwargs)

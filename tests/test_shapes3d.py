@@ -42,7 +42,14 @@ def changed(data: Shapes3D, factor: int, hues=(1, 4, 7)) -> np.ndarray:
 
 def test_contract(data):
     assert len(data) == 480_000 and data.factor_sizes == SIZES
-    assert data.factor_names == ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+    assert data.factor_names == (
+        "floor_hue",
+        "wall_hue",
+        "object_hue",
+        "scale",
+        "shape",
+        "orientation",
+    )
     assert data.observation_shape == (3, 64, 64) and data.deterministic
     x = data.sample_observations(64, np.random.default_rng(0))
     assert x.shape == (64, 3, 64, 64) and x.dtype == np.float32
@@ -52,7 +59,9 @@ def test_contract(data):
 def test_index_factor_round_trip(data):
     indices = np.random.default_rng(0).integers(0, len(data), 1000)
     np.testing.assert_array_equal(data.factors_to_index(data.index_to_factors(indices)), indices)
-    assert data.index_to_factors(np.array([1])).tolist() == [[0, 0, 0, 0, 0, 1]]  # orientation fastest
+    assert data.index_to_factors(np.array([1])).tolist() == [
+        [0, 0, 0, 0, 0, 1]
+    ]  # orientation fastest
     assert data.index_to_factors(np.array([len(data) - 1])).tolist() == [[9, 9, 9, 7, 3, 14]]
     with pytest.raises(ValueError, match="shape"):
         data.sample_observations_from_factors(np.array([[0, 0, 0, 0, 4, 0]]))
@@ -63,8 +72,10 @@ def test_deterministic(data):
     first = data.sample_observations_from_factors(factors, 0)
     np.testing.assert_array_equal(first, data.sample_observations_from_factors(factors, 1))
     np.testing.assert_array_equal(first, Shapes3D().sample_observations_from_factors(factors))
-    np.testing.assert_array_equal(data[12345], data.sample_observations_from_factors(
-        data.index_to_factors(np.array([12345])))[0])
+    np.testing.assert_array_equal(
+        data[12345],
+        data.sample_observations_from_factors(data.index_to_factors(np.array([12345])))[0],
+    )
 
 
 def test_hues_are_full_saturation_hsv():
@@ -92,7 +103,9 @@ def test_each_hue_colours_its_own_surface(data):
 
 
 def test_scale_grows_the_object(data):
-    area = changed(data, OBJECT_HUE).sum(axis=(1, 2)).reshape(8, 4, 15)  # (scale, shape, orientation)
+    area = (
+        changed(data, OBJECT_HUE).sum(axis=(1, 2)).reshape(8, 4, 15)
+    )  # (scale, shape, orientation)
     assert (np.diff(area, axis=0) > 0).all()
 
 
@@ -122,15 +135,19 @@ def test_orientation_turns_the_view(data):
 def test_geometry_cache_is_written_once_and_reused(tmp_path, monkeypatch, data):
     geometry = data._geometry.reshape(8, 4, 15, 3, 64, 64)
     calls = []
-    monkeypatch.setattr(shapes3d, "render_geometry", lambda *args: calls.append(1) or geometry.copy())
+    monkeypatch.setattr(
+        shapes3d, "render_geometry", lambda *args: calls.append(1) or geometry.copy()
+    )
     first = Shapes3D(cache_dir=tmp_path / "cache")
     files = list((tmp_path / "cache").iterdir())
     assert len(calls) == 1 and len(files) == 1 and files[0].suffix == ".npy"
     second = Shapes3D(cache_dir=tmp_path / "cache")
     assert len(calls) == 1  # read back, not rendered again
     factors = data.sample_factors(16, 0)
-    np.testing.assert_array_equal(second.sample_observations_from_factors(factors),
-                                  first.sample_observations_from_factors(factors))
+    np.testing.assert_array_equal(
+        second.sample_observations_from_factors(factors),
+        first.sample_observations_from_factors(factors),
+    )
     files[0].write_bytes(b"not an npy file")  # a damaged cache is rendered again and replaced
     Shapes3D(cache_dir=tmp_path / "cache")
     assert len(calls) == 2 and np.array_equal(np.load(files[0]), geometry)
@@ -152,9 +169,14 @@ def write_small_h5(path, sizes=SMALL, images=None, labels=None) -> np.ndarray:
     """A file laid out like 3dshapes.h5 (factor values, not indices, in `labels`); its images."""
     n = int(np.prod(sizes))
     grid = np.stack(np.unravel_index(np.arange(n), sizes), -1)
-    values = [np.linspace(0, 1, sizes[0], endpoint=False), np.linspace(0, 1, sizes[1], endpoint=False),
-              np.linspace(0, 1, sizes[2], endpoint=False), np.linspace(0.75, 1.25, sizes[3]),
-              np.arange(sizes[4], dtype=float), np.linspace(-30, 30, sizes[5])]
+    values = [
+        np.linspace(0, 1, sizes[0], endpoint=False),
+        np.linspace(0, 1, sizes[1], endpoint=False),
+        np.linspace(0, 1, sizes[2], endpoint=False),
+        np.linspace(0.75, 1.25, sizes[3]),
+        np.arange(sizes[4], dtype=float),
+        np.linspace(-30, 30, sizes[5]),
+    ]
     if images is None:
         images = np.random.default_rng(0).integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
     if labels is None:
@@ -170,14 +192,18 @@ def test_loader_returns_the_stored_images(tmp_path, in_memory):
     images = write_small_h5(tmp_path / "small.h5")
     data = Shapes3D(tmp_path / "small.h5", factor_sizes=SMALL, in_memory=in_memory)
     assert len(data) == 144
-    factors = data.sample_factors(40, 0)  # unsorted, with repeats: the lazy reader sorts and un-sorts
+    factors = data.sample_factors(
+        40, 0
+    )  # unsorted, with repeats: the lazy reader sorts and un-sorts
     x = data.sample_observations_from_factors(factors)
     assert x.shape == (40, 3, 64, 64) and x.dtype == np.float32
     expected = images[data.factors_to_index(factors)].transpose(0, 3, 1, 2) / np.float32(255)
     np.testing.assert_array_equal(x, expected)
     # row-major, orientation fastest: ((((1 * 2 + 0) * 3 + 2) * 2 + 1) * 2 + 1) * 3 + 2 = 107
-    np.testing.assert_array_equal(data.sample_observations_from_factors([[1, 0, 2, 1, 1, 2]])[0],
-                                  images[107].transpose(2, 0, 1) / np.float32(255))
+    np.testing.assert_array_equal(
+        data.sample_observations_from_factors([[1, 0, 2, 1, 1, 2]])[0],
+        images[107].transpose(2, 0, 1) / np.float32(255),
+    )
     clone = pickle.loads(pickle.dumps(data))  # data loader workers: the open file is not pickled
     np.testing.assert_array_equal(clone.sample_observations_from_factors(factors), x)
 
@@ -193,7 +219,9 @@ def test_loader_errors(tmp_path):
         Shapes3D(corrupt, factor_sizes=SMALL)
     write_small_h5(tmp_path / "small.h5")
     truncated = tmp_path / "truncated.h5"
-    truncated.write_bytes((tmp_path / "small.h5").read_bytes()[:100_000])  # an HDF5 header, cut short
+    truncated.write_bytes(
+        (tmp_path / "small.h5").read_bytes()[:100_000]
+    )  # an HDF5 header, cut short
     with pytest.raises(ValueError, match="truncated.h5"):
         Shapes3D(truncated, factor_sizes=SMALL)
     with pytest.raises(ValueError, match="small.h5.*images"):

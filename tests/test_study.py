@@ -8,15 +8,37 @@ import pandas as pd
 import pytest
 from conftest import run_in_process
 
-from disent.study import STUDY_METRICS, better_beats_worse, collect, rank_correlation, variance_explained
+from disent.study import (
+    STUDY_METRICS,
+    better_beats_worse,
+    collect,
+    rank_correlation,
+    variance_explained,
+)
 
 
-def write_job(root: Path, number: int, model: str, value: float, seed: int, metrics: dict | None,
-              status: str = "completed", dataset: str = "dsprites") -> Path:
+def write_job(
+    root: Path,
+    number: int,
+    model: str,
+    value: float,
+    seed: int,
+    metrics: dict | None,
+    status: str = "completed",
+    dataset: str = "dsprites",
+) -> Path:
     job = root / str(number)
     (job / ".hydra").mkdir(parents=True)
-    results = {"status": status, "model": model, "dataset": dataset, "hyperparameter": {"name": "beta", "value": value},
-               "seed": seed, "study_name": root.name, "steps": 10, "wall_time_s": 1.0}
+    results = {
+        "status": status,
+        "model": model,
+        "dataset": dataset,
+        "hyperparameter": {"name": "beta", "value": value},
+        "seed": seed,
+        "study_name": root.name,
+        "steps": 10,
+        "wall_time_s": 1.0,
+    }
     if metrics is not None:
         results["metrics"] = {"mean": metrics}
     if status == "failed":
@@ -32,8 +54,14 @@ def synthetic_study(root: Path, seed: int = 0) -> Path:
     for model in ("beta_vae", "beta_tcvae"):
         for value in (1.0, 4.0, 16.0):
             for s in range(4):
-                write_job(root, number, model, value, s, {c.removeprefix("mean/"): float(rng.random())
-                                                          for c in STUDY_METRICS.values()})
+                write_job(
+                    root,
+                    number,
+                    model,
+                    value,
+                    s,
+                    {c.removeprefix("mean/"): float(rng.random()) for c in STUDY_METRICS.values()},
+                )
                 number += 1
     write_job(root, number, "beta_vae", 4.0, 9, None, status="failed")
     (root / str(number + 1) / ".hydra").mkdir(parents=True)  # started, never wrote results.json
@@ -60,21 +88,34 @@ def test_rank_correlation_equals_pandas_spearman_on_the_table(tmp_path):
 
 
 def _table(values: dict[tuple[str, float, int], float]) -> pd.DataFrame:
-    rows = [{"status": "completed", "model": m, "value": v, "seed": s, "metric": x} for (m, v, s), x in values.items()]
+    rows = [
+        {"status": "completed", "model": m, "value": v, "seed": s, "metric": x}
+        for (m, v, s), x in values.items()
+    ]
     return pd.DataFrame(rows)
 
 
 def test_variance_shares_have_known_answers():
-    only_model = _table({(m, v, s): (1.0 if m == "a" else 0.0) for m in "ab" for v in (1, 2) for s in range(3)})
-    assert variance_explained(only_model, "metric") == pytest.approx({"model": 1.0, "strength": 0.0, "seed": 0.0})
+    only_model = _table(
+        {(m, v, s): (1.0 if m == "a" else 0.0) for m in "ab" for v in (1, 2) for s in range(3)}
+    )
+    assert variance_explained(only_model, "metric") == pytest.approx(
+        {"model": 1.0, "strength": 0.0, "seed": 0.0}
+    )
     only_strength = _table({(m, v, s): float(v) for m in "ab" for v in (1, 2) for s in range(3)})
-    assert variance_explained(only_strength, "metric") == pytest.approx({"model": 0.0, "strength": 1.0, "seed": 0.0})
+    assert variance_explained(only_strength, "metric") == pytest.approx(
+        {"model": 0.0, "strength": 1.0, "seed": 0.0}
+    )
     only_seed = _table({(m, v, s): float(s) for m in "ab" for v in (1, 2) for s in range(3)})
-    assert variance_explained(only_seed, "metric") == pytest.approx({"model": 0.0, "strength": 0.0, "seed": 1.0})
+    assert variance_explained(only_seed, "metric") == pytest.approx(
+        {"model": 0.0, "strength": 0.0, "seed": 1.0}
+    )
 
 
 def test_better_strength_beats_worse_with_known_answers():
-    strength_decides = _table({("a", v, s): 10.0 * v + 0.1 * s for v in (1, 2, 3) for s in range(4)})
+    strength_decides = _table(
+        {("a", v, s): 10.0 * v + 0.1 * s for v in (1, 2, 3) for s in range(4)}
+    )
     assert better_beats_worse(strength_decides, "metric")["a"] == 1.0
     seed_decides = _table({("a", v, s): float(s) for v in (1, 2) for s in range(4)})
     assert better_beats_worse(seed_decides, "metric")["a"] == 0.5
@@ -95,13 +136,27 @@ def test_report_writes_the_tables_and_figures(tmp_path):
     table = pd.read_csv(out / "table.csv")
     assert len(table) == 26 and len(pd.read_parquet(out / "table.parquet")) == 26
     correlation = pd.read_csv(out / "correlation_dsprites.csv", index_col=0)
-    pd.testing.assert_frame_equal(correlation, rank_correlation(collect([study]), "dsprites").astype(float),
-                                  check_dtype=False)
-    for name in ["correlation_dsprites.png", "correlation_dsprites.md", "variance.csv", "variance.md",
-                 "better_beats_worse.csv", "strengths_mig.png", "tc_sampled_vs_mean.png", "report.md"]:
+    pd.testing.assert_frame_equal(
+        correlation, rank_correlation(collect([study]), "dsprites").astype(float), check_dtype=False
+    )
+    for name in [
+        "correlation_dsprites.png",
+        "correlation_dsprites.md",
+        "variance.csv",
+        "variance.md",
+        "better_beats_worse.csv",
+        "strengths_mig.png",
+        "tc_sampled_vs_mean.png",
+        "report.md",
+    ]:
         assert (out / name).stat().st_size > 0, name
     text = (out / "report.md").read_text()
-    assert "24 completed" in text and "1 failed" in text and "1 missing" in text and "non-finite loss" in text
+    assert (
+        "24 completed" in text
+        and "1 failed" in text
+        and "1 missing" in text
+        and "non-finite loss" in text
+    )
 
 
 # the tiny metric set (all but DCI, whose trees cost seconds per job even on a few points; test_metrics checks it)
@@ -115,14 +170,33 @@ def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
     # large and runs where installed. The joblib launcher runs a whole sweep in test_faults (signalled, then rerun)
     pytest.importorskip(f"hydra_plugins.hydra_{launcher.split('_')[0]}_launcher")
     study = tmp_path / "study"
-    common = [f"hydra/launcher={launcher}", "trainer.max_steps=6", "model.net=mlp", "model.hidden_dim=32",
-              "trainer.enable_progress_bar=false", "loader.batch_size=32", "study_name=tiny", *TINY_FAST]
+    common = [
+        f"hydra/launcher={launcher}",
+        "trainer.max_steps=6",
+        "model.net=mlp",
+        "model.hidden_dim=32",
+        "trainer.enable_progress_bar=false",
+        "loader.batch_size=32",
+        "study_name=tiny",
+        *TINY_FAST,
+    ]
     if launcher == "ray":
         common.append("+hydra.launcher.ray.init.num_cpus=2")
-    sweeps = [("beta_vae", "beta", "1,4,8", "0"), ("beta_vae", "optimizer.lr", "1e30", "5")]  # the last one diverges
+    sweeps = [
+        ("beta_vae", "beta", "1,4,8", "0"),
+        ("beta_vae", "optimizer.lr", "1e30", "5"),
+    ]  # the last one diverges
     for model, knob, values, seeds in sweeps:  # the launcher starts each job's own process
-        run_in_process("disent.train", "-m", f"model={model}", f"model.{knob}={values}", f"seed={seeds}",
-                       f"hydra.sweep.dir={study}/{model}_{knob}", *common, cwd=tmp_path)
+        run_in_process(
+            "disent.train",
+            "-m",
+            f"model={model}",
+            f"model.{knob}={values}",
+            f"seed={seeds}",
+            f"hydra.sweep.dir={study}/{model}_{knob}",
+            *common,
+            cwd=tmp_path,
+        )
     from disent.study.report import main
 
     main(["report", str(study), "--out", str(tmp_path / "report")])
@@ -149,7 +223,9 @@ def test_study_presets_run_the_union_of_the_per_model_grids(preset, jobs, tmp_pa
 
     spec = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "study" / f"{preset}.yaml"))
     commands = study_commands(spec, tmp_path, ["trainer.enable_progress_bar=false"])
-    assert all(c[1:4] == ["-m", "disent.train", "-m"] for c in commands)  # python -m disent.train -m ...
+    assert all(
+        c[1:4] == ["-m", "disent.train", "-m"] for c in commands
+    )  # python -m disent.train -m ...
     assert [c[4] for c in commands] == [f"model={m}" for m in spec["models"]]
     total = 0
     for command in commands:

@@ -25,16 +25,22 @@ OPTIMIZER = {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0
 def small_vae(latent_dim: int = 4) -> VAE:
     torch.manual_seed(0)
     encoder, decoder = build_encoder_decoder("mlp", (1, 64, 64), latent_dim, hidden_dim=16)
-    return VAE(encoder, decoder, BetaVAELoss(1.0), "bernoulli", OPTIMIZER, final_loss_window=5).eval()
+    return VAE(
+        encoder, decoder, BetaVAELoss(1.0), "bernoulli", OPTIMIZER, final_loss_window=5
+    ).eval()
 
 
 def test_prior_samples_and_traversals_have_the_grid_shapes(tmp_path):
     model = small_vae()
-    samples = prior_samples(model.decode, 4, rows=2, cols=5, generator=torch.Generator().manual_seed(0))
+    samples = prior_samples(
+        model.decode, 4, rows=2, cols=5, generator=torch.Generator().manual_seed(0)
+    )
     assert samples.shape == (2, 5, 1, 64, 64) and 0 <= samples.min() and samples.max() <= 1
     x = torch.from_numpy(DSprites().sample_observations(16, np.random.default_rng(0)))
     traversals, kl = latent_traversals(x[:1], x, model.encode, model.decode, 2.0, 7)
-    assert traversals.shape == (4, 7, 1, 64, 64) and np.all(np.diff(kl) <= 0)  # most informative first
+    assert traversals.shape == (4, 7, 1, 64, 64) and np.all(
+        np.diff(kl) <= 0
+    )  # most informative first
     picture = image_grid(traversals)
     assert picture.shape == (4 * 66 + 2, 7 * 66 + 2, 3) and picture.dtype == np.uint8
     frames = traversal_frames(traversals)
@@ -49,12 +55,15 @@ def test_prior_samples_and_traversals_have_the_grid_shapes(tmp_path):
 def test_heatmaps_average_codes_over_the_position_grid():
     data = DSprites()
     model = small_vae(latent_dim=3)
-    maps = latent_heatmaps(data, encoder_of(model, 256), 3, 4, samples_per_cell=1, rng=np.random.default_rng(0))
+    maps = latent_heatmaps(
+        data, encoder_of(model, 256), 3, 4, samples_per_cell=1, rng=np.random.default_rng(0)
+    )
     assert maps.shape == (3, 32, 32) and np.isfinite(maps).all()
+
     # a "code" that is the posX factor itself gives a map that grows along x only
     class Position:
         def __call__(self, observations):
-            mass = observations.sum(axis=(1, 2))                           # (N, W) column sums
+            mass = observations.sum(axis=(1, 2))  # (N, W) column sums
             centroid = (mass * np.arange(64)).sum(1) / mass.sum(1)
             return np.stack([centroid, -centroid], 1), np.zeros((len(observations), 2))
 

@@ -29,14 +29,30 @@ def build_dataset(dataset_cfg) -> GroundTruthData:
     name = dataset_cfg["name"]
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}': choose one of {sorted(DATASETS)}")
-    data = DATASETS[name](**{key: value for key, value in dataset_cfg.items() if key not in ("name", "factors")})
+    data = DATASETS[name](
+        **{key: value for key, value in dataset_cfg.items() if key not in ("name", "factors")}
+    )
     declared = dict(dataset_cfg.get("factors") or {})
     actual = dict(zip(data.factor_names, data.factor_sizes, strict=True))
     if declared and declared != actual:
-        raise ValueError(f"dataset.factors says {declared}, but the '{name}' data set has {actual}: "
-                         f"fix the `factors` entry of conf/dataset/{name}.yaml")
+        raise ValueError(
+            f"dataset.factors says {declared}, but the '{name}' data set has {actual}: "
+            f"fix the `factors` entry of conf/dataset/{name}.yaml"
+        )
     return data
 
 
-__all__ = ["DATASETS", "ColorDSprites", "DataFileError", "DataFileNotFoundError", "Digits", "DSprites",
-           "GroundTruthData", "NoisyDSprites", "ScreamDSprites", "Shapes3D", "as_rng", "build_dataset"]
+__all__ = [
+    "DATASETS",
+    "ColorDSprites",
+    "DataFileError",
+    "DataFileNotFoundError",
+    "Digits",
+    "DSprites",
+    "GroundTruthData",
+    "NoisyDSprites",
+    "ScreamDSprites",
+    "Shapes3D",
+    "as_rng",
+    "build_dataset",
+]

@@ -17,7 +17,9 @@ def as_rng(rng: np.random.Generator | int) -> np.random.Generator:
     None is refused on purpose: it would mean fresh OS entropy, i.e. an unreproducible stream.
     """
     if rng is None or isinstance(rng, bool):
-        raise TypeError("pass a numpy.random.Generator or an int seed (None would be unreproducible)")
+        raise TypeError(
+            "pass a numpy.random.Generator or an int seed (None would be unreproducible)"
+        )
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(operator.index(rng))
@@ -51,22 +53,30 @@ class GroundTruthData:
         """`factors` as an (N, K) int64 array; ValueError naming the first factor out of range."""
         factors = np.asarray(factors)
         if factors.ndim != 2 or factors.shape[1] != self.num_factors:
-            raise ValueError(f"factors must have shape (N, {self.num_factors}), got {factors.shape}")
+            raise ValueError(
+                f"factors must have shape (N, {self.num_factors}), got {factors.shape}"
+            )
         if factors.size and not np.issubdtype(factors.dtype, np.integer):
-            raise ValueError(f"factors must be integers (grid positions), got dtype {factors.dtype}")
+            raise ValueError(
+                f"factors must be integers (grid positions), got dtype {factors.dtype}"
+            )
         factors = factors.astype(np.int64, copy=False)
         for k, (name, size) in enumerate(zip(self.factor_names, self.factor_sizes, strict=True)):
             bad = (factors[:, k] < 0) | (factors[:, k] >= size)
             if bad.any():
-                raise ValueError(f"factor '{name}' must be in [0, {size}), got {factors[bad, k][0]}")
+                raise ValueError(
+                    f"factor '{name}' must be in [0, {size}), got {factors[bad, k][0]}"
+                )
         return factors
 
     def index_to_factors(self, indices: np.ndarray) -> np.ndarray:
         """(N,) grid indices -> (N, K) int64 factors (row-major, last factor fastest)."""
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
-            raise ValueError(f"indices must be in [0, {len(self)}), got values in "
-                             f"[{indices.min()}, {indices.max()}]")
+            raise ValueError(
+                f"indices must be in [0, {len(self)}), got values in "
+                f"[{indices.min()}, {indices.max()}]"
+            )
         return np.stack(np.unravel_index(indices, self.factor_sizes), axis=-1).astype(np.int64)
 
     def factors_to_index(self, factors: np.ndarray) -> np.ndarray:
@@ -81,13 +91,16 @@ class GroundTruthData:
         sizes = np.asarray(self.factor_sizes, dtype=np.int64)
         return as_rng(rng).integers(0, sizes, size=(n, self.num_factors), dtype=np.int64)
 
-    def sample_observations_from_factors(self, factors: np.ndarray,
-                                         rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator | int | None = None
+    ) -> np.ndarray:
         """(N, K) factors -> (N, C, H, W) float32 in [0, 1].
 
         `rng` drives observation noise; deterministic data sets ignore it (None is fine there).
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement sample_observations_from_factors")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement sample_observations_from_factors"
+        )
 
     def sample_observations(self, n: int, rng: np.random.Generator | int) -> np.ndarray:
         """(n, C, H, W) float32 observations of uniformly sampled factors."""

@@ -29,7 +29,9 @@ class BatchStream(IterableDataset):
 
     def __iter__(self):
         worker = get_worker_info()
-        i, step = (self.start, 1) if worker is None else (self.start + worker.id, worker.num_workers)
+        i, step = (
+            (self.start, 1) if worker is None else (self.start + worker.id, worker.num_workers)
+        )
         while True:
             yield self.batch(i)
             i += step
@@ -45,18 +47,31 @@ class GroundTruthDataModule(L.LightningDataModule):
     does not count; set `batches_served` yourself if you need to.
     """
 
-    def __init__(self, dataset: GroundTruthData, batch_size: int = 64, num_workers: int = 0, seed: int = 0):
+    def __init__(
+        self, dataset: GroundTruthData, batch_size: int = 64, num_workers: int = 0, seed: int = 0
+    ):
         super().__init__()
         if batch_size < 1 or num_workers < 0 or seed < 0:
-            raise ValueError(f"need batch_size >= 1, num_workers >= 0 and seed >= 0, "
-                             f"got {batch_size}, {num_workers}, {seed}")
-        self.dataset, self.batch_size, self.num_workers, self.seed = dataset, batch_size, num_workers, seed
+            raise ValueError(
+                f"need batch_size >= 1, num_workers >= 0 and seed >= 0, "
+                f"got {batch_size}, {num_workers}, {seed}"
+            )
+        self.dataset, self.batch_size, self.num_workers, self.seed = (
+            dataset,
+            batch_size,
+            num_workers,
+            seed,
+        )
         self.batches_served = 0
 
     def train_dataloader(self) -> DataLoader:
         stream = BatchStream(self.dataset, self.batch_size, self.seed, start=self.batches_served)
-        return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def on_before_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
         if self.trainer is None or self.trainer.training:
@@ -64,7 +79,11 @@ class GroundTruthDataModule(L.LightningDataModule):
         return batch
 
     def state_dict(self) -> dict:
-        return {"seed": self.seed, "batch_size": self.batch_size, "batches_served": self.batches_served}
+        return {
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "batches_served": self.batches_served,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume the stream after `state_dict["batches_served"]` batches.
@@ -74,9 +93,11 @@ class GroundTruthDataModule(L.LightningDataModule):
         """
         for key in ("seed", "batch_size"):
             if key in state_dict and state_dict[key] != getattr(self, key):
-                warnings.warn(f"the checkpoint's data stream had {key}={state_dict[key]}, this datamodule "
-                              f"has {key}={getattr(self, key)}: the resumed stream is a different one",
-                              stacklevel=2)
+                warnings.warn(
+                    f"the checkpoint's data stream had {key}={state_dict[key]}, this datamodule "
+                    f"has {key}={getattr(self, key)}: the resumed stream is a different one",
+                    stacklevel=2,
+                )
         self.batches_served = int(state_dict["batches_served"])
 
 
@@ -89,7 +110,9 @@ class StackedBatchStream(IterableDataset):
 
     def __iter__(self):
         worker = get_worker_info()
-        i, step = (self.start, 1) if worker is None else (self.start + worker.id, worker.num_workers)
+        i, step = (
+            (self.start, 1) if worker is None else (self.start + worker.id, worker.num_workers)
+        )
         while True:
             yield torch.stack([stream.batch(i) for stream in self.streams])
             i += step
@@ -98,14 +121,22 @@ class StackedBatchStream(IterableDataset):
 class StackedDataModule(GroundTruthDataModule):
     """The data streams of K stacked runs (one seed each), served together as (K, B, C, H, W) batches."""
 
-    def __init__(self, dataset: GroundTruthData, batch_size: int, seeds: list[int], num_workers: int = 0):
+    def __init__(
+        self, dataset: GroundTruthData, batch_size: int, seeds: list[int], num_workers: int = 0
+    ):
         super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, seed=seeds[0])
         self.seeds = list(seeds)
 
     def train_dataloader(self) -> DataLoader:
-        stream = StackedBatchStream(self.dataset, self.batch_size, self.seeds, start=self.batches_served)
-        return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        stream = StackedBatchStream(
+            self.dataset, self.batch_size, self.seeds, start=self.batches_served
+        )
+        return DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "seeds": self.seeds}

@@ -21,10 +21,12 @@ IMAGES_FILE, LABELS_FILE = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # 0x0803 / 0x0801: unsigned bytes, 3 / 1 dimensions
 # the images file's usual names (the last is Kaggle's), and the labels file's beside it
 MNIST_FILES = DataFile(
-    "MNIST file", (IMAGES_FILE, IMAGES_FILE + ".gz", "train-images.idx3-ubyte"),
+    "MNIST file",
+    (IMAGES_FILE, IMAGES_FILE + ".gz", "train-images.idx3-ubyte"),
     f"Expected MNIST's {IMAGES_FILE} and {LABELS_FILE} (optionally .gz), or a directory or archive (.zip, .tar, "
     f".tar.gz) holding them; set dataset.path=null to use scikit-learn's bundled digits",
-    companions=(LABELS_FILE, LABELS_FILE + ".gz", "train-labels.idx1-ubyte"))
+    companions=(LABELS_FILE, LABELS_FILE + ".gz", "train-labels.idx1-ubyte"),
+)
 
 
 def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
@@ -41,30 +43,49 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
         if data[:2] == b"\x1f\x8b":  # gzip, whatever the file is called
             data = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
-        raise MNIST_FILES.error(path, f"it is damaged or truncated ({type(error).__name__}: {error})") from error
+        raise MNIST_FILES.error(
+            path, f"it is damaged or truncated ({type(error).__name__}: {error})"
+        ) from error
     if len(data) < 4 or int.from_bytes(data[:4], "big") != magic:
         found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-        raise MNIST_FILES.error(path, f"it is not an IDX file of this kind: magic number {found}, expected {magic}")
+        raise MNIST_FILES.error(
+            path, f"it is not an IDX file of this kind: magic number {found}, expected {magic}"
+        )
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise MNIST_FILES.error(path, f"it is truncated: {len(data)} bytes, its header alone needs {header}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+        raise MNIST_FILES.error(
+            path, f"it is truncated: {len(data)} bytes, its header alone needs {header}"
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + math.prod(shape)  # Python integers: a hostile header cannot overflow them
     if len(data) != expected:
-        raise MNIST_FILES.error(path, f"it has {len(data)} bytes, but its header {shape} needs {expected}"
-                                f"{' (truncated)' if len(data) < expected else ''}")
+        raise MNIST_FILES.error(
+            path,
+            f"it has {len(data)} bytes, but its header {shape} needs {expected}"
+            f"{' (truncated)' if len(data) < expected else ''}",
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
 def _mnist_files(path: str) -> tuple[Path, Path]:
     """(images file, labels file) for `path`: a directory or archive holding them, or the images file itself."""
     images = resolve_data_path(path, MNIST_FILES)
-    twin = images.name.replace("images", "labels").replace("idx3", "idx1")  # keeps the file's naming
-    labels = next((images.parent / name for name in dict.fromkeys([twin, *MNIST_FILES.companions])
-                   if (images.parent / name).is_file() and name != images.name), None)
+    twin = images.name.replace("images", "labels").replace(
+        "idx3", "idx1"
+    )  # keeps the file's naming
+    labels = next(
+        (
+            images.parent / name
+            for name in dict.fromkeys([twin, *MNIST_FILES.companions])
+            if (images.parent / name).is_file() and name != images.name
+        ),
+        None,
+    )
     if labels is None:
-        raise MNIST_FILES.error(images, f"no labels file ({LABELS_FILE}[.gz]) beside it", DataFileNotFoundError)
+        raise MNIST_FILES.error(
+            images, f"no labels file ({LABELS_FILE}[.gz]) beside it", DataFileNotFoundError
+        )
     return images, labels
 
 
@@ -73,15 +94,22 @@ def load_mnist(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     images_path, labels_path = _mnist_files(path)
     images, labels = read_idx(images_path, IMAGES_MAGIC), read_idx(labels_path, LABELS_MAGIC)
     if images.ndim != 3 or labels.ndim != 1:
-        raise MNIST_FILES.error(images_path, f"it must hold (N, H, W) images and {labels_path} (N,) labels, got "
-                                f"shapes {images.shape} and {labels.shape}")
+        raise MNIST_FILES.error(
+            images_path,
+            f"it must hold (N, H, W) images and {labels_path} (N,) labels, got "
+            f"shapes {images.shape} and {labels.shape}",
+        )
     if len(images) != len(labels):
-        raise MNIST_FILES.error(images_path, f"it holds {len(images)} images but {labels_path} {len(labels)} labels")
+        raise MNIST_FILES.error(
+            images_path, f"it holds {len(images)} images but {labels_path} {len(labels)} labels"
+        )
     if labels.size and labels.max() > 9:
         raise MNIST_FILES.error(labels_path, f"labels must be digits 0..9, found {labels.max()}")
     absent = sorted(set(range(10)) - set(np.unique(labels).tolist()))
     if absent:
-        raise MNIST_FILES.error(labels_path, f"no images of digit(s) {absent}; every digit needs at least one")
+        raise MNIST_FILES.error(
+            labels_path, f"no images of digit(s) {absent}; every digit needs at least one"
+        )
     return images, labels
 
 
@@ -96,18 +124,29 @@ def resize_matrix(source: int, size: int) -> np.ndarray:
     return np.asarray(identity.resize((size, source), Image.Resampling.BILINEAR)).T.copy()
 
 
-def affine(images: np.ndarray, angle: np.ndarray, width: np.ndarray, shift_x: np.ndarray,
-           shift_y: np.ndarray) -> np.ndarray:
+def affine(
+    images: np.ndarray,
+    angle: np.ndarray,
+    width: np.ndarray,
+    shift_x: np.ndarray,
+    shift_y: np.ndarray,
+) -> np.ndarray:
     """Each image (N, H, W) turned by `angle` (radians, counter-clockwise as shown), stretched horizontally by
     `width` (1: unchanged) about its centre, then moved by (`shift_x`, `shift_y`) pixels (right, down): bilinear,
     zero outside. Each argument is (N,)."""
     n, height, width_px = images.shape
-    rows, cols = np.mgrid[0:height, 0:width_px].astype(np.float32)  # (H, W) output pixel coordinates
+    rows, cols = np.mgrid[0:height, 0:width_px].astype(
+        np.float32
+    )  # (H, W) output pixel coordinates
     cy, cx = (height - 1) / 2, (width_px - 1) / 2
     cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]  # (N, 1, 1)
-    dx = cols - cx - shift_x[:, None, None]  # (N, H, W): the output pixel, relative to the moved centre
+    dx = (
+        cols - cx - shift_x[:, None, None]
+    )  # (N, H, W): the output pixel, relative to the moved centre
     dy = rows - cy - shift_y[:, None, None]
-    source_x = (cos * dx - sin * dy) / width[:, None, None] + cx  # the inverse map: un-turn, then un-stretch
+    source_x = (cos * dx - sin * dy) / width[
+        :, None, None
+    ] + cx  # the inverse map: un-turn, then un-stretch
     source_y = sin * dx + cos * dy + cy
     x0, y0 = np.floor(source_x).astype(np.int64), np.floor(source_y).astype(np.int64)
     fx, fy = source_x - x0, source_y - y0
@@ -148,14 +187,22 @@ class Digits(GroundTruthData):
     factor_sizes = (10,)
     deterministic = False
 
-    def __init__(self, size: int = 32, path: str | os.PathLike | None = None, rotation: float = 0.0,
-                 width: float = 0.0, shift: float = 0.0):
+    def __init__(
+        self,
+        size: int = 32,
+        path: str | os.PathLike | None = None,
+        rotation: float = 0.0,
+        width: float = 0.0,
+        shift: float = 0.0,
+    ):
         self.size = int(size)
         if self.size < 1:
             raise ValueError(f"size must be positive, got {size}")
         if not (0 <= rotation <= 180 and 0 <= width < 1 and 0 <= shift < self.size):
-            raise ValueError(f"the style jitter needs 0 <= rotation <= 180 (degrees), 0 <= width < 1 and "
-                             f"0 <= shift < size; got rotation={rotation}, width={width}, shift={shift}")
+            raise ValueError(
+                f"the style jitter needs 0 <= rotation <= 180 (degrees), 0 <= width < 1 and "
+                f"0 <= shift < size; got rotation={rotation}, width={width}, shift={shift}"
+            )
         self.rotation, self.width, self.shift = float(rotation), float(width), float(shift)
         self.path = None if path is None else os.fspath(path)
         self.observation_shape = (1, self.size, self.size)
@@ -171,25 +218,33 @@ class Digits(GroundTruthData):
             self.labels = labels.astype(np.int64)
         counts = np.bincount(self.labels, minlength=10)
         if (counts == 0).any():
-            raise ValueError(f"{self.path or 'scikit-learn digits'}: no images of digit(s) "
-                             f"{np.flatnonzero(counts == 0).tolist()}; every digit needs at least one")
+            raise ValueError(
+                f"{self.path or 'scikit-learn digits'}: no images of digit(s) "
+                f"{np.flatnonzero(counts == 0).tolist()}; every digit needs at least one"
+            )
         # images sorted by label: digit d's images are by_label[start[d] : start[d] + counts[d]]
         self._by_label = np.argsort(self.labels, kind="stable")
         self._start, self._counts = np.cumsum(counts) - counts, counts
         _, height, width = self.images.shape
-        self._resize_rows, self._resize_cols = resize_matrix(height, self.size), resize_matrix(width, self.size)
+        self._resize_rows, self._resize_cols = (
+            resize_matrix(height, self.size),
+            resize_matrix(width, self.size),
+        )
 
     def render(self, indices: np.ndarray) -> np.ndarray:
         """(N,) indices into `images` -> (N, 1, size, size) float32 in [0, 1], resized."""
         resized = self._resize_rows @ self.images[indices] @ self._resize_cols.T  # (N, size, size)
         return np.clip(resized, 0.0, 1.0)[:, None]
 
-    def sample_observations_from_factors(self, factors: np.ndarray,
-                                         rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator | int | None = None
+    ) -> np.ndarray:
         """(N, 1) digits -> (N, 1, size, size) float32 in [0, 1]: a random image of each digit."""
         if rng is None:
-            raise TypeError("Digits draws a random image of each requested digit: pass rng "
-                            "(a numpy.random.Generator or an int seed)")
+            raise TypeError(
+                "Digits draws a random image of each requested digit: pass rng "
+                "(a numpy.random.Generator or an int seed)"
+            )
         digit = self.check_factors(factors)[:, 0]
         rng = as_rng(rng)
         pick = rng.integers(0, self._counts[digit])  # (N,) position among that digit's images

@@ -43,9 +43,13 @@ SPRITE_SIZE = 21.2
 ELLIPSE_ASPECT = 0.5  # short axis / long axis
 SUPERSAMPLE = 4  # 4x4 samples per pixel; a pixel is on when at least half of them are inside
 FILE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-DSPRITES_FILE = DataFile("dSprites file", (FILE_NAME,), f"Expected the original {FILE_NAME} "
-                         f"(https://github.com/deepmind/dsprites-dataset), or a directory or archive (.zip, .tar, "
-                         f".tar.gz) holding it; set dataset.path=null to render the sprites procedurally")
+DSPRITES_FILE = DataFile(
+    "dSprites file",
+    (FILE_NAME,),
+    f"Expected the original {FILE_NAME} "
+    f"(https://github.com/deepmind/dsprites-dataset), or a directory or archive (.zip, .tar, "
+    f".tar.gz) holding it; set dataset.path=null to render the sprites procedurally",
+)
 
 
 def _unit_square() -> np.ndarray:
@@ -64,7 +68,10 @@ def _unit_heart(num_vertices: int = 128) -> np.ndarray:
     y = 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
     cross = x * np.roll(y, -1) - np.roll(x, -1) * y  # shoelace terms
     six_area = 3 * cross.sum()
-    cx, cy = ((x + np.roll(x, -1)) * cross).sum() / six_area, ((y + np.roll(y, -1)) * cross).sum() / six_area
+    cx, cy = (
+        ((x + np.roll(x, -1)) * cross).sum() / six_area,
+        ((y + np.roll(y, -1)) * cross).sum() / six_area,
+    )
     return np.stack([x - cx, y - cy], axis=1) / 32.0  # x spans [-16, 16]
 
 
@@ -154,16 +161,22 @@ class DSprites(GroundTruthData):
     observation_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
     deterministic = True
 
-    def __init__(self, path: str | os.PathLike | None = None, factor_sizes: tuple[int, ...] = FACTOR_SIZES):
+    def __init__(
+        self, path: str | os.PathLike | None = None, factor_sizes: tuple[int, ...] = FACTOR_SIZES
+    ):
         self.path = None if path is None else os.fspath(path)
         self.factor_sizes = tuple(int(s) for s in factor_sizes)
         if len(self.factor_sizes) != 5:
-            raise ValueError(f"dSprites has 5 factors {self.factor_names}, got sizes {self.factor_sizes}")
+            raise ValueError(
+                f"dSprites has 5 factors {self.factor_names}, got sizes {self.factor_sizes}"
+            )
         self._imgs = self._sprites = None
         if self.path is None:
             if self.factor_sizes != FACTOR_SIZES:
-                raise ValueError(f"the procedural renderer draws the full grid {FACTOR_SIZES}; "
-                                 f"a smaller grid needs a file (`path`)")
+                raise ValueError(
+                    f"the procedural renderer draws the full grid {FACTOR_SIZES}; "
+                    f"a smaller grid needs a file (`path`)"
+                )
             self._sprites = render_sprites()  # (3, 6, 40, PATCH, PATCH)
         else:
             self._imgs = self._load(self.path)  # (N, 64, 64) uint8
@@ -173,33 +186,48 @@ class DSprites(GroundTruthData):
         file = resolve_data_path(path, DSPRITES_FILE)
         try:
             with open(file, "rb") as f:
-                if f.read(2) != b"PK":  # checked first: np.load would guess pickle and advise trusting it
+                if (
+                    f.read(2) != b"PK"
+                ):  # checked first: np.load would guess pickle and advise trusting it
                     raise DSPRITES_FILE.error(file, "it is not an .npz (zip) archive")
             with np.load(file, allow_pickle=False) as data:
                 missing = {"imgs", "latents_classes"} - set(data.files)
                 if missing:
-                    raise DSPRITES_FILE.error(file, f"arrays {sorted(missing)} are missing "
-                                                    f"(found {sorted(data.files)})")
+                    raise DSPRITES_FILE.error(
+                        file, f"arrays {sorted(missing)} are missing (found {sorted(data.files)})"
+                    )
                 imgs, classes = data["imgs"], data["latents_classes"]
         except DataFileError:
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-            raise DSPRITES_FILE.error(file, f"it is damaged or truncated ({type(error).__name__}: {error})") from error
+            raise DSPRITES_FILE.error(
+                file, f"it is damaged or truncated ({type(error).__name__}: {error})"
+            ) from error
         n = len(self)
         if imgs.shape != (n, IMAGE_SIZE, IMAGE_SIZE):
-            raise DSPRITES_FILE.error(file, f"imgs has shape {imgs.shape}, not {(n, IMAGE_SIZE, IMAGE_SIZE)}")
+            raise DSPRITES_FILE.error(
+                file, f"imgs has shape {imgs.shape}, not {(n, IMAGE_SIZE, IMAGE_SIZE)}"
+            )
         if classes.shape != (n, 6):
-            raise DSPRITES_FILE.error(file, f"latents_classes has shape {classes.shape}, not {(n, 6)}")
+            raise DSPRITES_FILE.error(
+                file, f"latents_classes has shape {classes.shape}, not {(n, 6)}"
+            )
         if imgs[:: max(1, n // 1000)].max(initial=0) > 1:  # a spot check; the original stores 0/1
-            raise DSPRITES_FILE.error(file, f"imgs must hold 0/1 pixels, found values up to {imgs.max()}")
+            raise DSPRITES_FILE.error(
+                file, f"imgs must hold 0/1 pixels, found values up to {imgs.max()}"
+            )
         # column 0 is the constant colour; the rest must enumerate the grid, last factor fastest
         if not np.array_equal(classes[:, 1:], self.index_to_factors(np.arange(n))):
-            raise DSPRITES_FILE.error(file, f"latents_classes do not enumerate the grid {self.factor_sizes} "
-                                      f"in row-major order (last factor fastest)")
+            raise DSPRITES_FILE.error(
+                file,
+                f"latents_classes do not enumerate the grid {self.factor_sizes} "
+                f"in row-major order (last factor fastest)",
+            )
         return imgs
 
-    def sample_observations_from_factors(self, factors: np.ndarray,
-                                         rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator | int | None = None
+    ) -> np.ndarray:
         """(N, 5) factors -> (N, 1, 64, 64) float32 in {0, 1}; deterministic, `rng` unused."""
         factors = self.check_factors(factors)
         if self._imgs is not None:

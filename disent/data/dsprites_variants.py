@@ -35,14 +35,19 @@ class _DSpritesVariant(GroundTruthData):
         self.factor_names = self.dsprites.factor_names
         self.factor_sizes = self.dsprites.factor_sizes
 
-    def sample_observations_from_factors(self, factors: np.ndarray,
-                                         rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator | int | None = None
+    ) -> np.ndarray:
         """(N, 5) factors -> (N, 3, 64, 64) float32 in [0, 1]; the noise is drawn from `rng`."""
         if rng is None:
-            raise TypeError(f"{type(self).__name__} draws random noise for every observation: "
-                            f"pass rng (a numpy.random.Generator or an int seed)")
+            raise TypeError(
+                f"{type(self).__name__} draws random noise for every observation: "
+                f"pass rng (a numpy.random.Generator or an int seed)"
+            )
         rng = as_rng(rng)
-        sprites = self.dsprites.sample_observations_from_factors(factors)  # (N, 1, 64, 64) in {0, 1}
+        sprites = self.dsprites.sample_observations_from_factors(
+            factors
+        )  # (N, 1, 64, 64) in {0, 1}
         return self._decorate(sprites, rng).astype(np.float32, copy=False)
 
     def _decorate(self, sprites: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -59,7 +64,9 @@ class ColorDSprites(_DSpritesVariant):
     """
 
     def _decorate(self, sprites: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        colour = rng.uniform(0.5, 1.0, size=(len(sprites), 3, 1, 1)).astype(np.float32)  # (N, 3, 1, 1)
+        colour = rng.uniform(0.5, 1.0, size=(len(sprites), 3, 1, 1)).astype(
+            np.float32
+        )  # (N, 3, 1, 1)
         return sprites * colour  # (N, 3, 64, 64) by broadcasting the one channel
 
 
@@ -76,8 +83,11 @@ class NoisyDSprites(_DSpritesVariant):
         return np.minimum(sprites + noise, 1.0)
 
 
-PICTURE_FILE = DataFile("background picture", hint="Set dataset.image_path to an image file (PNG, JPEG, ...), or "
-                        "to null for scikit-learn's sample photograph")
+PICTURE_FILE = DataFile(
+    "background picture",
+    hint="Set dataset.image_path to an image file (PNG, JPEG, ...), or "
+    "to null for scikit-learn's sample photograph",
+)
 
 
 def load_picture(image_path: str | os.PathLike | None = None) -> np.ndarray:
@@ -87,7 +97,9 @@ def load_picture(image_path: str | os.PathLike | None = None) -> np.ndarray:
     DataFileError naming the path (DataFileNotFoundError, also a FileNotFoundError, when it is missing).
     """
     if image_path is None:
-        from sklearn.datasets import load_sample_image  # imported here: only this needs scikit-learn
+        from sklearn.datasets import (
+            load_sample_image,
+        )  # imported here: only this needs scikit-learn
 
         picture, name = Image.fromarray(load_sample_image(DEFAULT_PICTURE)), DEFAULT_PICTURE
     else:
@@ -98,11 +110,16 @@ def load_picture(image_path: str | os.PathLike | None = None) -> np.ndarray:
             with Image.open(name) as opened:
                 picture = opened.convert("RGB")
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-            raise PICTURE_FILE.error(name, f"it is not a readable image ({type(error).__name__}: {error})") from error
+            raise PICTURE_FILE.error(
+                name, f"it is not a readable image ({type(error).__name__}: {error})"
+            ) from error
     picture.thumbnail(PICTURE_MAX_SIZE)  # only ever shrinks
     if min(picture.size) < IMAGE_SIZE:
-        raise PICTURE_FILE.error(name, f"it is {picture.size[0]}x{picture.size[1]} after shrinking to fit "
-                                 f"{PICTURE_MAX_SIZE}; a {IMAGE_SIZE}x{IMAGE_SIZE} crop needs more")
+        raise PICTURE_FILE.error(
+            name,
+            f"it is {picture.size[0]}x{picture.size[1]} after shrinking to fit "
+            f"{PICTURE_MAX_SIZE}; a {IMAGE_SIZE}x{IMAGE_SIZE} crop needs more",
+        )
     return np.asarray(picture, dtype=np.float32) / 255.0
 
 
@@ -123,7 +140,9 @@ class ScreamDSprites(_DSpritesVariant):
         `randint(0, H - 64)` never picks the last row or column of corners.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, image_path: str | os.PathLike | None = None):
+    def __init__(
+        self, path: str | os.PathLike | None = None, image_path: str | os.PathLike | None = None
+    ):
         super().__init__(path)
         self.image_path = None if image_path is None else os.fspath(image_path)
         self.picture = load_picture(self.image_path)  # (H, W, 3) float32 in [0, 1]

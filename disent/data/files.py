@@ -49,11 +49,17 @@ class DataFile:
     """What a loader reads, for finding it and for error messages."""
 
     what: str  # e.g. "dSprites file": "cannot read the <what> <path>: ..."
-    names: tuple[str, ...] = ()  # the file's usual names, preferred first: looked up in directories and archives
+    names: tuple[
+        str, ...
+    ] = ()  # the file's usual names, preferred first: looked up in directories and archives
     hint: str = ""  # what to do instead; ends every message
-    companions: tuple[str, ...] = ()  # files read beside it, extracted from an archive along with it
+    companions: tuple[
+        str, ...
+    ] = ()  # files read beside it, extracted from an archive along with it
 
-    def error(self, path: str | os.PathLike, reason: str, cls: type[DataFileError] = DataFileError) -> DataFileError:
+    def error(
+        self, path: str | os.PathLike, reason: str, cls: type[DataFileError] = DataFileError
+    ) -> DataFileError:
         """The error to raise for `path`, e.g. `raise spec.error(path, "truncated")`."""
         hint = f" {self.hint}." if self.hint else ""
         return cls(f"cannot read the {self.what} {os.fspath(path)}: {reason}.{hint}")
@@ -113,11 +119,23 @@ def _extraction_dir(target: Path, archive: Path, spec: DataFile) -> bool:
         status = target.lstat()
     except FileNotFoundError:
         return False
-    if stat.S_ISLNK(status.st_mode) or not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid():
-        what = ("a symlink" if stat.S_ISLNK(status.st_mode) else "not a directory" if not stat.S_ISDIR(status.st_mode)
-                else "a directory owned by another user")
-        raise spec.error(archive, f"refused: {target}, where it is extracted, is {what}, not a directory disent "
-                         f"made; remove {target} (or extract the archive yourself and point dataset.path at the file)")
+    if (
+        stat.S_ISLNK(status.st_mode)
+        or not stat.S_ISDIR(status.st_mode)
+        or status.st_uid != os.geteuid()
+    ):
+        what = (
+            "a symlink"
+            if stat.S_ISLNK(status.st_mode)
+            else "not a directory"
+            if not stat.S_ISDIR(status.st_mode)
+            else "a directory owned by another user"
+        )
+        raise spec.error(
+            archive,
+            f"refused: {target}, where it is extracted, is {what}, not a directory disent "
+            f"made; remove {target} (or extract the archive yourself and point dataset.path at the file)",
+        )
     return True
 
 
@@ -134,12 +152,26 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
         return _Member(info.filename, "dir", "", info)
     if stat.S_ISLNK(mode):  # zipfile extracts a link as a file holding its target: check it anyway
         return _Member(info.filename, "symlink", archive.read(info).decode(errors="replace"), info)
-    return _Member(info.filename, "file" if not stat.S_IFMT(mode) or stat.S_ISREG(mode) else "special", "", info)
+    return _Member(
+        info.filename,
+        "file" if not stat.S_IFMT(mode) or stat.S_ISREG(mode) else "special",
+        "",
+        info,
+    )
 
 
 def _tar_member(info: tarfile.TarInfo) -> _Member:
-    kind = ("file" if info.isreg() else "dir" if info.isdir() else "symlink" if info.issym()
-            else "hardlink" if info.islnk() else "special")
+    kind = (
+        "file"
+        if info.isreg()
+        else "dir"
+        if info.isdir()
+        else "symlink"
+        if info.issym()
+        else "hardlink"
+        if info.islnk()
+        else "special"
+    )
     return _Member(info.name, kind, info.linkname, info)
 
 
@@ -160,20 +192,29 @@ def _inside(path: str, root: str) -> bool:
 
 def _unsafe(member: _Member, root: str) -> str | None:
     """Why `member` must not be extracted into the directory `root` (absolute, normalised), or None."""
-    destination = os.path.normpath(os.path.join(root, member.name))  # an absolute name replaces root
+    destination = os.path.normpath(
+        os.path.join(root, member.name)
+    )  # an absolute name replaces root
     if not _inside(destination, root):
         return f"refused: its member {member.name!r} would be written outside {root}"
     if member.kind == "special":
         return f"refused: its member {member.name!r} is a device or FIFO, not a file"
-    if member.kind in ("symlink", "hardlink"):  # a symlink is relative to its directory, a hard link to the root
+    if member.kind in (
+        "symlink",
+        "hardlink",
+    ):  # a symlink is relative to its directory, a hard link to the root
         base = os.path.dirname(destination) if member.kind == "symlink" else root
         if not _inside(os.path.normpath(os.path.join(base, member.link)), root):
             return f"refused: its member {member.name!r} links to {member.link!r}, outside {root}"
     return None
 
 
-def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, names: Sequence[str],
-                 spec: DataFile = ARCHIVE) -> list[str]:
+def safe_extract(
+    archive: str | os.PathLike,
+    target: str | os.PathLike,
+    names: Sequence[str],
+    spec: DataFile = ARCHIVE,
+) -> list[str]:
     """Extract the first regular file named each of `names` (base name, anywhere in the archive) into
     `target`, flat; return the names extracted. Refuses (DataFileError) the whole archive if any member
     would land outside `target` (absolute path, `..`, a link pointing out) or is a device or FIFO.
@@ -199,28 +240,43 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, names: S
     except DataFileError:
         raise
     except READ_ERRORS as error:
-        raise spec.error(archive, f"not a readable archive ({type(error).__name__}: {error})") from error
+        raise spec.error(
+            archive, f"not a readable archive ({type(error).__name__}: {error})"
+        ) from error
     return list(chosen)
 
 
-def _write(chosen: dict[str, _Member], open_member: Callable[[object], IO[bytes]], target: Path, archive: Path,
-           spec: DataFile) -> None:
+def _write(
+    chosen: dict[str, _Member],
+    open_member: Callable[[object], IO[bytes]],
+    target: Path,
+    archive: Path,
+    spec: DataFile,
+) -> None:
     """Copy the chosen members into a temporary directory, then rename it (or its files) to `target`."""
     try:
         temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     except OSError as error:
-        raise spec.error(archive, f"cannot extract it beside itself ({error}); extract "
-                         f"{' and '.join(chosen)} yourself and point dataset.path at the result") from error
+        raise spec.error(
+            archive,
+            f"cannot extract it beside itself ({error}); extract "
+            f"{' and '.join(chosen)} yourself and point dataset.path at the result",
+        ) from error
     try:
         for name, member in chosen.items():
             try:
                 with open_member(member.ref) as source, open(temporary / name, "wb") as destination:
                     shutil.copyfileobj(source, destination, 1 << 20)
                     destination.flush()
-                    os.fsync(destination.fileno())  # whole on disk before the directory is renamed into place
+                    os.fsync(
+                        destination.fileno()
+                    )  # whole on disk before the directory is renamed into place
             except READ_ERRORS as error:
-                raise spec.error(archive, f"extracting its member {member.name!r} failed "
-                                 f"({type(error).__name__}: {error})") from error
+                raise spec.error(
+                    archive,
+                    f"extracting its member {member.name!r} failed "
+                    f"({type(error).__name__}: {error})",
+                ) from error
         (temporary / STAMP).write_text(json.dumps(_stamp(archive)))
         try:
             exists = _extraction_dir(target, archive, spec)

@@ -38,9 +38,13 @@ SCALES = np.linspace(0.75, 1.25, 8)
 SHAPES = ("cube", "cylinder", "sphere", "capsule")
 ORIENTATIONS = np.linspace(-30.0, 30.0, 15)  # degrees
 FILE_NAME = "3dshapes.h5"
-SHAPES3D_FILE = DataFile("3dshapes file", (FILE_NAME,), f"Expected the original {FILE_NAME} (gs://3d-shapes/"
-                         f"{FILE_NAME}, see https://github.com/google-deepmind/3d-shapes), or a directory or archive "
-                         f"(.zip, .tar, .tar.gz) holding it; set dataset.path=null to render the scenes procedurally")
+SHAPES3D_FILE = DataFile(
+    "3dshapes file",
+    (FILE_NAME,),
+    f"Expected the original {FILE_NAME} (gs://3d-shapes/"
+    f"{FILE_NAME}, see https://github.com/google-deepmind/3d-shapes), or a directory or archive "
+    f"(.zip, .tar, .tar.gz) holding it; set dataset.path=null to render the scenes procedurally",
+)
 IMAGE_SIZE = 64
 
 # --- the scene (world coordinates: y up, the object stands on the floor y = 0 around the origin) ---
@@ -52,7 +56,9 @@ TAN_HALF_FOV = 0.36  # tan(half the field of view): the object fills about the m
 # through CORNER, each at 45 degrees to the camera's view at orientation 0, so turning
 # the camera moves the corner and the floor/wall boundaries across the image.
 CORNER = np.array([0.0, 0.0, -2.8])
-WALL_NORMALS = np.array([[1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]) / np.sqrt(2.0)  # pointing into the room
+WALL_NORMALS = np.array([[1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]) / np.sqrt(
+    2.0
+)  # pointing into the room
 LIGHT = np.array([2.0, 4.5, 3.0])  # a point light above, in front and to the right of the object
 # shade = ambient + (1 - ambient) * max(0, n . l), l the unit vector towards LIGHT, with n . l taken
 # as 0 in the object's shadow. A point light (rather than a distant one) shades the floor and walls
@@ -70,7 +76,9 @@ CACHE_VERSION = 1  # part of the cache file's name: bump when the renderer's cod
 # the distance t (...,) to the first hit in front of o (inf for none) and the unit normal (..., 3) ---
 
 
-def _sphere(o: np.ndarray, d: np.ndarray, centre: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+def _sphere(
+    o: np.ndarray, d: np.ndarray, centre: np.ndarray, r: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A sphere, seen from outside."""
     oc = o - centre
     b = np.einsum("...i,...i->...", oc, d)
@@ -80,7 +88,9 @@ def _sphere(o: np.ndarray, d: np.ndarray, centre: np.ndarray, r: float) -> tuple
     return t, (oc + np.where(np.isfinite(t), t, 0.0)[..., None] * d) / r
 
 
-def _vertical_tube(o: np.ndarray, d: np.ndarray, r: float, y0: float, y1: float) -> tuple[np.ndarray, np.ndarray]:
+def _vertical_tube(
+    o: np.ndarray, d: np.ndarray, r: float, y0: float, y1: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The side of the cylinder x^2 + z^2 = r^2, y0 <= y <= y1 (from outside)."""
     a = d[..., 0] ** 2 + d[..., 2] ** 2
     b = o[..., 0] * d[..., 0] + o[..., 2] * d[..., 2]
@@ -105,7 +115,9 @@ def _top_disc(o: np.ndarray, d: np.ndarray, r: float, y: float) -> tuple[np.ndar
     return t, np.broadcast_to(np.array([0.0, 1.0, 0.0]), o.shape)
 
 
-def _box(o: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _box(
+    o: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned box [lo, hi] by the slab method; the normal is that of the entry slab."""
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1.0 / d
@@ -117,7 +129,9 @@ def _box(o: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[
     t = np.where((t_far >= t_near) & (t_near > EPS), t_near, np.inf)
     axis = near.argmax(axis=-1)
     normal = np.zeros(o.shape)
-    np.put_along_axis(normal, axis[..., None], -np.sign(np.take_along_axis(d, axis[..., None], -1)), -1)
+    np.put_along_axis(
+        normal, axis[..., None], -np.sign(np.take_along_axis(d, axis[..., None], -1)), -1
+    )
     return t, normal
 
 
@@ -126,10 +140,14 @@ def _closest(*hits: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     ts = np.stack([t for t, _ in hits])
     k = ts.argmin(axis=0)
     normals = np.stack([np.broadcast_to(n, hits[0][1].shape) for _, n in hits])
-    return np.take_along_axis(ts, k[None], 0)[0], np.take_along_axis(normals, k[None, ..., None], 0)[0]
+    return np.take_along_axis(ts, k[None], 0)[0], np.take_along_axis(
+        normals, k[None, ..., None], 0
+    )[0]
 
 
-def intersect_object(o: np.ndarray, d: np.ndarray, shape: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def intersect_object(
+    o: np.ndarray, d: np.ndarray, shape: int, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Hits on object `shape` (index into SHAPES) of size `scale`, standing on the floor at the origin.
 
     At scale 1: a cube of side 1, a cylinder of radius 0.5 and height 1, a sphere of radius 0.5 and
@@ -143,8 +161,11 @@ def intersect_object(o: np.ndarray, d: np.ndarray, shape: int, scale: float) -> 
     if SHAPES[shape] == "sphere":
         return _sphere(o, d, np.array([0.0, 0.5 * s, 0.0]), 0.5 * s)
     r, top = 0.35 * s, 1.2 * s
-    return _closest(_vertical_tube(o, d, r, r, top - r), _sphere(o, d, np.array([0.0, r, 0.0]), r),
-                    _sphere(o, d, np.array([0.0, top - r, 0.0]), r))
+    return _closest(
+        _vertical_tube(o, d, r, r, top - r),
+        _sphere(o, d, np.array([0.0, r, 0.0]), r),
+        _sphere(o, d, np.array([0.0, top - r, 0.0]), r),
+    )
 
 
 def intersect_room(o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,7 +184,9 @@ def intersect_room(o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.take_along_axis(t, k[..., None], -1)[..., 0], planes[k], np.where(k == 0, FLOOR, WALL)
 
 
-def camera_rays(orientation_deg: float, supersample: int = SUPERSAMPLE) -> tuple[np.ndarray, np.ndarray]:
+def camera_rays(
+    orientation_deg: float, supersample: int = SUPERSAMPLE
+) -> tuple[np.ndarray, np.ndarray]:
     """Origin (3,) and unit directions (H * S, W * S, 3) of the camera at this orientation.
 
     The camera circles the object's vertical axis, looking at CAMERA_TARGET; positive angles move
@@ -205,22 +228,32 @@ def render_geometry(supersample: int = SUPERSAMPLE) -> np.ndarray:
     OBJECT), each weighted by its Lambertian shade in [0, 1]. The weights of a pixel sum to at most
     1, so colouring them with hues in [0, 1] keeps the image in [0, 1].
     """
-    out = np.zeros((len(SCALES), len(SHAPES), len(ORIENTATIONS), 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    out = np.zeros(
+        (len(SCALES), len(SHAPES), len(ORIENTATIONS), 3, IMAGE_SIZE, IMAGE_SIZE), np.float32
+    )
     m = IMAGE_SIZE * supersample
-    pixel = (np.arange(m)[:, None] // supersample * IMAGE_SIZE + np.arange(m) // supersample).ravel()  # (R,)
+    pixel = (
+        np.arange(m)[:, None] // supersample * IMAGE_SIZE + np.arange(m) // supersample
+    ).ravel()  # (R,)
     geometry = np.arange(len(SCALES) * len(SHAPES))[:, None]  # (32, 1): (scale, shape) row-major
     for c, angle in enumerate(ORIENTATIONS):
         origin, d = camera_rays(angle, supersample)
         d = d.reshape(-1, 3)  # (R, 3), R = (64 S)^2 rays
-        t_room, n_room, surface_room = intersect_room(np.broadcast_to(origin, d.shape), d)  # (R,) (R, 3) (R,)
+        t_room, n_room, surface_room = intersect_room(
+            np.broadcast_to(origin, d.shape), d
+        )  # (R,) (R, 3) (R,)
         p_room = origin + t_room[:, None] * d
         shadow_d = _unit(LIGHT - p_room)  # (R, 3) towards the light
         lit_room = np.maximum(np.einsum("ri,ri->r", n_room, shadow_d), 0.0)
         shadow_o = p_room + 1e-3 * n_room  # just off the room's surface
         # only rays near the object can hit it or be shadowed by it: test those alone
         seen = np.flatnonzero(_passes_near(origin, d, BOUND_CENTRE, BOUND_RADIUS))
-        shaded = np.flatnonzero((lit_room > 0) & _passes_near(shadow_o, shadow_d, BOUND_CENTRE, BOUND_RADIUS))
-        light_distance = np.linalg.norm(LIGHT - shadow_o[shaded], axis=-1)  # an object beyond casts nothing
+        shaded = np.flatnonzero(
+            (lit_room > 0) & _passes_near(shadow_o, shadow_d, BOUND_CENTRE, BOUND_RADIUS)
+        )
+        light_distance = np.linalg.norm(
+            LIGHT - shadow_o[shaded], axis=-1
+        )  # an object beyond casts nothing
         shade = np.empty((len(SCALES), len(SHAPES), len(d)), np.float32)
         surface = np.empty(shade.shape, np.int64)
         for a, scale in enumerate(SCALES):
@@ -229,15 +262,21 @@ def render_geometry(supersample: int = SUPERSAMPLE) -> np.ndarray:
                 surface[a, b] = surface_room
                 t_blocked, _ = intersect_object(shadow_o[shaded], shadow_d[shaded], b, scale)
                 shade[a, b, shaded[t_blocked < light_distance]] = AMBIENT
-                t_obj, n_obj = intersect_object(np.broadcast_to(origin, (len(seen), 3)), d[seen], b, scale)
+                t_obj, n_obj = intersect_object(
+                    np.broadcast_to(origin, (len(seen), 3)), d[seen], b, scale
+                )
                 hit = t_obj < t_room[seen]
                 p_obj = origin + t_obj[hit, None] * d[seen[hit]]
                 lit_obj = np.maximum(np.einsum("ri,ri->r", n_obj[hit], _unit(LIGHT - p_obj)), 0.0)
                 shade[a, b, seen[hit]] = OBJECT_AMBIENT + (1 - OBJECT_AMBIENT) * lit_obj
                 surface[a, b, seen[hit]] = OBJECT
         # sum each ray's shade into (geometry, the surface it sees, its pixel), then average
-        bins = (geometry * 3 + surface.reshape(len(geometry), -1)) * IMAGE_SIZE**2 + pixel  # (32, R)
-        sums = np.bincount(bins.ravel(), weights=shade.ravel(), minlength=len(geometry) * 3 * IMAGE_SIZE**2)
+        bins = (
+            geometry * 3 + surface.reshape(len(geometry), -1)
+        ) * IMAGE_SIZE**2 + pixel  # (32, R)
+        sums = np.bincount(
+            bins.ravel(), weights=shade.ravel(), minlength=len(geometry) * 3 * IMAGE_SIZE**2
+        )
         out[:, :, c] = sums.reshape(out[:, :, c].shape) / supersample**2
     return out
 
@@ -245,14 +284,31 @@ def render_geometry(supersample: int = SUPERSAMPLE) -> np.ndarray:
 def hue_to_rgb(hue: np.ndarray) -> np.ndarray:
     """(...,) HSV hues in [0, 1) with full saturation and value -> (..., 3) RGB in [0, 1]."""
     h = 6 * np.asarray(hue, dtype=np.float64)
-    rgb = np.stack([np.abs(h - 3) - 1, 2 - np.abs(h - 2), 2 - np.abs(h - 4)], axis=-1)  # piecewise-linear HSV
+    rgb = np.stack(
+        [np.abs(h - 3) - 1, 2 - np.abs(h - 2), 2 - np.abs(h - 4)], axis=-1
+    )  # piecewise-linear HSV
     return np.clip(rgb, 0.0, 1.0)
 
 
 def _scene_key(supersample: int) -> str:
     """A short hash of everything that shapes the rendered geometry, naming its cache file."""
-    scene = (IMAGE_SIZE, SCALES, SHAPES, ORIENTATIONS, CAMERA_DISTANCE, CAMERA_HEIGHT, CAMERA_TARGET,
-             TAN_HALF_FOV, CORNER, WALL_NORMALS, LIGHT, AMBIENT, OBJECT_AMBIENT, supersample, CACHE_VERSION)
+    scene = (
+        IMAGE_SIZE,
+        SCALES,
+        SHAPES,
+        ORIENTATIONS,
+        CAMERA_DISTANCE,
+        CAMERA_HEIGHT,
+        CAMERA_TARGET,
+        TAN_HALF_FOV,
+        CORNER,
+        WALL_NORMALS,
+        LIGHT,
+        AMBIENT,
+        OBJECT_AMBIENT,
+        supersample,
+        CACHE_VERSION,
+    )
     text = repr([np.asarray(v).tolist() for v in scene])
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -276,13 +332,18 @@ def load_geometry(cache_dir: str | None = None, supersample: int = SUPERSAMPLE) 
         except (OSError, ValueError, EOFError):
             pass  # unreadable: render it again and replace it
         print(f"shapes3d: ignoring the unreadable or stale cache file {path}", file=sys.stderr)
-    print(f"shapes3d: rendering the scene geometry for the cache file {path} (once, ~2 s)", file=sys.stderr)
+    print(
+        f"shapes3d: rendering the scene geometry for the cache file {path} (once, ~2 s)",
+        file=sys.stderr,
+    )
     start = time.perf_counter()
     geometry = render_geometry(supersample)
     print(f"shapes3d: rendered in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     try:
         write_atomic(path, lambda file: np.save(file, geometry))
-    except OSError as error:  # e.g. a read-only directory: the geometry is still good, only not kept
+    except (
+        OSError
+    ) as error:  # e.g. a read-only directory: the geometry is still good, only not kept
         print(f"shapes3d: could not write the cache file {path}: {error}", file=sys.stderr)
     return geometry
 
@@ -292,9 +353,13 @@ def _h5_dataset(h5py, f, path: Path, name: str):
     found = f.get(name, getlink=True)
     target = f.get(name)  # None for a link that points nowhere
     if target is None:
-        raise SHAPES3D_FILE.error(path, f"its {name!r} is a link ({type(found).__name__}) to nothing")
+        raise SHAPES3D_FILE.error(
+            path, f"its {name!r} is a link ({type(found).__name__}) to nothing"
+        )
     if not isinstance(target, h5py.Dataset):
-        raise SHAPES3D_FILE.error(path, f"its {name!r} is an HDF5 {type(target).__name__}, not a dataset of arrays")
+        raise SHAPES3D_FILE.error(
+            path, f"its {name!r} is an HDF5 {type(target).__name__}, not a dataset of arrays"
+        )
     return target
 
 
@@ -303,8 +368,10 @@ def _import_h5py():
     try:
         import h5py
     except ImportError as error:
-        raise ImportError(f"reading {FILE_NAME} needs h5py (pip install h5py); without `dataset.path` the "
-                          f"scenes are rendered procedurally and need no h5py") from error
+        raise ImportError(
+            f"reading {FILE_NAME} needs h5py (pip install h5py); without `dataset.path` the "
+            f"scenes are rendered procedurally and need no h5py"
+        ) from error
     return h5py
 
 
@@ -342,20 +409,31 @@ class Shapes3D(GroundTruthData):
     observation_shape = (3, IMAGE_SIZE, IMAGE_SIZE)
     deterministic = True
 
-    def __init__(self, path: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-                 factor_sizes: tuple[int, ...] = FACTOR_SIZES, in_memory: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        factor_sizes: tuple[int, ...] = FACTOR_SIZES,
+        in_memory: bool = False,
+    ):
         self.path = None if path is None else os.fspath(path)
         self.factor_sizes = tuple(int(s) for s in factor_sizes)
         if len(self.factor_sizes) != len(FACTOR_NAMES):
-            raise ValueError(f"3dshapes has {len(FACTOR_NAMES)} factors {FACTOR_NAMES}, got sizes {self.factor_sizes}")
+            raise ValueError(
+                f"3dshapes has {len(FACTOR_NAMES)} factors {FACTOR_NAMES}, got sizes {self.factor_sizes}"
+            )
         self.in_memory = bool(in_memory)
         self._geometry = self._images = self._file = self._path = None
         if self.path is None:
             if self.factor_sizes != FACTOR_SIZES:
-                raise ValueError(f"the procedural renderer draws the full grid {FACTOR_SIZES}; "
-                                 f"a smaller grid needs a file (`path`)")
+                raise ValueError(
+                    f"the procedural renderer draws the full grid {FACTOR_SIZES}; "
+                    f"a smaller grid needs a file (`path`)"
+                )
             # (480, 3, 4096): geometry (scale, shape, orientation) row-major, then surface, then pixel
-            self._geometry = load_geometry(cache_dir).reshape(len(SCALES) * len(SHAPES) * len(ORIENTATIONS), 3, -1)
+            self._geometry = load_geometry(cache_dir).reshape(
+                len(SCALES) * len(SHAPES) * len(ORIENTATIONS), 3, -1
+            )
             self._hue_rgb = hue_to_rgb(HUES).astype(np.float32)  # (10, 3)
         else:
             self._images = self._load(self.path)
@@ -371,21 +449,37 @@ class Shapes3D(GroundTruthData):
         n = len(self)
         try:
             with h5py.File(file, "r") as f:
-                missing = [name for name in ("images", "labels") if f.get(name, getlink=True) is None]
+                missing = [
+                    name for name in ("images", "labels") if f.get(name, getlink=True) is None
+                ]
                 if missing:
-                    raise SHAPES3D_FILE.error(file, f"datasets {missing} are missing (found {sorted(f.keys())})")
+                    raise SHAPES3D_FILE.error(
+                        file, f"datasets {missing} are missing (found {sorted(f.keys())})"
+                    )
                 images, labels = (_h5_dataset(h5py, f, file, name) for name in ("images", "labels"))
                 if images.shape != (n, IMAGE_SIZE, IMAGE_SIZE, 3) or images.dtype != np.uint8:
-                    raise SHAPES3D_FILE.error(file, f"images are {images.dtype} {images.shape}, not uint8 "
-                                              f"{(n, IMAGE_SIZE, IMAGE_SIZE, 3)} (the grid {self.factor_sizes})")
+                    raise SHAPES3D_FILE.error(
+                        file,
+                        f"images are {images.dtype} {images.shape}, not uint8 "
+                        f"{(n, IMAGE_SIZE, IMAGE_SIZE, 3)} (the grid {self.factor_sizes})",
+                    )
                 if labels.shape != (n, len(FACTOR_NAMES)):
-                    raise SHAPES3D_FILE.error(file, f"labels have shape {labels.shape}, not {(n, len(FACTOR_NAMES))}")
+                    raise SHAPES3D_FILE.error(
+                        file, f"labels have shape {labels.shape}, not {(n, len(FACTOR_NAMES))}"
+                    )
                 self._check_order(file, labels[()])
                 return images[()] if self.in_memory else None
-        except (OSError, KeyError, ValueError, TypeError) as error:  # a damaged HDF5 file fails on open or read
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            TypeError,
+        ) as error:  # a damaged HDF5 file fails on open or read
             if isinstance(error, DataFileError):
                 raise
-            raise SHAPES3D_FILE.error(file, f"it is damaged or truncated ({type(error).__name__}: {error})") from error
+            raise SHAPES3D_FILE.error(
+                file, f"it is damaged or truncated ({type(error).__name__}: {error})"
+            ) from error
 
     def _check_order(self, path: Path, labels: np.ndarray) -> None:
         """The labels must enumerate the grid row-major, orientation fastest, each factor's values
@@ -393,22 +487,32 @@ class Shapes3D(GroundTruthData):
         grid = self.index_to_factors(np.arange(len(labels)))
         for k, name in enumerate(FACTOR_NAMES):
             values = np.unique(labels[:, k])
-            if len(values) != self.factor_sizes[k] or not np.array_equal(np.searchsorted(values, labels[:, k]),
-                                                                         grid[:, k]):
-                raise SHAPES3D_FILE.error(path, f"labels[:, {k}] ({name}) do not enumerate {self.factor_sizes[k]} "
-                                          f"values in the grid's order {self.factor_sizes} (row-major, orientation "
-                                          f"fastest)")
+            if len(values) != self.factor_sizes[k] or not np.array_equal(
+                np.searchsorted(values, labels[:, k]), grid[:, k]
+            ):
+                raise SHAPES3D_FILE.error(
+                    path,
+                    f"labels[:, {k}] ({name}) do not enumerate {self.factor_sizes[k]} "
+                    f"values in the grid's order {self.factor_sizes} (row-major, orientation "
+                    f"fastest)",
+                )
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
         """(N,) grid indices -> (N, 64, 64, 3) uint8 images from memory or the file."""
         if self._images is not None:
             return self._images[indices]
-        unique, inverse = np.unique(indices, return_inverse=True)  # h5py reads sorted, distinct indices
+        unique, inverse = np.unique(
+            indices, return_inverse=True
+        )  # h5py reads sorted, distinct indices
         try:
-            if self._file is None or self._file[0] != os.getpid():  # h5py handles do not survive a fork
+            if (
+                self._file is None or self._file[0] != os.getpid()
+            ):  # h5py handles do not survive a fork
                 self._file = (os.getpid(), _import_h5py().File(self._path, "r"))
             return self._file[1]["images"][unique][inverse]
-        except OSError as error:  # damaged since it was checked, or a damaged chunk the check did not read
+        except (
+            OSError
+        ) as error:  # damaged since it was checked, or a damaged chunk the check did not read
             raise SHAPES3D_FILE.error(self._path, f"reading images failed ({error})") from error
 
     def __getstate__(self) -> dict:
@@ -417,8 +521,9 @@ class Shapes3D(GroundTruthData):
 
     # --- observations ------------------------------------------------------------------------
 
-    def sample_observations_from_factors(self, factors: np.ndarray,
-                                         rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator | int | None = None
+    ) -> np.ndarray:
         """(N, 6) factors -> (N, 3, 64, 64) float32 in [0, 1]; deterministic, `rng` unused."""
         factors = self.check_factors(factors)
         if self._geometry is None:

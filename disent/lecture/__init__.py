@@ -22,8 +22,18 @@ from omegaconf import OmegaConf
 
 from disent.config import CONF_DIR
 
-ITEMS = ["metric_table", "beta_traversals", "capacity", "elbo_surgery", "dip_vae", "factor_vs_beta",
-         "infogan_digits", "theorem", "samples_vs_means", "study_findings"]
+ITEMS = [
+    "metric_table",
+    "beta_traversals",
+    "capacity",
+    "elbo_surgery",
+    "dip_vae",
+    "factor_vs_beta",
+    "infogan_digits",
+    "theorem",
+    "samples_vs_means",
+    "study_findings",
+]
 PRESETS = ("cpu", "tiny", "full")
 
 
@@ -67,4 +77,12 @@ def sweep_dir(out: str | Path, experiment: str, preset: str) -> Path:
     return Path(out) / experiment / preset
 
 
-__all__ = ["ITEMS", "PRESETS", "analysis", "item_names", "item_spec", "preset_overrides", "sweep_dir"]
+__all__ = [
+    "ITEMS",
+    "PRESETS",
+    "analysis",
+    "item_names",
+    "item_spec",
+    "preset_overrides",
+    "sweep_dir",
+]

@@ -13,7 +13,11 @@ from disent.lecture.page import Section, job_picture, table
 from disent.lecture.runs import Job, Runs
 
 EXPERIMENT = "capacity"
-PAPER_ORDER = [["posX", "posY"], ["scale"], ["shape", "orientation"]]  # the lecture's slide, group by group
+PAPER_ORDER = [
+    ["posX", "posY"],
+    ["scale"],
+    ["shape", "orientation"],
+]  # the lecture's slide, group by group
 
 
 def kl_history(job: Job) -> tuple[np.ndarray, np.ndarray]:
@@ -25,7 +29,10 @@ def kl_history(job: Job) -> tuple[np.ndarray, np.ndarray]:
 
 def _kl_history(job: Job) -> dict:
     state = read_checkpoint(job.dir / "checkpoints" / "last.ckpt")["callbacks"]["FigureCallback"]
-    return {"steps": np.asarray(state["kl_steps"]).tolist(), "kl": np.asarray(state["kl_history"]).tolist()}
+    return {
+        "steps": np.asarray(state["kl_steps"]).tolist(),
+        "kl": np.asarray(state["kl_history"]).tolist(),
+    }
 
 
 def onsets(job: Job, mi_points: int, threshold: float) -> list[tuple[str, int, float, int | None]]:
@@ -36,7 +43,9 @@ def onsets(job: Job, mi_points: int, threshold: float) -> list[tuple[str, int, f
     for k, name in enumerate(names):
         latent = int(mi[:, k].argmax())
         reached = np.flatnonzero(kl[:, latent] >= threshold)
-        rows.append((name, latent, float(kl[-1, latent]), int(steps[reached[0]]) if len(reached) else None))
+        rows.append(
+            (name, latent, float(kl[-1, latent]), int(steps[reached[0]]) if len(reached) else None)
+        )
     return rows
 
 
@@ -55,23 +64,44 @@ def analyze(runs: Runs, out: Path) -> Section:
     threshold = runs.setting("threshold_nats")
     rows = onsets(job, runs.setting("mi_points"), threshold)
     model = job.results["hyperparameters"]
-    lines = [f"AnnealedVAE, γ = {model['gamma']:g}, C rising from 0 to {model['c_max']:g} nats over "
-             f"{model['iteration_threshold']:,} steps ({job.results['max_steps']:,} in all), dSprites, "
-             f"seed {job.seed}:",
-             "", f"![capacity]({job_picture(job, ['capacity'], out / 'capacity_dsprites.png', colors=64)})", "",
-             f"Per factor, the latent that carries it most at the end (highest normalised MI), that latent's final "
-             f"KL, and the first step its KL reached {threshold} nat, in the order they did:", "",
-             table(["factor", "latent", "final KL (nats)", f"first step ≥ {threshold} nat"],
-                   [[name, f"z{latent}", kl, "never" if onset is None else f"{onset:,}"]
-                    for name, latent, kl, onset in sorted(rows, key=lambda r: np.inf if r[3] is None else r[3])]),
-             f"Claim (the lecture's slide): positions first, then scale, then shape and orientation: "
-             f"**{'holds' if order_holds(rows) else 'does not hold'}** in this run.", ""]
+    lines = [
+        f"AnnealedVAE, γ = {model['gamma']:g}, C rising from 0 to {model['c_max']:g} nats over "
+        f"{model['iteration_threshold']:,} steps ({job.results['max_steps']:,} in all), dSprites, "
+        f"seed {job.seed}:",
+        "",
+        f"![capacity]({job_picture(job, ['capacity'], out / 'capacity_dsprites.png', colors=64)})",
+        "",
+        f"Per factor, the latent that carries it most at the end (highest normalised MI), that latent's final "
+        f"KL, and the first step its KL reached {threshold} nat, in the order they did:",
+        "",
+        table(
+            ["factor", "latent", "final KL (nats)", f"first step ≥ {threshold} nat"],
+            [
+                [name, f"z{latent}", kl, "never" if onset is None else f"{onset:,}"]
+                for name, latent, kl, onset in sorted(
+                    rows, key=lambda r: np.inf if r[3] is None else r[3]
+                )
+            ],
+        ),
+        f"Claim (the lecture's slide): positions first, then scale, then shape and orientation: "
+        f"**{'holds' if order_holds(rows) else 'does not hold'}** in this run.",
+        "",
+    ]
     if "color_dsprites" in jobs:
         color = jobs["color_dsprites"]
         pictures = job_picture(color, ["traversals"], out / "traversals_color_dsprites.png")
-        lines += ["The AnnealedVAE on Color-dSprites, single latent traversals ordered by their average KL with the "
-                  f"prior (seed {color.seed}; the slide's panel (a)):", "", f"![traversals]({pictures})", ""]
+        lines += [
+            "The AnnealedVAE on Color-dSprites, single latent traversals ordered by their average KL with the "
+            f"prior (seed {color.seed}; the slide's panel (a)):",
+            "",
+            f"![traversals]({pictures})",
+            "",
+        ]
     reached = sorted((r for r in rows if r[3] is not None), key=lambda r: r[3])
     measured = " → ".join(f"{name} ({onset:,})" for name, _, _, onset in reached)
-    return Section("\n".join(lines), f"first steps ≥ {threshold} nat: {measured or 'none'}",
-                   "posX, posY → scale → shape, orientation", "holds" if order_holds(rows) else "fails")
+    return Section(
+        "\n".join(lines),
+        f"first steps ≥ {threshold} nat: {measured or 'none'}",
+        "posX, posY → scale → shape, orientation",
+        "holds" if order_holds(rows) else "fails",
+    )

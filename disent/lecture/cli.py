@@ -10,14 +10,24 @@ from pathlib import Path
 
 import numpy as np
 
-from disent.lecture import ITEMS, PRESETS, analysis, item_names, item_spec, preset_overrides, sweep_dir
+from disent.lecture import (
+    ITEMS,
+    PRESETS,
+    analysis,
+    item_names,
+    item_spec,
+    preset_overrides,
+    sweep_dir,
+)
 from disent.lecture.page import Section, hours, replace_marked, table, update_section
 from disent.lecture.runs import Runs
 from disent.results import code_version, write_atomic
 
 SECTIONS = ["index", *ITEMS]  # the page's sections in order: the index table, then the items
 DEFAULT_DOCS = Path("docs/lecture")
-RECORDS = "jobs"  # <docs>/jobs/<experiment>/<preset>/<job>: the jobs' records (disent/lecture/runs.py)
+RECORDS = (
+    "jobs"  # <docs>/jobs/<experiment>/<preset>/<job>: the jobs' records (disent/lecture/runs.py)
+)
 
 
 def item_overrides(name: str, experiment: str, preset: str) -> list[str]:
@@ -30,10 +40,20 @@ def item_overrides(name: str, experiment: str, preset: str) -> list[str]:
 
 def sweep_commands(name: str, preset: str, out: Path, extra: list[str]) -> dict[str, list[str]]:
     """{experiment: the `disent-train -m` command that runs (or resumes) its sweep} for an item."""
-    return {experiment: [sys.executable, "-m", "disent.train", "-m", f"experiment=lecture/{experiment}",
-                         f"hydra.sweep.dir={sweep_dir(out, experiment, preset)}", *preset_overrides(preset),
-                         *item_overrides(name, experiment, preset), *extra]
-            for experiment in item_spec(name)["experiments"]}
+    return {
+        experiment: [
+            sys.executable,
+            "-m",
+            "disent.train",
+            "-m",
+            f"experiment=lecture/{experiment}",
+            f"hydra.sweep.dir={sweep_dir(out, experiment, preset)}",
+            *preset_overrides(preset),
+            *item_overrides(name, experiment, preset),
+            *extra,
+        ]
+        for experiment in item_spec(name)["experiments"]
+    }
 
 
 @dataclass(frozen=True)
@@ -67,14 +87,24 @@ def _plan(experiment: str, overrides: tuple[str, ...]) -> Plan:
 
     split = [(o, *o.partition("=")[::2]) for o in overrides]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        grid = dict(compose("train", overrides=[f"experiment=lecture/{experiment}"],
-                            return_hydra_config=True).hydra.sweeper.params or {})
-        swept = {key: value for _, key, value in split if key in grid or "," in value or value.startswith("range(")}
+        grid = dict(
+            compose(
+                "train", overrides=[f"experiment=lecture/{experiment}"], return_hydra_config=True
+            ).hydra.sweeper.params
+            or {}
+        )
+        swept = {
+            key: value
+            for _, key, value in split
+            if key in grid or "," in value or value.startswith("range(")
+        }
         fixed = [o for o, key, _ in split if key not in swept]
         cfg = compose("train", overrides=[f"experiment=lecture/{experiment}", *fixed])
     grid = {key: _values(str(value)) for key, value in (grid | swept).items()}
     seeds = [int(seed) for seed in grid.get("seed", [cfg.seed])]
-    return Plan(int(np.prod([len(values) for values in grid.values()])), int(cfg.trainer.max_steps), seeds)
+    return Plan(
+        int(np.prod([len(values) for values in grid.values()])), int(cfg.trainer.max_steps), seeds
+    )
 
 
 def shown(command: list[str]) -> str:
@@ -139,57 +169,102 @@ def experiment_status(name: str, runs: Runs, plans: dict[str, Plan]) -> list[dic
     status = []
     for experiment in runs.experiments:
         done = runs.jobs(experiment)
-        status.append({"experiment": experiment, "own": item_overrides(name, experiment, runs.preset),
-                       "plan": plans[experiment], "done": len(done),
-                       "records": sum(not job.trained for job in done),
-                       "steps": sorted({job.results.get("max_steps") for job in done}),
-                       "batch": sorted({job.results.get("batch_size") for job in done}),
-                       "seeds": sorted({job.seed for job in done}),
-                       "seconds": sum(job_seconds(job.results) for job in done),
-                       "partial_time": any("job_time_s" not in job.results for job in done),
-                       "commits": sorted({_commit(job.results) for job in done})})
+        status.append(
+            {
+                "experiment": experiment,
+                "own": item_overrides(name, experiment, runs.preset),
+                "plan": plans[experiment],
+                "done": len(done),
+                "records": sum(not job.trained for job in done),
+                "steps": sorted({job.results.get("max_steps") for job in done}),
+                "batch": sorted({job.results.get("batch_size") for job in done}),
+                "seeds": sorted({job.seed for job in done}),
+                "seconds": sum(job_seconds(job.results) for job in done),
+                "partial_time": any("job_time_s" not in job.results for job in done),
+                "commits": sorted({_commit(job.results) for job in done}),
+            }
+        )
     return status
 
 
 def _provenance(name: str, spec: dict, runs: Runs, preset: str, status: list[dict]) -> str:
     """The section's head: what it reproduces, the command, and what the runs were (length, seeds, time, code)."""
     overrides = " ".join(shlex.quote(o) for o in preset_overrides(preset)) or "(none)"
-    lines = [f'<a id="{name}"></a>', "", f"## {spec['number']}. {spec['title']} (`{name}`)", "",
-             f"Paper: {spec['paper']}.", "",
-             f"Reproduce: `disent-lecture run {name} --preset {preset}`. It runs, for each experiment below, "
-             f"`disent-train -m experiment=lecture/<experiment> hydra.sweep.dir={runs.out}/<experiment>/{preset}` "
-             f"with the preset's overrides `{overrides}` and the item's own (in the table); each experiment's grid "
-             "is its file's `hydra.sweeper.params`.", ""]
-    rows = [[f"`lecture/{s['experiment']}`", " ".join(f"`{o}`" for o in s["own"]) or "—",
-             f"{s['done']} / {s['plan'].jobs}", ", ".join(f"{steps:,}" for steps in s["steps"]),
-             ", ".join(map(str, s["batch"])), _span(s["seeds"]),
-             "≥ " * s["partial_time"] + hours(s["seconds"]), ", ".join(s["commits"])]
-            for s in status]
-    lines.append(table(["experiment", "its overrides", "jobs completed / planned", "steps", "batch", "seeds",
-                        "job time (sum)", "trained at commit"], rows))
+    lines = [
+        f'<a id="{name}"></a>',
+        "",
+        f"## {spec['number']}. {spec['title']} (`{name}`)",
+        "",
+        f"Paper: {spec['paper']}.",
+        "",
+        f"Reproduce: `disent-lecture run {name} --preset {preset}`. It runs, for each experiment below, "
+        f"`disent-train -m experiment=lecture/<experiment> hydra.sweep.dir={runs.out}/<experiment>/{preset}` "
+        f"with the preset's overrides `{overrides}` and the item's own (in the table); each experiment's grid "
+        "is its file's `hydra.sweeper.params`.",
+        "",
+    ]
+    rows = [
+        [
+            f"`lecture/{s['experiment']}`",
+            " ".join(f"`{o}`" for o in s["own"]) or "—",
+            f"{s['done']} / {s['plan'].jobs}",
+            ", ".join(f"{steps:,}" for steps in s["steps"]),
+            ", ".join(map(str, s["batch"])),
+            _span(s["seeds"]),
+            "≥ " * s["partial_time"] + hours(s["seconds"]),
+            ", ".join(s["commits"]),
+        ]
+        for s in status
+    ]
+    lines.append(
+        table(
+            [
+                "experiment",
+                "its overrides",
+                "jobs completed / planned",
+                "steps",
+                "batch",
+                "seeds",
+                "job time (sum)",
+                "trained at commit",
+            ],
+            rows,
+        )
+    )
     kept = sum(s["records"] for s in status)
     if kept:
-        lines.append(f"{kept} of the completed jobs are read from their records (`{RECORDS}/` beside this page: "
-                     "results, config and measurements of jobs trained in an earlier session or on another "
-                     "machine); the others from their job directories.\n")
+        lines.append(
+            f"{kept} of the completed jobs are read from their records (`{RECORDS}/` beside this page: "
+            "results, config and measurements of jobs trained in an earlier session or on another "
+            "machine); the others from their job directories.\n"
+        )
     report = code_version()
-    lines.append(f"Report made at commit {report.get('commit', report['version'])[:10]}"
-                 f"{' (with uncommitted changes)' if report.get('dirty') else ''}, preset `{preset}`. Jobs run two at "
-                 "a time on the `cpu` preset, so the item's wall time is about half the job time (≥: some jobs, "
-                 "trained before disent recorded `job_time_s`, count only their last process's time).\n")
+    lines.append(
+        f"Report made at commit {report.get('commit', report['version'])[:10]}"
+        f"{' (with uncommitted changes)' if report.get('dirty') else ''}, preset `{preset}`. Jobs run two at "
+        "a time on the `cpu` preset, so the item's wall time is about half the job time (≥: some jobs, "
+        "trained before disent recorded `job_time_s`, count only their last process's time).\n"
+    )
     return "\n".join(lines)
 
 
 def summary(name: str, preset: str, status: list[dict], section: Section) -> dict:
     """An item's line of the index tables: docs/lecture/<item>/summary.json."""
-    return {"item": name, "preset": preset, "command": f"disent-lecture run {name} --preset {preset}",
-            "steps": sorted({s["plan"].steps for s in status}),
-            "seeds": sorted({seed for s in status for seed in s["plan"].seeds}),
-            "jobs_completed": sum(s["done"] for s in status), "jobs_planned": sum(s["plan"].jobs for s in status),
-            "job_seconds": sum(s["seconds"] for s in status),
-            "job_time_partial": any(s["partial_time"] for s in status),
-            "commits": sorted({commit for s in status for commit in s["commits"]}),
-            "measured": section.measured, "paper": section.paper, "claim": section.claim}
+    return {
+        "item": name,
+        "preset": preset,
+        "command": f"disent-lecture run {name} --preset {preset}",
+        "steps": sorted({s["plan"].steps for s in status}),
+        "seeds": sorted({seed for s in status for seed in s["plan"].seeds}),
+        "jobs_completed": sum(s["done"] for s in status),
+        "jobs_planned": sum(s["plan"].jobs for s in status),
+        "job_seconds": sum(s["seconds"] for s in status),
+        "job_time_partial": any(s["partial_time"] for s in status),
+        "commits": sorted({commit for s in status for commit in s["commits"]}),
+        "measured": section.measured,
+        "paper": section.paper,
+        "claim": section.claim,
+    }
 
 
 def index_table(docs: Path, preset: str) -> str:
@@ -200,21 +275,58 @@ def index_table(docs: Path, preset: str) -> str:
         spec = item_spec(name)
         path = docs / name / "summary.json"
         if not path.is_file():
-            plans = [plan(experiment, [*preset_overrides(preset), *item_overrides(name, experiment, preset)])
-                     for experiment in spec["experiments"]]
-            rows.append([spec["number"], f"`{name}`", f"`disent-lecture run {name} --preset {preset}`",
-                         " / ".join(f"{steps:,}" for steps in sorted({p.steps for p in plans})),
-                         _span(sorted({seed for p in plans for seed in p.seeds})),
-                         f"0 / {sum(p.jobs for p in plans)}", "", "not reported yet", "", ""])
+            plans = [
+                plan(
+                    experiment,
+                    [*preset_overrides(preset), *item_overrides(name, experiment, preset)],
+                )
+                for experiment in spec["experiments"]
+            ]
+            rows.append(
+                [
+                    spec["number"],
+                    f"`{name}`",
+                    f"`disent-lecture run {name} --preset {preset}`",
+                    " / ".join(f"{steps:,}" for steps in sorted({p.steps for p in plans})),
+                    _span(sorted({seed for p in plans for seed in p.seeds})),
+                    f"0 / {sum(p.jobs for p in plans)}",
+                    "",
+                    "not reported yet",
+                    "",
+                    "",
+                ]
+            )
             continue
         line = json.loads(path.read_text())
-        rows.append([spec["number"], f"[`{name}`](docs/lecture/README.md#{name})", f"`{line['command']}`",
-                     " / ".join(f"{steps:,}" for steps in line["steps"]), _span(line["seeds"]),
-                     f"{line['jobs_completed']} / {line['jobs_planned']}",
-                     "≥ " * line.get("job_time_partial", False) + hours(line["job_seconds"]),
-                     line["measured"], line["paper"], line["claim"]])
-    return table(["#", "item", "command", "training steps", "seeds", "jobs done", "job time (sum)", "disent",
-                  "paper", "claim"], rows)
+        rows.append(
+            [
+                spec["number"],
+                f"[`{name}`](docs/lecture/README.md#{name})",
+                f"`{line['command']}`",
+                " / ".join(f"{steps:,}" for steps in line["steps"]),
+                _span(line["seeds"]),
+                f"{line['jobs_completed']} / {line['jobs_planned']}",
+                "≥ " * line.get("job_time_partial", False) + hours(line["job_seconds"]),
+                line["measured"],
+                line["paper"],
+                line["claim"],
+            ]
+        )
+    return table(
+        [
+            "#",
+            "item",
+            "command",
+            "training steps",
+            "seeds",
+            "jobs done",
+            "job time (sum)",
+            "disent",
+            "paper",
+            "claim",
+        ],
+        rows,
+    )
 
 
 def report(name: str, preset: str, out: Path, docs: Path, readme: Path | None = None) -> Path:
@@ -222,45 +334,97 @@ def report(name: str, preset: str, out: Path, docs: Path, readme: Path | None = 
     the index into `readme` (between its lecture markers, where it has them); returns the page."""
     spec = item_spec(name)
     commands = sweep_commands(name, preset, out, [])
-    settings = {**spec.get("analysis", {}), **(spec.get("analysis_tiny", {}) if preset == "tiny" else {})}
-    plans = {experiment: plan(experiment, [*preset_overrides(preset), *item_overrides(name, experiment, preset)])
-             for experiment in spec["experiments"]}
-    runs = Runs(out, preset, list(spec["experiments"]), commands, settings, records=docs / RECORDS,
-                steps={experiment: p.steps for experiment, p in plans.items()})
+    settings = {
+        **spec.get("analysis", {}),
+        **(spec.get("analysis_tiny", {}) if preset == "tiny" else {}),
+    }
+    plans = {
+        experiment: plan(
+            experiment, [*preset_overrides(preset), *item_overrides(name, experiment, preset)]
+        )
+        for experiment in spec["experiments"]
+    }
+    runs = Runs(
+        out,
+        preset,
+        list(spec["experiments"]),
+        commands,
+        settings,
+        records=docs / RECORDS,
+        steps={experiment: p.steps for experiment, p in plans.items()},
+    )
     figures = docs / name
     figures.mkdir(parents=True, exist_ok=True)
     section = analysis(name).analyze(runs, figures)
     runs.keep_records()  # after the analysis: the records keep what it measured
     status = experiment_status(name, runs, plans)
-    write_atomic(figures / "summary.json", json.dumps(summary(name, preset, status, section), indent=1) + "\n")
+    write_atomic(
+        figures / "summary.json",
+        json.dumps(summary(name, preset, status, section), indent=1) + "\n",
+    )
     page = docs / "README.md"
-    update_section(page, name, SECTIONS, _provenance(name, spec, runs, preset, status) + "\n" + section.text)
+    update_section(
+        page, name, SECTIONS, _provenance(name, spec, runs, preset, status) + "\n" + section.text
+    )
     index = index_table(docs, preset)
-    update_section(page, "index", SECTIONS, "## The items\n\n" + index.replace("](docs/lecture/README.md#", "](#"))
+    update_section(
+        page,
+        "index",
+        SECTIONS,
+        "## The items\n\n" + index.replace("](docs/lecture/README.md#", "](#"),
+    )
     if readme is not None:
         replace_marked(readme, "index", index)
     return page
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="disent-lecture", description="Reproduce the lecture's figures and tables.")
+    parser = argparse.ArgumentParser(
+        prog="disent-lecture", description="Reproduce the lecture's figures and tables."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the items")
-    for command, help_text in (("run", "train an item's sweeps (resuming), then write its section"),
-                               ("report", "write an item's section from the jobs on disk")):
+    for command, help_text in (
+        ("run", "train an item's sweeps (resuming), then write its section"),
+        ("report", "write an item's section from the jobs on disk"),
+    ):
         sub = commands.add_parser(command, help=help_text)
         sub.add_argument("item", help="an item name, or all")
-        sub.add_argument("--preset", default="cpu", choices=PRESETS, help="cpu (default), tiny (smoke test), full")
-        sub.add_argument("--out", type=Path, default=Path("outputs/lecture"), help="where the jobs go")
-        sub.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="the page, its figures and the jobs' records")
-        sub.add_argument("--readme", type=Path, default=None,
-                         help="whose items table (between its lecture:index markers) is rewritten too (default: "
-                              "README.md when --docs is docs/lecture, none for another --docs)")
+        sub.add_argument(
+            "--preset",
+            default="cpu",
+            choices=PRESETS,
+            help="cpu (default), tiny (smoke test), full",
+        )
+        sub.add_argument(
+            "--out", type=Path, default=Path("outputs/lecture"), help="where the jobs go"
+        )
+        sub.add_argument(
+            "--docs",
+            type=Path,
+            default=DEFAULT_DOCS,
+            help="the page, its figures and the jobs' records",
+        )
+        sub.add_argument(
+            "--readme",
+            type=Path,
+            default=None,
+            help="whose items table (between its lecture:index markers) is rewritten too (default: "
+            "README.md when --docs is docs/lecture, none for another --docs)",
+        )
         if command == "run":
             sub.add_argument("--dry-run", action="store_true", help="print the commands only")
-            sub.add_argument("--no-report", action="store_true", help="train only; `report` writes the section later")
-            sub.add_argument("overrides", nargs="*", help="extra disent-train overrides for every job")
-    args, rest = parser.parse_known_args(argv)  # overrides may follow the options, as on disent-train's line
+            sub.add_argument(
+                "--no-report",
+                action="store_true",
+                help="train only; `report` writes the section later",
+            )
+            sub.add_argument(
+                "overrides", nargs="*", help="extra disent-train overrides for every job"
+            )
+    args, rest = parser.parse_known_args(
+        argv
+    )  # overrides may follow the options, as on disent-train's line
     if rest and (args.command != "run" or any(part.startswith("-") for part in rest)):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
@@ -271,7 +435,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{spec['number']:>2}. {name:18s} {spec['title']}")
         return
     if args.command != "list" and args.readme is None and args.docs == DEFAULT_DOCS:
-        args.readme = Path("README.md")  # the project's page links to docs/lecture: its index follows that page's
+        args.readme = Path(
+            "README.md"
+        )  # the project's page links to docs/lecture: its index follows that page's
     names = item_names() if args.item == "all" else [args.item]
     try:
         for name in names:
@@ -286,7 +452,10 @@ def main(argv: list[str] | None = None) -> None:
                 continue
         print(f"wrote {report(name, args.preset, args.out, args.docs, args.readme)} ({name})")
     if failures:
-        print(f"disent-lecture: {failures} sweep(s) had failed jobs; their results.json says why", file=sys.stderr)
+        print(
+            f"disent-lecture: {failures} sweep(s) had failed jobs; their results.json says why",
+            file=sys.stderr,
+        )
         raise SystemExit(1)
 
 

@@ -33,7 +33,9 @@ def _decomposition(job: Job, batch: int, batches: int) -> dict[str, float]:
     for _ in range(batches):
         x = torch.from_numpy(data.sample_observations(batch, rng))
         mu, logvar = model.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=torch.Generator().manual_seed(len(terms)))
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(
+            mu.shape, generator=torch.Generator().manual_seed(len(terms))
+        )
         posterior = Posterior(mu=mu, logvar=logvar, z=z, kl_per_latent=gaussian_kl(mu, logvar))
         estimate = tc_decomposition(posterior, len(data), estimator="mss")
         terms.append({name: float(value) for name, value in estimate.items()})
@@ -49,21 +51,58 @@ def analyze(runs: Runs, out: Path) -> Section:
     if len(by_beta) < 2:
         return Section("Not enough completed jobs yet (two strengths at least).\n")
     batch, batches = runs.setting("batch"), runs.setting("batches")
-    estimates = {beta: [decomposition(job, batch, batches) for job in jobs] for beta, jobs in by_beta.items()}
+    estimates = {
+        beta: [decomposition(job, batch, batches) for job in jobs] for beta, jobs in by_beta.items()
+    }
     rows = []
     for beta, jobs in by_beta.items():
         terms = estimates[beta]
-        reconstruction = mean_sd([job.results["final_losses"]["reconstruction"] for job in jobs], digits=1)
-        parts = [mean_sd([t[name] for t in terms]) for name in ("mutual_info", "total_correlation", "dimension_kl")]
-        rows.append([f"{beta:g}", len(jobs), reconstruction, *parts,
-                     mean_sd([sum(t.values()) for t in terms])])
+        reconstruction = mean_sd(
+            [job.results["final_losses"]["reconstruction"] for job in jobs], digits=1
+        )
+        parts = [
+            mean_sd([t[name] for t in terms])
+            for name in ("mutual_info", "total_correlation", "dimension_kl")
+        ]
+        rows.append(
+            [
+                f"{beta:g}",
+                len(jobs),
+                reconstruction,
+                *parts,
+                mean_sd([sum(t.values()) for t in terms]),
+            ]
+        )
     mi = [np.mean([t["mutual_info"] for t in estimates[beta]]) for beta in by_beta]
     falls = all(a >= b for a, b in zip(mi[:-1], mi[1:], strict=True))
-    lines = [f"Each term estimated with minibatch-stratified sampling (Chen et al. 2018) on {batches} batches of "
-             f"{batch:,} images (nats); reconstruction error as each run logged it (nats per image):", "",
-             table(["β", "seeds", "reconstruction", "index-code MI I(x; z)", "total correlation",
-                    "dimension-wise KL", "sum (≈ KL term)"], rows),
-             f"Claim: raising β lowers the mutual information term too: **{'holds' if falls else 'fails'}** (mean MI "
-             + " → ".join(f"{v:.2f}" for v in mi) + " for β = " + ", ".join(f"{b:g}" for b in by_beta) + ")."]
-    measured = "I(x; z) " + " → ".join(f"{v:.2f}" for v in mi) + " nats for β = " + ", ".join(f"{b:g}" for b in by_beta)
-    return Section("\n".join(lines), measured, "the MI term falls as β rises", "holds" if falls else "fails")
+    lines = [
+        f"Each term estimated with minibatch-stratified sampling (Chen et al. 2018) on {batches} batches of "
+        f"{batch:,} images (nats); reconstruction error as each run logged it (nats per image):",
+        "",
+        table(
+            [
+                "β",
+                "seeds",
+                "reconstruction",
+                "index-code MI I(x; z)",
+                "total correlation",
+                "dimension-wise KL",
+                "sum (≈ KL term)",
+            ],
+            rows,
+        ),
+        f"Claim: raising β lowers the mutual information term too: **{'holds' if falls else 'fails'}** (mean MI "
+        + " → ".join(f"{v:.2f}" for v in mi)
+        + " for β = "
+        + ", ".join(f"{b:g}" for b in by_beta)
+        + ").",
+    ]
+    measured = (
+        "I(x; z) "
+        + " → ".join(f"{v:.2f}" for v in mi)
+        + " nats for β = "
+        + ", ".join(f"{b:g}" for b in by_beta)
+    )
+    return Section(
+        "\n".join(lines), measured, "the MI term falls as β rises", "holds" if falls else "fails"
+    )

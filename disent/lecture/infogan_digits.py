@@ -14,10 +14,14 @@ from disent.lecture.runs import Job, Runs
 from disent.models import encoder_of
 
 EXPERIMENT = "infogan_digits"
-PAPER_ACCURACY = 0.95  # Chen et al. 2016, section 7.1: "5% error rate" of the categorical code on MNIST
+PAPER_ACCURACY = (
+    0.95  # Chen et al. 2016, section 7.1: "5% error rate" of the categorical code on MNIST
+)
 
 
-def matched_accuracy(predicted: np.ndarray, labels: np.ndarray, num_codes: int, num_labels: int) -> float:
+def matched_accuracy(
+    predicted: np.ndarray, labels: np.ndarray, num_codes: int, num_labels: int
+) -> float:
     """The accuracy of code values `predicted` at `labels` under the one-to-one matching of code values to labels
     that gets the most right (the Hungarian algorithm on the confusion matrix)."""
     confusion = np.zeros((num_codes, num_labels), dtype=np.int64)
@@ -37,7 +41,9 @@ def _code_accuracy(job: Job) -> float:
     data = build_dataset(cfg.dataset)
     codes = encoder_of(model, 512)(data.render(np.arange(len(data.labels))))[0]
     k = model.categorical_codes[0]
-    probabilities = codes[:, model.continuous_codes:model.continuous_codes + k]  # encode(): means, then probabilities
+    probabilities = codes[
+        :, model.continuous_codes : model.continuous_codes + k
+    ]  # encode(): means, then probabilities
     return matched_accuracy(probabilities.argmax(axis=1), data.labels, k, 10)
 
 
@@ -45,7 +51,9 @@ def analyze(runs: Runs, out: Path) -> Section:
     groups = runs.by_value(EXPERIMENT)
     if len(groups) < 2:
         return Section("Not enough completed jobs yet (both λ = 0 and λ = 1 are needed).\n")
-    accuracy = {value: {job.seed: code_accuracy(job) for job in jobs} for value, jobs in groups.items()}
+    accuracy = {
+        value: {job.seed: code_accuracy(job) for job in jobs} for value, jobs in groups.items()
+    }
     regular, info = min(groups), max(groups)
     for value, jobs in groups.items():
         job_picture(jobs[0], ["code_traversals"], out / f"lambda{value:g}_codes.png")
@@ -54,20 +62,38 @@ def analyze(runs: Runs, out: Path) -> Section:
     rows.append(["mean ± sd", *[mean_sd(list(accuracy[v].values()), digits=3) for v in groups]])
     margin = min(accuracy[info].values()) - max(accuracy[regular].values())
     data_name = groups[info][0].results.get("dataset")
-    lines = [f"Accuracy of the categorical code at the digit, over every image of the data set (`{data_name}`; "
-             "scikit-learn's 1,797 digits unless `dataset.path` points at MNIST), after the best one-to-one "
-             "matching of the 10 code values to the 10 digits (chance: about 0.1-0.2 with the matching):", "",
-             table(["seed", *[f"λ = {v:g}" + (" (regular GAN)" if v == regular else " (InfoGAN)") for v in groups]],
-                   rows),
-             f"Paper (MNIST, λ = 1): {PAPER_ACCURACY:.2f}. Claim, InfoGAN's code finds digit identity far above "
-             f"the regular GAN's: **{'holds' if margin > 0.2 else 'fails'}** (its worst seed beats the regular "
-             f"GAN's best by {margin:+.3f}).", "",
-             "| λ = " + " | λ = ".join(f"{v:g} (seed {groups[v][0].seed})" for v in groups) + " |",
-             "|" + "---|" * len(groups),
-             "| " + " | ".join(f"![λ={v:g}](lambda{v:g}_codes.png)" for v in groups) + " |", "",
-             "First row: the categorical code's 10 values (noise and the other codes fixed); then one row per "
-             "continuous code, swept over [−2, 2]."]
-    measured = "code accuracy λ = 1 / λ = 0: " + " / ".join(mean_sd(list(accuracy[v].values()), digits=2)
-                                                           for v in (info, regular))
-    return Section("\n".join(lines), measured, f"λ = 1: {PAPER_ACCURACY:.2f} (MNIST)",
-                   "holds" if margin > 0.2 else "fails")
+    lines = [
+        f"Accuracy of the categorical code at the digit, over every image of the data set (`{data_name}`; "
+        "scikit-learn's 1,797 digits unless `dataset.path` points at MNIST), after the best one-to-one "
+        "matching of the 10 code values to the 10 digits (chance: about 0.1-0.2 with the matching):",
+        "",
+        table(
+            [
+                "seed",
+                *[
+                    f"λ = {v:g}" + (" (regular GAN)" if v == regular else " (InfoGAN)")
+                    for v in groups
+                ],
+            ],
+            rows,
+        ),
+        f"Paper (MNIST, λ = 1): {PAPER_ACCURACY:.2f}. Claim, InfoGAN's code finds digit identity far above "
+        f"the regular GAN's: **{'holds' if margin > 0.2 else 'fails'}** (its worst seed beats the regular "
+        f"GAN's best by {margin:+.3f}).",
+        "",
+        "| λ = " + " | λ = ".join(f"{v:g} (seed {groups[v][0].seed})" for v in groups) + " |",
+        "|" + "---|" * len(groups),
+        "| " + " | ".join(f"![λ={v:g}](lambda{v:g}_codes.png)" for v in groups) + " |",
+        "",
+        "First row: the categorical code's 10 values (noise and the other codes fixed); then one row per "
+        "continuous code, swept over [−2, 2].",
+    ]
+    measured = "code accuracy λ = 1 / λ = 0: " + " / ".join(
+        mean_sd(list(accuracy[v].values()), digits=2) for v in (info, regular)
+    )
+    return Section(
+        "\n".join(lines),
+        measured,
+        f"λ = 1: {PAPER_ACCURACY:.2f} (MNIST)",
+        "holds" if margin > 0.2 else "fails",
+    )

@@ -28,7 +28,10 @@ def _mi_matrix(job: Job, num_points: int) -> dict:
     encode = encoder_of(model, 512)
     rng = np.random.default_rng(cfg.metrics.seed)  # the draws of the run's MIG
     codes, factors = generate_batch_factor_code(data, lambda x: encode(x)[0], num_points, rng)
-    mi = discrete_mutual_info(histogram_discretize(codes, 20), factors) / discrete_entropy(factors)[None, :]
+    mi = (
+        discrete_mutual_info(histogram_discretize(codes, 20), factors)
+        / discrete_entropy(factors)[None, :]
+    )
     mu, logvar = encode(data.sample_observations(2000, np.random.default_rng(1)))
     kl = 0.5 * (mu**2 + np.exp(logvar) - logvar - 1).mean(axis=0)
     return {"mi": mi.tolist(), "kl": kl.tolist(), "factor_names": list(data.factor_names)}

@@ -18,9 +18,16 @@ from disent.metrics import beta_vae_score
 from disent.metrics.suite import GridIndices, evaluate
 from disent.models import build_model, encoder_of
 
-PAPER = {"ground truth": "100", "raw pixels": "45.75 ± 0.8", "PCA (10)": "84.9 ± 0.4", "ICA (10)": "42.03 ± 10.6",
-         "VAE untrained": "44.14 ± 2.5", "VAE (β = 1)": "61.58 ± 0.5", "β-VAE": "99.23 ± 0.1",
-         "InfoGAN": "73.5 ± 0.9"}
+PAPER = {
+    "ground truth": "100",
+    "raw pixels": "45.75 ± 0.8",
+    "PCA (10)": "84.9 ± 0.4",
+    "ICA (10)": "42.03 ± 10.6",
+    "VAE untrained": "44.14 ± 2.5",
+    "VAE (β = 1)": "61.58 ± 0.5",
+    "β-VAE": "99.23 ± 0.1",
+    "InfoGAN": "73.5 ± 0.9",
+}
 PROTOCOL = (
     "Differences of protocol: disent computes disentanglement_lib's version of the score (`compute_beta_vae_sklearn`): "
     "each point is the mean |r(x₁) − r(x₂)| over a batch of {batch} pairs sharing one factor, chosen uniformly among "
@@ -29,12 +36,15 @@ PROTOCOL = (
     "with Adagrad on their own batches and report its accuracy in %; their β-VAE is β = 4 in their normalisation, "
     "their InfoGAN their own, and their PCA/ICA fitted on the whole data set (here on {fit:,} images). The β-VAE row "
     "here is disent's highest β of item 2 (β = {beta:g}, disentanglement_lib's grid), trained {steps:,} steps on a CPU "
-    "instead of to convergence.")
+    "instead of to convergence."
+)
 
 
 def _fixed_scores(data, suite: dict, represent, seed: int, view=None) -> float:
     """The BetaVAE eval accuracy (x100) of `represent` over `data` (or over grid indices with `view`)."""
-    values = beta_vae_score(view or data, represent, np.random.default_rng(seed), **suite["beta_vae"])
+    values = beta_vae_score(
+        view or data, represent, np.random.default_rng(seed), **suite["beta_vae"]
+    )
     return 100 * values["eval_accuracy"]
 
 
@@ -51,16 +61,24 @@ def analyze(runs: Runs, out: Path) -> Section:
     flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
     view = GridIndices(data)
     scores: dict[str, list[float]] = {}
-    scores["ground truth"] = [_fixed_scores(data, suite, lambda i: data.index_to_factors(i).astype(float), s,
-                                            view) for s in seeds]
+    scores["ground truth"] = [
+        _fixed_scores(data, suite, lambda i: data.index_to_factors(i).astype(float), s, view)
+        for s in seeds
+    ]
     scores["raw pixels"] = [_fixed_scores(data, suite, flat, s) for s in seeds]
     for label, method in (("PCA (10)", PCA), ("ICA (10)", FastICA)):
         scores[label] = []
         for seed in seeds:
             images = flat(data.sample_observations(runs.setting("fit_points"), seed))
             fitted = method(n_components=10, random_state=seed).fit(images)
-            scores[label].append(_fixed_scores(data, suite, lambda x, f=fitted: f.transform(flat(x)), seed))
-    only = {**OmegaConf.to_container(metrics), "suite": {"beta_vae": suite["beta_vae"]}, "representations": ["mean"]}
+            scores[label].append(
+                _fixed_scores(data, suite, lambda x, f=fitted: f.transform(flat(x)), seed)
+            )
+    only = {
+        **OmegaConf.to_container(metrics),
+        "suite": {"beta_vae": suite["beta_vae"]},
+        "representations": ["mean"],
+    }
     scores["VAE untrained"] = []
     for seed in seeds:  # a VAE as disent-train builds it, with that seed, before any step
         L.seed_everything(seed, verbose=False)
@@ -71,18 +89,43 @@ def analyze(runs: Runs, out: Path) -> Section:
     scores["VAE (β = 1)"] = [100 * job.metric("beta_vae.eval_accuracy") for job in vaes[low]]
     scores["β-VAE"] = [100 * job.metric("beta_vae.eval_accuracy") for job in vaes[high]]
     scores["InfoGAN"] = [100 * job.metric("beta_vae.eval_accuracy") for job in infogans]
-    rows = [[label + (f" (β = {high:g})" if label == "β-VAE" else ""), mean_sd(values), len(values), PAPER[label]]
-            for label, values in scores.items()]
-    order_ok = np.mean(scores["β-VAE"]) > np.mean(scores["VAE (β = 1)"]) > np.mean(scores["VAE untrained"])
-    lines = [f"BetaVAE score (eval accuracy, %, mean ± sd over seeds {', '.join(map(str, seeds))} of the metric, "
-             f"PCA/ICA fits and untrained weights; over the runs' seeds for trained models), metric set "
-             f"`{metrics_name}`:", "", table(["representation", "disent", "seeds", "Higgins et al. 2017"], rows),
-             f"The paper's order, β-VAE > VAE > untrained VAE: **{'holds' if order_ok else 'fails'}**.", "",
-             PROTOCOL.format(batch=suite["beta_vae"]["batch_size"], train=suite["beta_vae"]["num_train"],
-                             eval=suite["beta_vae"]["num_eval"], fit=runs.setting("fit_points"), beta=high,
-                             steps=vaes[high][0].results["max_steps"])]
+    rows = [
+        [
+            label + (f" (β = {high:g})" if label == "β-VAE" else ""),
+            mean_sd(values),
+            len(values),
+            PAPER[label],
+        ]
+        for label, values in scores.items()
+    ]
+    order_ok = (
+        np.mean(scores["β-VAE"]) > np.mean(scores["VAE (β = 1)"]) > np.mean(scores["VAE untrained"])
+    )
+    lines = [
+        f"BetaVAE score (eval accuracy, %, mean ± sd over seeds {', '.join(map(str, seeds))} of the metric, "
+        f"PCA/ICA fits and untrained weights; over the runs' seeds for trained models), metric set "
+        f"`{metrics_name}`:",
+        "",
+        table(["representation", "disent", "seeds", "Higgins et al. 2017"], rows),
+        f"The paper's order, β-VAE > VAE > untrained VAE: **{'holds' if order_ok else 'fails'}**.",
+        "",
+        PROTOCOL.format(
+            batch=suite["beta_vae"]["batch_size"],
+            train=suite["beta_vae"]["num_train"],
+            eval=suite["beta_vae"]["num_eval"],
+            fit=runs.setting("fit_points"),
+            beta=high,
+            steps=vaes[high][0].results["max_steps"],
+        ),
+    ]
     shown = ("β-VAE", "VAE (β = 1)", "InfoGAN")
-    measured = " / ".join(f"{np.mean(scores[label]):.1f}" if scores[label] else "—" for label in shown)
+    measured = " / ".join(
+        f"{np.mean(scores[label]):.1f}" if scores[label] else "—" for label in shown
+    )
     paper = " / ".join(PAPER[label].split(" ±")[0] for label in shown)
-    return Section("\n".join(lines), f"BetaVAE score β-VAE / VAE / InfoGAN: {measured}", paper,
-                   "holds" if order_ok else "fails")
+    return Section(
+        "\n".join(lines),
+        f"BetaVAE score β-VAE / VAE / InfoGAN: {measured}",
+        paper,
+        "holds" if order_ok else "fails",
+    )

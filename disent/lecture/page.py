@@ -61,7 +61,9 @@ def replace_marked(path: Path, key: str, text: str) -> bool:
     found = re.search(re.escape(begin) + r"\n.*?" + re.escape(end), old, flags=re.S)
     if not found:
         return False
-    write_atomic(path, old[:found.start()] + f"{begin}\n{text.strip()}\n{end}" + old[found.end():])
+    write_atomic(
+        path, old[: found.start()] + f"{begin}\n{text.strip()}\n{end}" + old[found.end() :]
+    )
     return True
 
 
@@ -72,13 +74,17 @@ def save_picture(picture: np.ndarray, path: Path, max_width: int = 480, colors: 
 
     image = Image.fromarray(picture)
     if image.width > max_width:
-        image = image.resize((max_width, round(image.height * max_width / image.width)), Image.Resampling.LANCZOS)
+        image = image.resize(
+            (max_width, round(image.height * max_width / image.width)), Image.Resampling.LANCZOS
+        )
     small = image.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
     write_atomic(path, lambda file: small.save(file, format="PNG", optimize=True))
     return path.name
 
 
-def job_picture(job, figures: Sequence[str], path: Path, max_width: int = 480, colors: int = 32) -> str:
+def job_picture(
+    job, figures: Sequence[str], path: Path, max_width: int = 480, colors: int = 32
+) -> str:
     """A job's end-of-run figures (figures/<name>.png, stacked top to bottom) as the docs' PNG `path` (see
     save_picture); a job known here only by its record keeps the PNG its directory made when it was reported."""
     from disent.viz import stack_vertically
@@ -88,11 +94,14 @@ def job_picture(job, figures: Sequence[str], path: Path, max_width: int = 480, c
         return save_picture(stack_vertically(pictures), path, max_width, colors)
     if path.is_file():
         return path.name
-    raise job.gone(f"its figures {list(figures)} (and {path}, the picture reported from them, is missing)")
+    raise job.gone(
+        f"its figures {list(figures)} (and {path}, the picture reported from them, is missing)"
+    )
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A GitHub markdown table; floats with 3 significant decimals unless already formatted."""
+
     def cell(value) -> str:
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 

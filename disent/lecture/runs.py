@@ -22,7 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 from disent.lecture import sweep_dir
 from disent.results import write_atomic
 
-RECORD_FILES = {"results.json": "results.json", ".hydra/config.yaml": "config.yaml", "measures.json": "measures.json"}
+RECORD_FILES = {
+    "results.json": "results.json",
+    ".hydra/config.yaml": "config.yaml",
+    "measures.json": "measures.json",
+}
 
 
 class JobGone(LookupError):
@@ -68,9 +72,11 @@ class Job:
 
     def gone(self, what: str) -> JobGone:
         """The error for an analysis that needs `what`, which only the job's own directory holds."""
-        return JobGone(f"{self.dir}: the analysis needs {what}, which only the job's own directory holds, and only "
-                       "its record is here; train the job again (`disent-lecture run <item>`) or report on the "
-                       "machine that trained it")
+        return JobGone(
+            f"{self.dir}: the analysis needs {what}, which only the job's own directory holds, and only "
+            "its record is here; train the job again (`disent-lecture run <item>`) or report on the "
+            "machine that trained it"
+        )
 
     def load(self):
         """(the trained model in eval mode, its run config)."""
@@ -99,7 +105,9 @@ class Job:
         if path.is_file():
             try:
                 stored = json.loads(path.read_text())
-                if stored.get("results_sha256") == stamp:  # taken on this job's final results, not an earlier run's
+                if (
+                    stored.get("results_sha256") == stamp
+                ):  # taken on this job's final results, not an earlier run's
                     cache = stored
             except (OSError, ValueError, AttributeError):
                 pass
@@ -118,30 +126,47 @@ class Runs:
     out: Path
     preset: str
     experiments: list[str]
-    commands: dict[str, list[str]] = field(default_factory=dict)  # experiment -> the command that runs it
-    settings: dict = field(default_factory=dict)  # the item's analysis sizes (its YAML's `analysis`)
-    records: Path | None = None  # where the jobs' records are kept (docs/lecture/jobs); None: none are read
-    steps: dict[str, int] = field(default_factory=dict)  # experiment -> its planned length: records of others are stale
+    commands: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # experiment -> the command that runs it
+    settings: dict = field(
+        default_factory=dict
+    )  # the item's analysis sizes (its YAML's `analysis`)
+    records: Path | None = (
+        None  # where the jobs' records are kept (docs/lecture/jobs); None: none are read
+    )
+    steps: dict[str, int] = field(
+        default_factory=dict
+    )  # experiment -> its planned length: records of others are stale
 
     def setting(self, name: str):
         """One of the item's analysis settings (conf/lecture/<item>.yaml: `analysis`, and `analysis_tiny` under the
         tiny preset); a clear error when the item's file lacks it."""
         if name not in self.settings:
-            raise KeyError(f"the item's conf/lecture file has no analysis setting {name!r} "
-                           f"(it has {sorted(self.settings)})")
+            raise KeyError(
+                f"the item's conf/lecture file has no analysis setting {name!r} "
+                f"(it has {sorted(self.settings)})"
+            )
         return self.settings[name]
 
     def jobs(self, experiment: str, completed: bool = True) -> list[Job]:
         """The experiment's jobs, sorted by name: its job directories here, then the records of completed jobs that
         are not here (of the planned length); only the completed ones unless `completed=False`."""
-        found = {job.name: job for job in _read_jobs(sweep_dir(self.out, experiment, self.preset), trained=True)}
+        found = {
+            job.name: job
+            for job in _read_jobs(sweep_dir(self.out, experiment, self.preset), trained=True)
+        }
         if self.records is not None:
             planned = self.steps.get(experiment)
             for job in _read_jobs(sweep_dir(self.records, experiment, self.preset), trained=False):
                 fits = planned is None or job.results.get("max_steps") == planned
                 if job.name not in found and job.status == "completed" and fits:
                     found[job.name] = job
-        return [found[name] for name in sorted(found) if found[name].status == "completed" or not completed]
+        return [
+            found[name]
+            for name in sorted(found)
+            if found[name].status == "completed" or not completed
+        ]
 
     def by_value(self, experiment: str) -> dict:
         """{swept value: [jobs, by seed]} of an experiment's completed jobs."""
@@ -167,7 +192,9 @@ class Runs:
                 for source, target in RECORD_FILES.items():
                     if (job.dir / source).is_file():
                         write_atomic(record / target, (job.dir / source).read_bytes())
-                    elif (record / target).is_file():  # e.g. a measures.json of an earlier run of this job
+                    elif (
+                        record / target
+                    ).is_file():  # e.g. a measures.json of an earlier run of this job
                         (record / target).unlink()
                 written.append(record)
         return written
@@ -183,4 +210,3 @@ def _read_jobs(root: Path, trained: bool) -> list[Job]:
         if isinstance(results, dict):
             jobs.append(Job(path.parent, results, trained))
     return jobs
-

@@ -36,18 +36,31 @@ def analyze(runs: Runs, out: Path) -> Section:
         mean_above = means.loc[high, f"mean/{TC}"] > means.loc[high, f"sampled/{TC}"]
         falls += sampled_falls
         apart += mean_above
-        rows.append([model, f"{runs_['hyperparameter'].iloc[0]} {low:g} → {high:g}",
-                     f"{means.loc[low, f'sampled/{TC}']:.2f} → {means.loc[high, f'sampled/{TC}']:.2f}",
-                     f"{means.loc[low, f'mean/{TC}']:.2f} → {means.loc[high, f'mean/{TC}']:.2f}"])
+        rows.append(
+            [
+                model,
+                f"{runs_['hyperparameter'].iloc[0]} {low:g} → {high:g}",
+                f"{means.loc[low, f'sampled/{TC}']:.2f} → {means.loc[high, f'sampled/{TC}']:.2f}",
+                f"{means.loc[low, f'mean/{TC}']:.2f} → {means.loc[high, f'mean/{TC}']:.2f}",
+            ]
+        )
     models = jobs["model"].nunique()
-    lines = ["Gaussian total correlation (disentanglement_lib's unsupervised score: the TC of a Gaussian fitted to "
-             "the representation) of the sampled and of the mean representation, mean over seeds:", "",
-             f"![tc]({figure})", "",
-             table(["model", "strength, lowest → highest", "sampled TC", "mean TC"], rows),
-             f"The sampled representation's TC falls from the lowest to the highest strength for **{falls} of "
-             f"{models}** models; at the highest strength the mean representation's TC lies above the sampled one "
-             f"for **{apart} of {models}**: the regulariser acts on samples, and the means used for inference need "
-             f"not be factorised."]
+    lines = [
+        "Gaussian total correlation (disentanglement_lib's unsupervised score: the TC of a Gaussian fitted to "
+        "the representation) of the sampled and of the mean representation, mean over seeds:",
+        "",
+        f"![tc]({figure})",
+        "",
+        table(["model", "strength, lowest → highest", "sampled TC", "mean TC"], rows),
+        f"The sampled representation's TC falls from the lowest to the highest strength for **{falls} of "
+        f"{models}** models; at the highest strength the mean representation's TC lies above the sampled one "
+        f"for **{apart} of {models}**: the regulariser acts on samples, and the means used for inference need "
+        f"not be factorised.",
+    ]
     measured = f"sampled TC falls for {falls} of {models} models; mean TC above it for {apart}"
-    return Section("\n".join(lines), measured, "the sampled TC falls, the mean TC does not follow",
-                   "holds" if falls == apart == models else "fails")
+    return Section(
+        "\n".join(lines),
+        measured,
+        "the sampled TC falls, the mean TC does not follow",
+        "holds" if falls == apart == models else "fails",
+    )

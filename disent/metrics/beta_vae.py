@@ -57,7 +57,9 @@ def beta_vae_score(
         - ``rng`` is a ``Generator`` by default (DL: ``RandomState``); the calls are the same.
     """
     rng = as_rng(rng)
-    train_points, train_labels = _generate_training_batch(data, represent, batch_size, num_train, rng)
+    train_points, train_labels = _generate_training_batch(
+        data, represent, batch_size, num_train, rng
+    )
     model = LogisticRegression(random_state=0)
     model.fit(train_points, train_labels)
     train_accuracy = np.mean(model.predict(train_points) == train_labels)

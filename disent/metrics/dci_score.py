@@ -17,8 +17,15 @@ from disent.metrics.utils import check_codes_factors
 __all__ = ["dci", "disentanglement", "completeness", "canonical_column_order"]
 
 
-def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_jobs=None,
-        n_estimators: int = 100) -> dict[str, float]:
+def dci(
+    codes_train,
+    factors_train,
+    codes_test,
+    factors_test,
+    seed: int = 0,
+    n_jobs=None,
+    n_estimators: int = 100,
+) -> dict[str, float]:
     """DCI scores with gradient-boosted-tree importances.
 
     Formula
@@ -65,7 +72,10 @@ def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_j
     """
     codes_train, factors_train = check_codes_factors(codes_train, factors_train, "train ")
     codes_test, factors_test = check_codes_factors(codes_test, factors_test, "test ")
-    if codes_train.shape[1] != codes_test.shape[1] or factors_train.shape[1] != factors_test.shape[1]:
+    if (
+        codes_train.shape[1] != codes_test.shape[1]
+        or factors_train.shape[1] != factors_test.shape[1]
+    ):
         raise ValueError("train and test must have the same numbers of code dims and factors")
     num_factors = factors_train.shape[1]
     # sklearn's trees visit the features in a (seeded) random order at every split and keep the
@@ -76,7 +86,9 @@ def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, n_j
     order = canonical_column_order(codes_train)
     x_train, x_test = codes_train[:, order], codes_test[:, order]
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_one_factor)(x_train, factors_train[:, k], x_test, factors_test[:, k], seed, n_estimators)
+        delayed(_fit_one_factor)(
+            x_train, factors_train[:, k], x_test, factors_test[:, k], seed, n_estimators
+        )
         for k in range(num_factors)
     )
     importance_matrix = np.empty((codes_train.shape[1], num_factors), dtype=np.float64)  # (D, K)
@@ -111,7 +123,9 @@ def disentanglement(importance_matrix: np.ndarray) -> float:
     """``sum_j rho_j (1 - H_K(R[j, :] + 1e-11))`` for a ``(D, K)`` importance matrix (DL's
     ``disentanglement``)."""
     importance_matrix = np.asarray(importance_matrix, dtype=np.float64)
-    per_code = 1.0 - scipy.stats.entropy(importance_matrix.T + 1e-11, base=importance_matrix.shape[1])
+    per_code = 1.0 - scipy.stats.entropy(
+        importance_matrix.T + 1e-11, base=importance_matrix.shape[1]
+    )
     if importance_matrix.sum() == 0.0:
         importance_matrix = np.ones_like(importance_matrix)
     code_importance = importance_matrix.sum(axis=1) / importance_matrix.sum()
@@ -122,7 +136,9 @@ def completeness(importance_matrix: np.ndarray) -> float:
     """``sum_k rho_k (1 - H_D(R[:, k] + 1e-11))`` for a ``(D, K)`` importance matrix (DL's
     ``completeness``)."""
     importance_matrix = np.asarray(importance_matrix, dtype=np.float64)
-    per_factor = 1.0 - scipy.stats.entropy(importance_matrix + 1e-11, base=importance_matrix.shape[0])
+    per_factor = 1.0 - scipy.stats.entropy(
+        importance_matrix + 1e-11, base=importance_matrix.shape[0]
+    )
     if importance_matrix.sum() == 0.0:
         importance_matrix = np.ones_like(importance_matrix)
     factor_importance = importance_matrix.sum(axis=0) / importance_matrix.sum()

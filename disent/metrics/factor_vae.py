@@ -79,11 +79,15 @@ def factor_vae_score(
     if num_active == 0:
         return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0.0}
 
-    training_votes = _generate_votes(data, represent, batch_size, num_train, rng, global_variances, active_dims)
+    training_votes = _generate_votes(
+        data, represent, batch_size, num_train, rng, global_variances, active_dims
+    )
     classifier = np.argmax(training_votes, axis=1)  # per code dim, the factor with most votes
     code_index = np.arange(training_votes.shape[0])
     train_accuracy = np.sum(training_votes[code_index, classifier]) * 1.0 / np.sum(training_votes)
-    eval_votes = _generate_votes(data, represent, batch_size, num_eval, rng, global_variances, active_dims)
+    eval_votes = _generate_votes(
+        data, represent, batch_size, num_eval, rng, global_variances, active_dims
+    )
     eval_accuracy = np.sum(eval_votes[code_index, classifier]) * 1.0 / np.sum(eval_votes)
     return {
         "train_accuracy": float(train_accuracy),

@@ -15,7 +15,9 @@ from disent.metrics.utils import check_codes_factors
 __all__ = ["sap", "sap_score_matrix"]
 
 
-def sap(codes_train, factors_train, codes_test, factors_test, continuous_factors: bool = False) -> dict[str, float]:
+def sap(
+    codes_train, factors_train, codes_test, factors_test, continuous_factors: bool = False
+) -> dict[str, float]:
     """SAP score: mean gap between the two most predictive single code dims per factor.
 
     Formula
@@ -54,14 +56,18 @@ def sap(codes_train, factors_train, codes_test, factors_test, continuous_factors
     """
     codes_train, factors_train = check_codes_factors(codes_train, factors_train, "train ")
     codes_test, factors_test = check_codes_factors(codes_test, factors_test, "test ")
-    matrix = sap_score_matrix(codes_train, factors_train, codes_test, factors_test, continuous_factors)
+    matrix = sap_score_matrix(
+        codes_train, factors_train, codes_test, factors_test, continuous_factors
+    )
     if matrix.shape[0] < 2:
         raise ValueError("SAP needs at least 2 code dimensions")
     sorted_matrix = np.sort(matrix, axis=0)
     return {"sap": float(np.mean(sorted_matrix[-1, :] - sorted_matrix[-2, :]))}
 
 
-def sap_score_matrix(codes_train, factors_train, codes_test, factors_test, continuous_factors=False) -> np.ndarray:
+def sap_score_matrix(
+    codes_train, factors_train, codes_test, factors_test, continuous_factors=False
+) -> np.ndarray:
     """The ``(D, K)`` score matrix ``S`` of :func:`sap` (DL's ``_compute_score_matrix``)."""
     num_codes, num_factors = codes_train.shape[1], factors_train.shape[1]
     matrix = np.zeros((num_codes, num_factors))

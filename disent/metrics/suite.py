@@ -32,7 +32,9 @@ from disent.metrics.utils import generate_batch_factor_code
 
 log = logging.getLogger(__name__)
 
-Encode = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # observations -> (mu, logvar), (N, Z) each
+Encode = Callable[
+    [np.ndarray], tuple[np.ndarray, np.ndarray]
+]  # observations -> (mu, logvar), (N, Z) each
 REPRESENTATIONS = ("mean", "sampled")
 
 
@@ -40,12 +42,18 @@ REPRESENTATIONS = ("mean", "sampled")
 # metrics on codes/factors drawn from the data set: (train, test, settings, seed, n_jobs) -> values
 DRAWN_METRICS = {
     "mig": lambda train, test, s, seed, n_jobs: mig(*train, num_bins=s["num_bins"]),
-    "unsupervised": lambda train, test, s, seed, n_jobs: unsupervised(train[0], num_bins=s["num_bins"]),
-    "dci": lambda train, test, s, seed, n_jobs: dci(*train, *test, seed=seed, n_jobs=n_jobs,
-                                                    n_estimators=s["n_estimators"]),
-    "sap": lambda train, test, s, seed, n_jobs: sap(*train, *test, continuous_factors=s["continuous_factors"]),
-    "modularity": lambda train, test, s, seed, n_jobs: modularity_explicitness(*train, *test,
-                                                                                 num_bins=s["num_bins"]),
+    "unsupervised": lambda train, test, s, seed, n_jobs: unsupervised(
+        train[0], num_bins=s["num_bins"]
+    ),
+    "dci": lambda train, test, s, seed, n_jobs: dci(
+        *train, *test, seed=seed, n_jobs=n_jobs, n_estimators=s["n_estimators"]
+    ),
+    "sap": lambda train, test, s, seed, n_jobs: sap(
+        *train, *test, continuous_factors=s["continuous_factors"]
+    ),
+    "modularity": lambda train, test, s, seed, n_jobs: modularity_explicitness(
+        *train, *test, num_bins=s["num_bins"]
+    ),
 }
 # metrics that draw their own samples through (data, represent, rng, **settings)
 SCORE_METRICS = {"beta_vae": beta_vae_score, "factor_vae": factor_vae_score}
@@ -56,7 +64,9 @@ def check_suite(suite: dict) -> None:
     """Refuse unknown metric names before any work is done."""
     unknown = sorted(set(suite) - set(METRIC_NAMES))
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown} in metrics.suite: choose from {METRIC_NAMES}")
+        raise ValueError(
+            f"unknown metric(s) {unknown} in metrics.suite: choose from {METRIC_NAMES}"
+        )
 
 
 def images_encoded_per_batch(suite: dict) -> int:
@@ -72,8 +82,13 @@ def images_encoded_per_batch(suite: dict) -> int:
     return total
 
 
-def score(data, represent: Callable[[np.ndarray], np.ndarray], suite: dict, seed: int,
-          dci_n_jobs: int | None = None) -> dict[str, float]:
+def score(
+    data,
+    represent: Callable[[np.ndarray], np.ndarray],
+    suite: dict,
+    seed: int,
+    dci_n_jobs: int | None = None,
+) -> dict[str, float]:
     """Every metric of `suite` (name -> settings) for one `represent` function; flat {"dci.completeness": ...}.
 
     Each metric starts from a fresh `np.random.default_rng(seed)`, as disentanglement_lib gives
@@ -81,18 +96,25 @@ def score(data, represent: Callable[[np.ndarray], np.ndarray], suite: dict, seed
     of one stream and its test set the points after them, so they are drawn once and shared.
     """
     check_suite(suite)
-    trains: dict[int, tuple[tuple, dict]] = {}  # num_train -> ((codes, factors), generator state after them)
+    trains: dict[
+        int, tuple[tuple, dict]
+    ] = {}  # num_train -> ((codes, factors), generator state after them)
     tests: dict[tuple[int, int], tuple] = {}
 
     def draw(num_train: int, num_test: int):
         if num_train not in trains:
             rng = np.random.default_rng(seed)
-            trains[num_train] = (generate_batch_factor_code(data, represent, num_train, rng), rng.bit_generator.state)
+            trains[num_train] = (
+                generate_batch_factor_code(data, represent, num_train, rng),
+                rng.bit_generator.state,
+            )
         train, state = trains[num_train]
         if num_test and (num_train, num_test) not in tests:
             rng = np.random.default_rng(seed)
             rng.bit_generator.state = state
-            tests[(num_train, num_test)] = generate_batch_factor_code(data, represent, num_test, rng)
+            tests[(num_train, num_test)] = generate_batch_factor_code(
+                data, represent, num_test, rng
+            )
         return train, tests.get((num_train, num_test))
 
     results: dict[str, float] = {}
@@ -103,7 +125,9 @@ def score(data, represent: Callable[[np.ndarray], np.ndarray], suite: dict, seed
             # these features; that is part of the metric's definition, so it is not reported per fit
             warnings.simplefilter("ignore", ConvergenceWarning)
             if name in SCORE_METRICS:
-                values = SCORE_METRICS[name](data, represent, np.random.default_rng(seed), **settings)
+                values = SCORE_METRICS[name](
+                    data, represent, np.random.default_rng(seed), **settings
+                )
             else:
                 train, test = draw(settings["num_train"], settings.get("num_test", 0))
                 values = DRAWN_METRICS[name](train, test, settings, seed, dci_n_jobs)
@@ -113,7 +137,9 @@ def score(data, represent: Callable[[np.ndarray], np.ndarray], suite: dict, seed
 
 
 # --- representations ---------------------------------------------------------------------------
-def to_representation(encoded: tuple[np.ndarray, np.ndarray], kind: str, rng: np.random.Generator) -> np.ndarray:
+def to_representation(
+    encoded: tuple[np.ndarray, np.ndarray], kind: str, rng: np.random.Generator
+) -> np.ndarray:
     """The representation of (mu, logvar) codes: the means ("mean") or a sample z = mu + sigma * eps ("sampled")."""
     mu, logvar = encoded
     if kind == "mean":
@@ -126,7 +152,11 @@ class GridIndices:
 
     def __init__(self, data):
         self.data = data
-        self.factor_sizes, self.num_factors, self.deterministic = data.factor_sizes, data.num_factors, True
+        self.factor_sizes, self.num_factors, self.deterministic = (
+            data.factor_sizes,
+            data.num_factors,
+            True,
+        )
 
     def sample_factors(self, n: int, rng) -> np.ndarray:
         return self.data.sample_factors(n, rng)
@@ -140,16 +170,22 @@ def encode_grid(data, encode: Encode, chunk: int = 4096) -> tuple[np.ndarray, np
     return encode_grids(data, [encode], chunk)[0]
 
 
-def encode_grids(data, encoders: list[Encode], chunk: int = 4096) -> list[tuple[np.ndarray, np.ndarray]]:
+def encode_grids(
+    data, encoders: list[Encode], chunk: int = 4096
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """`encode_grid` for several models: each chunk of the grid is rendered once and encoded by every model."""
     parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in encoders]
     for start in range(0, len(data), chunk):
         indices = np.arange(start, min(start + chunk, len(data)))
-        observations = data.sample_observations_from_factors(data.index_to_factors(indices), np.random.default_rng(0))
+        observations = data.sample_observations_from_factors(
+            data.index_to_factors(indices), np.random.default_rng(0)
+        )
         for model_parts, encode in zip(parts, encoders, strict=True):
             model_parts.append(encode(observations))
-    return [(np.concatenate([p[0] for p in model_parts]), np.concatenate([p[1] for p in model_parts]))
-            for model_parts in parts]
+    return [
+        (np.concatenate([p[0] for p in model_parts]), np.concatenate([p[1] for p in model_parts]))
+        for model_parts in parts
+    ]
 
 
 class _SharedDraws:
@@ -160,10 +196,18 @@ class _SharedDraws:
 
     def __init__(self, data, encoders: list[Encode]):
         self.data, self.encoders = data, encoders
-        self.factor_sizes, self.num_factors, self.deterministic = data.factor_sizes, data.num_factors, True
-        self.rows: dict[bytes, np.ndarray] = {}  # factors of a drawn batch -> its rows in the tables
+        self.factor_sizes, self.num_factors, self.deterministic = (
+            data.factor_sizes,
+            data.num_factors,
+            True,
+        )
+        self.rows: dict[
+            bytes, np.ndarray
+        ] = {}  # factors of a drawn batch -> its rows in the tables
         self.size = 0
-        self.tables: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(encoders)  # (capacity, Z) each
+        self.tables: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(
+            encoders
+        )  # (capacity, Z) each
 
     def sample_factors(self, n: int, rng) -> np.ndarray:
         return self.data.sample_factors(n, rng)
@@ -181,15 +225,17 @@ class _SharedDraws:
 
     def _append(self, k: int, codes: tuple[np.ndarray, np.ndarray]) -> None:
         n, table = len(codes[0]), self.tables[k]
-        if table is None or len(table[0]) < self.size + n:  # grow by doubling: appending stays linear
+        if (
+            table is None or len(table[0]) < self.size + n
+        ):  # grow by doubling: appending stays linear
             capacity = max(2 * (0 if table is None else len(table[0])), self.size + n, 1024)
             grown = tuple(np.empty((capacity, *c.shape[1:]), dtype=c.dtype) for c in codes)
             if table is not None:
                 for old, new in zip(table, grown, strict=True):
-                    new[:self.size] = old[:self.size]
+                    new[: self.size] = old[: self.size]
             self.tables[k] = table = grown
         for column, values in zip(table, codes, strict=True):
-            column[self.size:self.size + n] = values
+            column[self.size : self.size + n] = values
 
     def codes(self, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Model k's (mu, logvar) of `rows`."""
@@ -201,8 +247,10 @@ def check_metrics_config(metrics_cfg: Mapping) -> None:
     check_suite(metrics_cfg["suite"] or {})
     unknown = sorted(set(metrics_cfg["representations"]) - set(REPRESENTATIONS))
     if unknown:
-        raise ValueError(f"unknown representation(s) {unknown} in metrics.representations: choose from "
-                         f"{list(REPRESENTATIONS)}")
+        raise ValueError(
+            f"unknown representation(s) {unknown} in metrics.representations: choose from "
+            f"{list(REPRESENTATIONS)}"
+        )
 
 
 def evaluate(data, encode: Encode, metrics_cfg: Mapping) -> dict[str, dict[str, float]]:
@@ -213,7 +261,9 @@ def evaluate(data, encode: Encode, metrics_cfg: Mapping) -> dict[str, dict[str, 
     return evaluate_many(data, [encode], metrics_cfg)[0]
 
 
-def evaluate_many(data, encoders: list[Encode], metrics_cfg: Mapping) -> list[dict[str, dict[str, float]]]:
+def evaluate_many(
+    data, encoders: list[Encode], metrics_cfg: Mapping
+) -> list[dict[str, dict[str, float]]]:
     """`evaluate` for several encoders on one data set and metric set (a stack's members): the values of one
     `evaluate` call each, but on a deterministic data set every image the metrics draw is rendered once
     and encoded by every model, through the encoded factor grid (module docstring) or, with more than one
@@ -227,8 +277,12 @@ def evaluate_many(data, encoders: list[Encode], metrics_cfg: Mapping) -> list[di
     if deterministic and len(data) <= cfg["cache_grid_max_size"] and len(data) < drawn:
         start = time.perf_counter()
         grids = encode_grids(data, encoders)
-        log.info("encoded the %d-image factor grid for %d model(s) in %.1f s", len(data), len(encoders),
-                 time.perf_counter() - start)
+        log.info(
+            "encoded the %d-image factor grid for %d model(s) in %.1f s",
+            len(data),
+            len(encoders),
+            time.perf_counter() - start,
+        )
         views = [(GridIndices(data), _grid_codes(grid)) for grid in grids]
     elif deterministic and len(encoders) > 1 and drawn <= cfg["cache_grid_max_size"]:
         shared = _SharedDraws(data, encoders)
@@ -239,14 +293,23 @@ def evaluate_many(data, encoders: list[Encode], metrics_cfg: Mapping) -> list[di
     for view, codes in views:
         per_kind = {}
         for kind in cfg["representations"]:
-            noise = np.random.default_rng([cfg["seed"], 1 + REPRESENTATIONS.index(kind)])  # for "sampled"
-            per_kind[kind] = score(view, _represent(codes, kind, noise), suite, cfg["seed"], cfg.get("dci_n_jobs"))
+            noise = np.random.default_rng(
+                [cfg["seed"], 1 + REPRESENTATIONS.index(kind)]
+            )  # for "sampled"
+            per_kind[kind] = score(
+                view, _represent(codes, kind, noise), suite, cfg["seed"], cfg.get("dci_n_jobs")
+            )
         results.append(per_kind)
     return results
 
 
-def representation(data, encode: Encode, kind: str, rng: np.random.Generator,
-                   grid: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[object, Callable]:
+def representation(
+    data,
+    encode: Encode,
+    kind: str,
+    rng: np.random.Generator,
+    grid: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[object, Callable]:
     """(the data set as the metrics see it, represent) for one kind of representation.
 
     With `grid` (from `encode_grid`), the metrics see grid indices and `represent` looks codes up;
@@ -262,14 +325,20 @@ def _grid_codes(grid: tuple[np.ndarray, np.ndarray]) -> Encode:
     return lambda indices: (grid[0][indices], grid[1][indices])
 
 
-def _represent(codes: Encode, kind: str, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+def _represent(
+    codes: Encode, kind: str, rng: np.random.Generator
+) -> Callable[[np.ndarray], np.ndarray]:
     """represent(x) for the metrics, from codes(x) -> (mu, logvar): x observations, or rows of a table of codes."""
     return lambda x: to_representation(codes(x), kind, rng)
 
 
 def flatten(results: dict[str, dict[str, float]]) -> dict[str, float]:
     """{"mean": {"mig": x}} -> {"mean/mig": x}, for loggers."""
-    return {f"{kind}/{name}": value for kind, values in results.items() for name, value in values.items()}
+    return {
+        f"{kind}/{name}": value
+        for kind, values in results.items()
+        for name, value in values.items()
+    }
 
 
 def _plain(value):

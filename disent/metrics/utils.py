@@ -164,8 +164,9 @@ def discrete_entropy(y) -> np.ndarray:
     return h
 
 
-def generate_batch_factor_code(data, represent, num_points: int, rng, batch_size: int = 16,
-                               encode_chunk: int = 1024):
+def generate_batch_factor_code(
+    data, represent, num_points: int, rng, batch_size: int = 16, encode_chunk: int = 1024
+):
     """Draw ``num_points`` (codes, factors) pairs in batches, as DL's helper of the same name.
 
     Per batch of ``b = min(batch_size, remaining)``: ``factors = data.sample_factors(b, rng)``,
@@ -184,8 +185,12 @@ def generate_batch_factor_code(data, represent, num_points: int, rng, batch_size
     sizes = [min(batch_size, num_points - i) for i in range(0, num_points, batch_size)]
     if getattr(data, "deterministic", False):
         factors = np.concatenate([np.asarray(data.sample_factors(b, rng)) for b in sizes], axis=0)
-        codes = [np.asarray(represent(data.sample_observations_from_factors(factors[i:i + encode_chunk], rng)))
-                 for i in range(0, num_points, encode_chunk)]
+        codes = [
+            np.asarray(
+                represent(data.sample_observations_from_factors(factors[i : i + encode_chunk], rng))
+            )
+            for i in range(0, num_points, encode_chunk)
+        ]
         return np.concatenate(codes, axis=0), factors
     codes, factors = [], []
     for b in sizes:

@@ -28,15 +28,19 @@ class MemberCalls:
         self.models = models
         self.batches = batches  # one (B, C, H, W) batch per model
         self.step = step
-        self.draws = [model.draws(x, step_generator(model.noise_seed, step, x.device))
-                      for model, x in zip(models, batches, strict=True)]
+        self.draws = [
+            model.draws(x, step_generator(model.noise_seed, step, x.device))
+            for model, x in zip(models, batches, strict=True)
+        ]
 
     def __call__(self, method: str, *per_member: list) -> list[dict[str, torch.Tensor]]:
         """Each model's `method` on its batch and draws (and its item of each `per_member` list)."""
         outputs = []
         for k, model in enumerate(self.models):
             arguments = [values[k] for values in per_member]
-            outputs.append(getattr(model, method)(self.batches[k], self.draws[k], *arguments, self.step))
+            outputs.append(
+                getattr(model, method)(self.batches[k], self.draws[k], *arguments, self.step)
+            )
         return outputs
 
 
@@ -85,7 +89,9 @@ class DisentModel(L.LightningModule):
         optimizers = build_optimizers([self.named_parameters()], self)
         return optimizers[0] if len(optimizers) == 1 else optimizers
 
-    def screen(self, terms: list[dict[str, torch.Tensor]], members: list[int]) -> dict[int, dict[str, float]]:
+    def screen(
+        self, terms: list[dict[str, torch.Tensor]], members: list[int]
+    ) -> dict[int, dict[str, float]]:
         """The step's loss terms as floats ({0: values}); a non-finite one stops the run."""
         values, failures = finite_terms(terms, members)
         if failures:
@@ -101,10 +107,14 @@ class DisentModel(L.LightningModule):
         self.recent_losses.append(values[0])
         self.loss_trace.append(values[0]["loss"])
         logged = {f"train/{name}": value for name, value in values[0].items()}
-        self.log_dict(logged, on_step=True, on_epoch=False, batch_size=1)  # on_step only: no epoch mean to weight
+        self.log_dict(
+            logged, on_step=True, on_epoch=False, batch_size=1
+        )  # on_step only: no epoch mean to weight
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["recent_losses"] = list(self.recent_losses)  # results.json's final losses span a resume
+        checkpoint["recent_losses"] = list(
+            self.recent_losses
+        )  # results.json's final losses span a resume
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.recent_losses.extend(checkpoint.get("recent_losses", []))
@@ -114,11 +124,15 @@ class DisentModel(L.LightningModule):
         if not self.recent_losses:
             return {}
         names = self.recent_losses[0].keys()
-        return {name: sum(d[name] for d in self.recent_losses) / len(self.recent_losses) for name in names}
+        return {
+            name: sum(d[name] for d in self.recent_losses) / len(self.recent_losses)
+            for name in names
+        }
 
 
-def finite_terms(terms: list[dict[str, torch.Tensor]],
-                 members: list[int]) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
+def finite_terms(
+    terms: list[dict[str, torch.Tensor]], members: list[int]
+) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
     """`members`' terms as floats, in one device->host copy: those of the members whose terms are all finite, and
     for the others which terms are not ("loss=nan, kl=inf")."""
     flat = torch.stack([t.detach().float() for k in members for t in terms[k].values()]).tolist()
@@ -159,11 +173,18 @@ def build_optimizers(named_parameters: list, model: DisentModel) -> list[torch.o
 
 def adam(parameters, settings: dict) -> torch.optim.Adam:
     """Adam from a YAML `optimizer` block (lr, betas, eps, weight_decay)."""
-    return torch.optim.Adam(parameters, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"],
-                            weight_decay=settings["weight_decay"])
+    return torch.optim.Adam(
+        parameters,
+        lr=settings["lr"],
+        betas=tuple(settings["betas"]),
+        eps=settings["eps"],
+        weight_decay=settings["weight_decay"],
+    )
 
 
-def encoder_of(model: torch.nn.Module, batch_size: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def encoder_of(
+    model: torch.nn.Module, batch_size: int
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The model as the metric suite's encoder (disent.metrics.suite): NumPy observations (N, C, H, W) ->
     (mu, logvar) NumPy (N, Z) each, in batches, without gradients, on the model's device."""
     device = next(model.parameters()).device
@@ -173,7 +194,9 @@ def encoder_of(model: torch.nn.Module, batch_size: int) -> Callable[[np.ndarray]
         model.eval()
         mus, logvars = [], []
         for i in range(0, len(observations), batch_size):
-            x = torch.as_tensor(np.asarray(observations[i:i + batch_size], dtype=np.float32), device=device)
+            x = torch.as_tensor(
+                np.asarray(observations[i : i + batch_size], dtype=np.float32), device=device
+            )
             mu, logvar = model.encode(x)
             mus.append(mu.float().cpu().numpy())
             logvars.append(logvar.float().cpu().numpy())

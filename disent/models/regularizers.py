@@ -20,9 +20,9 @@ from torch import nn
 class Posterior:
     """What the encoder said about a batch: q(z|x) = N(mu, exp(logvar))."""
 
-    mu: torch.Tensor             # (B, Z)
-    logvar: torch.Tensor         # (B, Z)
-    z: torch.Tensor              # (B, Z) one reparameterised sample
+    mu: torch.Tensor  # (B, Z)
+    logvar: torch.Tensor  # (B, Z)
+    z: torch.Tensor  # (B, Z) one reparameterised sample
     kl_per_latent: torch.Tensor  # (B, Z) KL(q(z_i|x) || N(0, 1)), per sample and latent
 
     def halves(self) -> tuple["Posterior", "Posterior"]:
@@ -61,12 +61,16 @@ class Regularizer(nn.Module):
             # not persistent: the run config holds them, and a checkpoint's weights stay the nets' own
             self.register_buffer(name, torch.tensor(float(value)), persistent=False)
 
-    def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, posterior: Posterior, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     splits_batch = False  # FactorVAE's paper variant: the first half trains the VAE, the second the discriminator
 
-    def draws(self, batch_size: int, latent_dim: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def draws(
+        self, batch_size: int, latent_dim: int, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
         """The random draws of one step besides the posterior's noise (FactorVAE's permutation)."""
         return {}
 
@@ -82,7 +86,9 @@ class LinearSchedule(nn.Module):
 
     def forward(self, step: int) -> torch.Tensor:
         progress = (step / self.steps.clamp(min=1)).clamp(max=1.0)
-        progress = torch.where(self.steps > 0, progress, torch.ones_like(progress))  # no steps: `end` at once
+        progress = torch.where(
+            self.steps > 0, progress, torch.ones_like(progress)
+        )  # no steps: `end` at once
         return self.start + (self.end - self.start) * progress
 
 
@@ -92,7 +98,9 @@ class BetaVAELoss(Regularizer):
     def __init__(self, beta: float):
         super().__init__(beta=beta)
 
-    def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, posterior: Posterior, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.beta * posterior.kl, {}
 
 
@@ -107,7 +115,9 @@ class AnnealedVAELoss(Regularizer):
         super().__init__(gamma=gamma)
         self.capacity = LinearSchedule(**capacity_schedule)
 
-    def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, posterior: Posterior, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         capacity = self.capacity(step)
         return self.gamma * (posterior.kl - capacity).abs(), {"capacity": capacity}
 
@@ -133,16 +143,21 @@ class DIPVAELoss(Regularizer):
             raise ValueError(f"dip_type must be 'i' or 'ii', got '{dip_type}'")
         self.dip_type = dip_type
 
-    def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        mu = posterior.mu                                                    # (B, Z)
+    def forward(
+        self, posterior: Posterior, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        mu = posterior.mu  # (B, Z)
         centred = mu - mu.mean(dim=0, keepdim=True)
-        covariance = centred.T @ centred / mu.shape[0]                       # (Z, Z)
+        covariance = centred.T @ centred / mu.shape[0]  # (Z, Z)
         if self.dip_type == "ii":
             covariance = covariance + torch.diag(posterior.logvar.exp().mean(dim=0))
         off_diagonal, diagonal = dip_penalties(covariance)
         penalty = self.lambda_od * off_diagonal + self.lambda_d * diagonal
-        return posterior.kl + penalty, {"dip_off_diagonal": off_diagonal, "dip_diagonal": diagonal,
-                                        "dip_penalty": penalty}
+        return posterior.kl + penalty, {
+            "dip_off_diagonal": off_diagonal,
+            "dip_diagonal": diagonal,
+            "dip_penalty": penalty,
+        }
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -150,7 +165,9 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar))
 
 
-def tc_decomposition(posterior: Posterior, dataset_size: int, estimator: str = "mws") -> dict[str, torch.Tensor]:
+def tc_decomposition(
+    posterior: Posterior, dataset_size: int, estimator: str = "mws"
+) -> dict[str, torch.Tensor]:
     """Chen et al. 2018's decomposition of E[KL(q(z|x) || p(z))] on a batch, from the sampled z.
 
     index-code MI  = E[log q(z|x) − log q(z)]
@@ -163,18 +180,20 @@ def tc_decomposition(posterior: Posterior, dataset_size: int, estimator: str = "
     """
     z, mu, logvar = posterior.z, posterior.mu, posterior.logvar
     batch = z.shape[0]
-    log_qz_given_x = gaussian_log_density(z, mu, logvar).sum(dim=1)                      # (B,)
+    log_qz_given_x = gaussian_log_density(z, mu, logvar).sum(dim=1)  # (B,)
     log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(dim=1)  # (B,)
     # pairwise[i, j, d] = log q(z_id | x_j)
-    pairwise = gaussian_log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])     # (B, B, Z)
+    pairwise = gaussian_log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])  # (B, B, Z)
     if estimator == "mws":
-        log_weights = torch.full((batch, batch), -math.log(dataset_size * batch), device=z.device, dtype=z.dtype)
+        log_weights = torch.full(
+            (batch, batch), -math.log(dataset_size * batch), device=z.device, dtype=z.dtype
+        )
     elif estimator == "mss":
         log_weights = _stratified_log_weights(batch, dataset_size, z)
     else:
         raise ValueError(f"estimator must be 'mws' or 'mss', got '{estimator}'")
-    log_qz = torch.logsumexp(pairwise.sum(dim=2) + log_weights, dim=1)                      # (B,)
-    log_qz_dims = torch.logsumexp(pairwise + log_weights[:, :, None], dim=1).sum(dim=1)     # (B,)
+    log_qz = torch.logsumexp(pairwise.sum(dim=2) + log_weights, dim=1)  # (B,)
+    log_qz_dims = torch.logsumexp(pairwise + log_weights[:, :, None], dim=1).sum(dim=1)  # (B,)
     return {
         "mutual_info": (log_qz_given_x - log_qz).mean(),
         "total_correlation": (log_qz - log_qz_dims).mean(),
@@ -187,7 +206,7 @@ def _stratified_log_weights(batch: int, dataset_size: int, like: torch.Tensor) -
     n, m = dataset_size, batch - 1
     strat_weight = (n - m) / (n * m)
     weights = torch.full((batch, batch), 1 / m, device=like.device, dtype=like.dtype)
-    weights.view(-1)[:: m + 1] = 1 / n        # the sample's own posterior
+    weights.view(-1)[:: m + 1] = 1 / n  # the sample's own posterior
     weights.view(-1)[1 :: m + 1] = strat_weight
     weights[m - 1, 0] = strat_weight
     return weights.log()
@@ -208,15 +227,23 @@ class BetaTCVAELoss(Regularizer):
         if estimator not in ("mws", "mss"):
             raise ValueError(f"estimator must be 'mws' or 'mss', got '{estimator}'")
 
-    def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, posterior: Posterior, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms = tc_decomposition(posterior, self.dataset_size, self.estimator)
         return posterior.kl + (self.beta - 1) * terms["total_correlation"], terms
 
 
-def permutation_order(batch_size: int, latent_dim: int, generator: torch.Generator | None = None,
-                      device: torch.device | None = None) -> torch.Tensor:
+def permutation_order(
+    batch_size: int,
+    latent_dim: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """(B, Z) indices: for each latent dimension its own random order of the batch."""
-    return torch.argsort(torch.rand(batch_size, latent_dim, device=device, generator=generator), dim=0)
+    return torch.argsort(
+        torch.rand(batch_size, latent_dim, device=device, generator=generator), dim=0
+    )
 
 
 def permute_dims(z: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -232,7 +259,10 @@ class Discriminator(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(num_layers):
-            layers += [nn.Linear(latent_dim if i == 0 else hidden_dim, hidden_dim), nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Linear(latent_dim if i == 0 else hidden_dim, hidden_dim),
+                nn.LeakyReLU(0.2),
+            ]
         self.net = nn.Sequential(*layers, nn.Linear(hidden_dim, 2))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -254,19 +284,30 @@ class FactorVAELoss(Regularizer):
             raise ValueError(f"permute must be 'same' or 'second', got '{permute}'")
         self.permute = permute
         self.splits_batch = permute == "second"  # the VAE trains on the first half only
-        self.discriminator = Discriminator(latent_dim, discriminator["hidden_dim"], discriminator["num_layers"])
+        self.discriminator = Discriminator(
+            latent_dim, discriminator["hidden_dim"], discriminator["num_layers"]
+        )
 
-    def forward(self, posterior: Posterior, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, posterior: Posterior, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = self.discriminator(posterior.z)
         total_correlation = (logits[:, 0] - logits[:, 1]).mean()
-        return posterior.kl + self.gamma * total_correlation, {"total_correlation": total_correlation}
+        return posterior.kl + self.gamma * total_correlation, {
+            "total_correlation": total_correlation
+        }
 
-    def draws(self, batch_size: int, latent_dim: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        permuted = batch_size // 2 if self.splits_batch else batch_size  # the second half, or the whole batch
+    def draws(
+        self, batch_size: int, latent_dim: int, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        permuted = (
+            batch_size // 2 if self.splits_batch else batch_size
+        )  # the second half, or the whole batch
         return {"order": permutation_order(permuted, latent_dim, generator, generator.device)}
 
-    def discriminator_terms(self, posterior: Posterior, draws: dict[str, torch.Tensor],
-                            second: Posterior | None = None) -> dict[str, torch.Tensor]:
+    def discriminator_terms(
+        self, posterior: Posterior, draws: dict[str, torch.Tensor], second: Posterior | None = None
+    ) -> dict[str, torch.Tensor]:
         """The discriminator's loss (cross-entropy of joint codes vs codes permuted by draws["order"], those of
         `second` if given) and accuracy; the codes are detached, so only the discriminator learns from it."""
         z = posterior.z.detach()
@@ -278,7 +319,10 @@ class FactorVAELoss(Regularizer):
         loss = 0.5 * (F.cross_entropy(logits_joint, zeros) + F.cross_entropy(logits_permuted, ones))
         joint_right = (logits_joint.argmax(1) == 0).float().mean()
         permuted_right = (logits_permuted.argmax(1) == 1).float().mean()
-        return {"discriminator_loss": loss, "discriminator_accuracy": 0.5 * (joint_right + permuted_right)}
+        return {
+            "discriminator_loss": loss,
+            "discriminator_accuracy": 0.5 * (joint_right + permuted_right),
+        }
 
 
 REGULARIZERS: dict[str, type[Regularizer]] = {
@@ -301,13 +345,17 @@ def register_objective(name: str, schema: type) -> Callable[[type[Regularizer]],
     from disent.schema import MODELS, VAE
 
     if not (isinstance(schema, type) and issubclass(schema, VAE)):
-        raise TypeError(f"register_objective({name!r}): the schema must be a dataclass deriving disent.schema.VAE")
+        raise TypeError(
+            f"register_objective({name!r}): the schema must be a dataclass deriving disent.schema.VAE"
+        )
 
     def register(cls: type[Regularizer]) -> type[Regularizer]:
         if not issubclass(cls, Regularizer):
             raise TypeError(f"register_objective({name!r}): {cls.__name__} must derive Regularizer")
         if name in REGULARIZERS and REGULARIZERS[name].__qualname__ != cls.__qualname__:
-            raise ValueError(f"the objective {name!r} is already registered ({REGULARIZERS[name].__name__})")
+            raise ValueError(
+                f"the objective {name!r} is already registered ({REGULARIZERS[name].__name__})"
+            )
         REGULARIZERS[name] = cls
         MODELS[name] = schema
         return cls

@@ -47,11 +47,17 @@ class _StackedState(nn.Module):
         self.parameter_names = list(params)
         self.buffer_names = list(buffers)
         # ParameterDict keys cannot hold dots
-        self.stacked = nn.ParameterDict({n.replace(".", "/"): nn.Parameter(p.detach()) for n, p in params.items()})
+        self.stacked = nn.ParameterDict(
+            {n.replace(".", "/"): nn.Parameter(p.detach()) for n, p in params.items()}
+        )
         for name, value in buffers.items():
             self.register_buffer(name.replace(".", "/"), value)
-        template = copy.deepcopy(models[0]).to("meta")  # the architecture only: the weights come from the stack
-        self._template = [template]  # in a list: not a submodule, so Lightning never moves or saves it
+        template = copy.deepcopy(models[0]).to(
+            "meta"
+        )  # the architecture only: the weights come from the stack
+        self._template = [
+            template
+        ]  # in a list: not a submodule, so Lightning never moves or saves it
 
     def named_member_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """The stacked parameters, named as in one member."""
@@ -84,33 +90,57 @@ def _stacked(values: list):
 class _VmappedCalls(MemberCalls):
     """MemberCalls whose methods run for all members in one vmapped call over their stacked state."""
 
-    def __init__(self, state: _StackedState, models: list[DisentModel], batches: list[torch.Tensor], step: int):
+    def __init__(
+        self,
+        state: _StackedState,
+        models: list[DisentModel],
+        batches: list[torch.Tensor],
+        step: int,
+    ):
         super().__init__(models, batches, step)
         self.state = state
 
     def __call__(self, method: str, *per_member: list) -> list[dict[str, torch.Tensor]]:
         inputs = [_stacked(values) for values in (self.batches, self.draws, *per_member)]
         outputs = self.state.call(method, self.step, *inputs)
-        return [{name: value[k] for name, value in outputs.items()} for k in range(len(self.models))]
+        return [
+            {name: value[k] for name, value in outputs.items()} for k in range(len(self.models))
+        ]
 
 
 class ModelStack(L.LightningModule):
     """K members of one model family (same class, nets and plain settings) trained together on (K, B, C, H, W)
     batches; their failures (a non-finite loss) stop them alone, the others train on."""
 
-    def __init__(self, members: list[DisentModel], final_loss_window: int, history_every: tuple[int, ...] = (),
-                 vectorize: bool = True):
+    def __init__(
+        self,
+        members: list[DisentModel],
+        final_loss_window: int,
+        history_every: tuple[int, ...] = (),
+        vectorize: bool = True,
+    ):
         super().__init__()
         first = members[0]
         for member in members[1:]:
-            if type(member) is not type(first) or _plain_settings(member) != _plain_settings(first) \
-                    or [p.shape for p in member.parameters()] != [p.shape for p in first.parameters()]:
-                raise ValueError("stacked members need the same model, nets and settings but for their loss weights")
-        self.vectorize = vectorize  # vmap the members' step (for GPUs), or call them one by one (CPUs)
+            if (
+                type(member) is not type(first)
+                or _plain_settings(member) != _plain_settings(first)
+                or [p.shape for p in member.parameters()] != [p.shape for p in first.parameters()]
+            ):
+                raise ValueError(
+                    "stacked members need the same model, nets and settings but for their loss weights"
+                )
+        self.vectorize = (
+            vectorize  # vmap the members' step (for GPUs), or call them one by one (CPUs)
+        )
         self.automatic_optimization = first.automatic_optimization
-        self.members = members  # a plain list: in a vmap stack their weights live in the stacked state
+        self.members = (
+            members  # a plain list: in a vmap stack their weights live in the stacked state
+        )
         if vectorize:
-            _check_plain_values_agree(members)  # vmap calls one template: only buffers differ per member
+            _check_plain_values_agree(
+                members
+            )  # vmap calls one template: only buffers differ per member
             self.state = _StackedState(members)
         else:
             self.nets = nn.ModuleList(members)  # the members themselves, trained in place
@@ -122,7 +152,9 @@ class ModelStack(L.LightningModule):
         # (what a single run's logger and figures would have recorded): member -> [(s, {term: value})]
         self.history_every = tuple(history_every)
         self.history: list[list[tuple[int, dict[str, float]]]] = [[] for _ in members]
-        self.failures: dict[int, str] = {}  # member -> why it stopped (a non-finite loss); the others go on
+        self.failures: dict[
+            int, str
+        ] = {}  # member -> why it stopped (a non-finite loss); the others go on
 
     @property
     def size(self) -> int:
@@ -134,7 +166,7 @@ class ModelStack(L.LightningModule):
 
     def calls(self, batch: torch.Tensor) -> MemberCalls:
         """The calls of the members' step methods on their batches of `batch` (K, B, C, H, W) at this step."""
-        batches = list(batch.unbind(0))                                          # K x (B, C, H, W)
+        batches = list(batch.unbind(0))  # K x (B, C, H, W)
         if self.vectorize:
             return _VmappedCalls(self.state, self.members, batches, self.global_step)
         return MemberCalls(self.members, batches, self.global_step)
@@ -150,13 +182,19 @@ class ModelStack(L.LightningModule):
         optimizers = build_optimizers(named, self.members[0])
         return optimizers[0] if len(optimizers) == 1 else optimizers
 
-    def screen(self, terms: list[dict[str, torch.Tensor]], members: list[int]) -> dict[int, dict[str, float]]:
+    def screen(
+        self, terms: list[dict[str, torch.Tensor]], members: list[int]
+    ) -> dict[int, dict[str, float]]:
         """The values of `members`' terms that are all finite; a member with a non-finite one fails alone (its loss
         leaves the sum, so the others train on untouched)."""
         finite, failures = finite_terms(terms, members)
-        self.failures |= {k: f"non-finite loss at step {self.global_step}: {why}" for k, why in failures.items()}
+        self.failures |= {
+            k: f"non-finite loss at step {self.global_step}: {why}" for k, why in failures.items()
+        }
         if not finite:
-            raise FloatingPointError("every member of the stack has failed: " + "; ".join(self.failures.values()))
+            raise FloatingPointError(
+                "every member of the stack has failed: " + "; ".join(self.failures.values())
+            )
         return finite
 
     def keep(self, values: dict[int, dict[str, float]], done: int) -> None:
@@ -167,8 +205,11 @@ class ModelStack(L.LightningModule):
                 self.history[k].append((done, member_values))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["members"] = {"recent_losses": [list(d) for d in self.recent_losses], "history": self.history,
-                                 "failures": {str(k): why for k, why in self.failures.items()}}
+        checkpoint["members"] = {
+            "recent_losses": [list(d) for d in self.recent_losses],
+            "history": self.history,
+            "failures": {str(k): why for k, why in self.failures.items()},
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["members"]
@@ -204,11 +245,16 @@ def _check_plain_values_agree(members: list[DisentModel]) -> None:
     """A vmapped stack runs every member's step on one template model, with each member's parameters and
     buffers: a plain Python number that differs between members (a loss weight kept as a float) would be
     the first member's for all. Refuse it, naming it."""
+
     def plain(model: DisentModel) -> dict[str, object]:
         values = {}
         for path, module in model.named_modules():
             for name, value in vars(module).items():
-                if isinstance(value, int | float | str | bool) and not name.startswith("_") and name != "noise_seed":
+                if (
+                    isinstance(value, int | float | str | bool)
+                    and not name.startswith("_")
+                    and name != "noise_seed"
+                ):
                     values[f"{path}.{name}" if path else name] = value
         return values
 
@@ -216,6 +262,8 @@ def _check_plain_values_agree(members: list[DisentModel]) -> None:
     for k, member in enumerate(members[1:], start=1):
         for name, value in plain(member).items():
             if first.get(name) != value:
-                raise ValueError(f"member {k}'s {name} = {value!r} differs from member 0's {first.get(name)!r}: "
-                                 "in a vmapped stack a value that differs per member must be a buffer (give loss "
-                                 "weights to Regularizer.__init__ by name), or stack with member_calls=loop")
+                raise ValueError(
+                    f"member {k}'s {name} = {value!r} differs from member 0's {first.get(name)!r}: "
+                    "in a vmapped stack a value that differs per member must be a buffer (give loss "
+                    "weights to Regularizer.__init__ by name), or stack with member_calls=loop"
+                )

@@ -27,12 +27,18 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, distribution: str
     elif distribution == "gaussian":
         per_pixel = (torch.sigmoid(logits) - x).pow(2)
     else:
-        raise ValueError(f"unknown reconstruction '{distribution}': choose one of {RECONSTRUCTIONS}")
+        raise ValueError(
+            f"unknown reconstruction '{distribution}': choose one of {RECONSTRUCTIONS}"
+        )
     return per_pixel.flatten(1).sum(dim=1).mean()
 
 
-def loss_terms(reconstruction: torch.Tensor, regularization: torch.Tensor, extra: dict[str, torch.Tensor],
-               posterior: Posterior) -> dict[str, torch.Tensor]:
+def loss_terms(
+    reconstruction: torch.Tensor,
+    regularization: torch.Tensor,
+    extra: dict[str, torch.Tensor],
+    posterior: Posterior,
+) -> dict[str, torch.Tensor]:
     """Every term a VAE logs; 'loss' is the one that is minimised."""
     kl_per_latent = posterior.kl_per_latent.mean(dim=0)  # (Z,)
     terms = {
@@ -50,12 +56,22 @@ def loss_terms(reconstruction: torch.Tensor, regularization: torch.Tensor, extra
 class VAE(DisentModel):
     """A Gaussian encoder, a decoder of logits, and a regularizer chosen by config."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, regularizer: Regularizer,
-                 reconstruction: str, optimizer: dict, final_loss_window: int, config: dict | None = None,
-                 discriminator_optimizer: dict | None = None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        regularizer: Regularizer,
+        reconstruction: str,
+        optimizer: dict,
+        final_loss_window: int,
+        config: dict | None = None,
+        discriminator_optimizer: dict | None = None,
+    ):
         super().__init__(final_loss_window, config)
         if reconstruction not in RECONSTRUCTIONS:
-            raise ValueError(f"unknown reconstruction '{reconstruction}': choose one of {RECONSTRUCTIONS}")
+            raise ValueError(
+                f"unknown reconstruction '{reconstruction}': choose one of {RECONSTRUCTIONS}"
+            )
         self.encoder = encoder
         self.decoder = decoder
         self.regularizer = regularizer
@@ -64,7 +80,9 @@ class VAE(DisentModel):
         self.adversarial = getattr(regularizer, "discriminator", None) is not None
         if self.adversarial:
             if not discriminator_optimizer:
-                raise ValueError("a regularizer with a discriminator needs model.discriminator_optimizer settings")
+                raise ValueError(
+                    "a regularizer with a discriminator needs model.discriminator_optimizer settings"
+                )
             self.adam_settings.append(dict(discriminator_optimizer))
             # two optimizers per step: Lightning 2.x needs manual optimization for that
             self.automatic_optimization = False
@@ -91,12 +109,16 @@ class VAE(DisentModel):
         z = mu + noise * (0.5 * logvar).exp()
         return Posterior(mu=mu, logvar=logvar, z=z, kl_per_latent=gaussian_kl(mu, logvar))
 
-    def step_terms(self, x: torch.Tensor, draws: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+    def step_terms(
+        self, x: torch.Tensor, draws: dict[str, torch.Tensor], step: int
+    ) -> dict[str, torch.Tensor]:
         """All loss terms for a batch x (B, C, H, W) and the step's draws; 'loss' is the one that is minimised
         (and 'discriminator_loss' the discriminator's). Pure: a vmap stack runs it on its members at once."""
         posterior = self.posterior(x, draws["noise"])
         second = None
-        if self.regularizer.splits_batch:  # FactorVAE's paper variant: the second half only feeds the discriminator
+        if (
+            self.regularizer.splits_batch
+        ):  # FactorVAE's paper variant: the second half only feeds the discriminator
             x = x.chunk(2)[0]
             posterior, second = posterior.halves()
         reconstruction = reconstruction_loss(self.decode(posterior.z), x, self.reconstruction)

@@ -24,18 +24,25 @@ def _check_divisible(observation_shape: tuple[int, int, int]) -> tuple[int, int]
 class ConvEncoder(nn.Module):
     """x (B, C, H, W) -> (mu, logvar), each (B, latent_dim)."""
 
-    def __init__(self, observation_shape: tuple[int, int, int], latent_dim: int, hidden_dim: int = 256):
+    def __init__(
+        self, observation_shape: tuple[int, int, int], latent_dim: int, hidden_dim: int = 256
+    ):
         super().__init__()
         self.latent_dim = latent_dim  # what the VAE draws its noise for
         channels = observation_shape[0]
         h, w = _check_divisible(observation_shape)
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 4, stride=2, padding=1), nn.ReLU(),  # (B, 32, H/2, W/2)
-            nn.Conv2d(32, 32, 4, stride=2, padding=1), nn.ReLU(),        # (B, 32, H/4, W/4)
-            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(),        # (B, 64, H/8, W/8)
-            nn.Conv2d(64, 64, 4, stride=2, padding=1), nn.ReLU(),        # (B, 64, H/16, W/16)
+            nn.Conv2d(channels, 32, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, 32, H/2, W/2)
+            nn.Conv2d(32, 32, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, 32, H/4, W/4)
+            nn.Conv2d(32, 64, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, 64, H/8, W/8)
+            nn.Conv2d(64, 64, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, 64, H/16, W/16)
             nn.Flatten(),
-            nn.Linear(64 * h * w, hidden_dim), nn.ReLU(),
+            nn.Linear(64 * h * w, hidden_dim),
+            nn.ReLU(),
         )
         self.head = nn.Linear(hidden_dim, 2 * latent_dim)
 
@@ -47,18 +54,25 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """z (B, latent_dim) -> logits (B, C, H, W)."""
 
-    def __init__(self, observation_shape: tuple[int, int, int], latent_dim: int, hidden_dim: int = 256):
+    def __init__(
+        self, observation_shape: tuple[int, int, int], latent_dim: int, hidden_dim: int = 256
+    ):
         super().__init__()
         channels = observation_shape[0]
         h, w = _check_divisible(observation_shape)
         self.body = nn.Sequential(
-            nn.Linear(latent_dim, hidden_dim), nn.ReLU(),
-            nn.Linear(hidden_dim, 64 * h * w), nn.ReLU(),
+            nn.Linear(latent_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, 64 * h * w),
+            nn.ReLU(),
             nn.Unflatten(1, (64, h, w)),
-            nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1), nn.ReLU(),  # (B, 64, H/8, W/8)
-            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),  # (B, 32, H/4, W/4)
-            nn.ConvTranspose2d(32, 32, 4, stride=2, padding=1), nn.ReLU(),  # (B, 32, H/2, W/2)
-            nn.ConvTranspose2d(32, channels, 4, stride=2, padding=1),       # (B, C, H, W)
+            nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, 64, H/8, W/8)
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, 32, H/4, W/4)
+            nn.ConvTranspose2d(32, 32, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, 32, H/2, W/2)
+            nn.ConvTranspose2d(32, channels, 4, stride=2, padding=1),  # (B, C, H, W)
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

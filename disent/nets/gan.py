@@ -20,26 +20,41 @@ def _base_size(net: str, observation_shape: tuple[int, int, int]) -> tuple[int, 
     factor = 2 ** len(CHANNELS[net])
     _, height, width = observation_shape
     if height % factor or width % factor:
-        raise ValueError(f"net '{net}' halves the image {len(CHANNELS[net])} times: height and width must be "
-                         f"divisible by {factor}, got {height}x{width}")
+        raise ValueError(
+            f"net '{net}' halves the image {len(CHANNELS[net])} times: height and width must be "
+            f"divisible by {factor}, got {height}x{width}"
+        )
     return height // factor, width // factor
 
 
 class Generator(nn.Module):
     """(noise, codes) concatenated (B, input_dim) -> images (B, C, H, W) in [0, 1]."""
 
-    def __init__(self, net: str, observation_shape: tuple[int, int, int], input_dim: int, hidden_dim: int):
+    def __init__(
+        self, net: str, observation_shape: tuple[int, int, int], input_dim: int, hidden_dim: int
+    ):
         super().__init__()
         h, w = _base_size(net, observation_shape)
         channels = CHANNELS[net]
         layers: list[nn.Module] = [
-            nn.Linear(input_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(),
-            nn.Linear(hidden_dim, channels[0] * h * w), nn.BatchNorm1d(channels[0] * h * w), nn.ReLU(),
+            nn.Linear(input_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, channels[0] * h * w),
+            nn.BatchNorm1d(channels[0] * h * w),
+            nn.ReLU(),
             nn.Unflatten(1, (channels[0], h, w)),
         ]
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(channels[-1], observation_shape[0], 4, stride=2, padding=1), nn.Sigmoid()]
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+            ]
+        layers += [
+            nn.ConvTranspose2d(channels[-1], observation_shape[0], 4, stride=2, padding=1),
+            nn.Sigmoid(),
+        ]
         self.net = nn.Sequential(*layers)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
@@ -49,20 +64,36 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """images (B, C, H, W) -> (real/fake logit (B,), code-head outputs (B, code_outputs))."""
 
-    def __init__(self, net: str, observation_shape: tuple[int, int, int], code_outputs: int, hidden_dim: int):
+    def __init__(
+        self, net: str, observation_shape: tuple[int, int, int], code_outputs: int, hidden_dim: int
+    ):
         super().__init__()
         h, w = _base_size(net, observation_shape)
         channels = list(reversed(CHANNELS[net]))
-        layers: list[nn.Module] = [nn.Conv2d(observation_shape[0], channels[0], 4, stride=2, padding=1),
-                                   nn.LeakyReLU(0.1)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(observation_shape[0], channels[0], 4, stride=2, padding=1),
+            nn.LeakyReLU(0.1),
+        ]
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.1)]
-        layers += [nn.Flatten(), nn.Linear(channels[-1] * h * w, hidden_dim), nn.BatchNorm1d(hidden_dim),
-                   nn.LeakyReLU(0.1)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, stride=2, padding=1),
+                nn.BatchNorm2d(c_out),
+                nn.LeakyReLU(0.1),
+            ]
+        layers += [
+            nn.Flatten(),
+            nn.Linear(channels[-1] * h * w, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            nn.LeakyReLU(0.1),
+        ]
         self.body = nn.Sequential(*layers)
         self.real_fake = nn.Linear(hidden_dim, 1)
-        self.code_head = nn.Sequential(nn.Linear(hidden_dim, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.1),
-                                       nn.Linear(128, code_outputs))
+        self.code_head = nn.Sequential(
+            nn.Linear(hidden_dim, 128),
+            nn.BatchNorm1d(128),
+            nn.LeakyReLU(0.1),
+            nn.Linear(128, code_outputs),
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(x)

@@ -3,7 +3,18 @@
 Reads `results.json` files only: nothing here imports models, nets or Lightning.
 """
 
-from disent.study.analysis import STUDY_METRICS, better_beats_worse, rank_correlation, variance_explained
+from disent.study.analysis import (
+    STUDY_METRICS,
+    better_beats_worse,
+    rank_correlation,
+    variance_explained,
+)
 from disent.study.collect import collect
 
-__all__ = ["STUDY_METRICS", "better_beats_worse", "collect", "rank_correlation", "variance_explained"]
+__all__ = [
+    "STUDY_METRICS",
+    "better_beats_worse",
+    "collect",
+    "rank_correlation",
+    "variance_explained",
+]

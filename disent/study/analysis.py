@@ -26,12 +26,18 @@ def completed(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["status"] == "completed"]
 
 
-def rank_correlation(table: pd.DataFrame, dataset: str, metrics: dict[str, str] = STUDY_METRICS) -> pd.DataFrame:
+def rank_correlation(
+    table: pd.DataFrame, dataset: str, metrics: dict[str, str] = STUDY_METRICS
+) -> pd.DataFrame:
     """Spearman rank correlation ×100, rounded, between the metrics over the completed jobs on `dataset`."""
     jobs = completed(table)
     jobs = jobs[jobs["dataset"] == dataset]
     present = {name: column for name, column in metrics.items() if column in jobs}
-    frame = jobs[list(present.values())].astype(float).rename(columns={c: n for n, c in present.items()})
+    frame = (
+        jobs[list(present.values())]
+        .astype(float)
+        .rename(columns={c: n for n, c in present.items()})
+    )
     return (frame.corr(method="spearman") * 100).round().astype("Int64")
 
 
@@ -48,7 +54,11 @@ def variance_explained(table: pd.DataFrame, column: str) -> dict[str, float]:
     cell_means = values.groupby([jobs["model"], jobs["value"].astype(str)]).transform("mean")
     by_model = ((model_means - grand) ** 2).sum() / total
     by_strength = ((cell_means - model_means) ** 2).sum() / total
-    return {"model": float(by_model), "strength": float(by_strength), "seed": float(1 - by_model - by_strength)}
+    return {
+        "model": float(by_model),
+        "strength": float(by_strength),
+        "seed": float(1 - by_model - by_strength),
+    }
 
 
 def better_beats_worse(table: pd.DataFrame, column: str) -> pd.Series:
@@ -58,11 +68,15 @@ def better_beats_worse(table: pd.DataFrame, column: str) -> pd.Series:
     jobs = completed(table).dropna(subset=[column])
     out = {}
     for model, runs in jobs.groupby("model"):
-        groups = [g[column].astype(float).to_numpy() for _, g in runs.groupby(runs["value"].astype(str))]
+        groups = [
+            g[column].astype(float).to_numpy() for _, g in runs.groupby(runs["value"].astype(str))
+        ]
         probabilities = []
         for a, b in combinations(groups, 2):
             better, worse = (a, b) if a.mean() >= b.mean() else (b, a)
-            wins = (better[:, None] > worse[None, :]).mean() + 0.5 * (better[:, None] == worse[None, :]).mean()
+            wins = (better[:, None] > worse[None, :]).mean() + 0.5 * (
+                better[:, None] == worse[None, :]
+            ).mean()
             probabilities.append(wins)
         out[model] = float(np.mean(probabilities)) if probabilities else float("nan")
     return pd.Series(out, name=column)

@@ -13,15 +13,28 @@ from typing import Any
 
 import pandas as pd
 
-COLUMNS = ["job_dir", "status", "error", "model", "dataset", "hyperparameter", "value", "seed", "study_name",
-           "steps", "wall_time_s"]
+COLUMNS = [
+    "job_dir",
+    "status",
+    "error",
+    "model",
+    "dataset",
+    "hyperparameter",
+    "value",
+    "seed",
+    "study_name",
+    "steps",
+    "wall_time_s",
+]
 TEXT_COLUMNS = ["status", "error", "model", "dataset", "hyperparameter", "study_name"]
 NUMBER_COLUMNS = ["seed", "steps", "wall_time_s"]
 
 
 def _job_dirs(root: Path) -> list[Path]:
     """Directories below `root` that Hydra made for a job (they hold .hydra/) or that hold results.json."""
-    found = {p.parent for p in root.rglob("results.json")} | {p.parent for p in root.rglob(".hydra")}
+    found = {p.parent for p in root.rglob("results.json")} | {
+        p.parent for p in root.rglob(".hydra")
+    }
     return sorted(d for d in found if d.name != "wandb")
 
 
@@ -41,13 +54,21 @@ def _number(value: Any) -> float:
 
 def _strength(value: Any) -> Any:
     """The swept value as the table keeps it: numbers and strings as they are, anything else as JSON text."""
-    if value is None or isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+    if (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int | float) and not isinstance(value, bool))
+    ):
         return value
     return json.dumps(value, default=str)
 
 
 def _unreadable(job_dir: Path, why: str) -> dict:
-    return {"job_dir": str(job_dir), "status": "unreadable", "error": f"{job_dir / 'results.json'}: {why}"}
+    return {
+        "job_dir": str(job_dir),
+        "status": "unreadable",
+        "error": f"{job_dir / 'results.json'}: {why}",
+    }
 
 
 def _row(job_dir: Path) -> dict:
@@ -56,7 +77,11 @@ def _row(job_dir: Path) -> dict:
         return {"job_dir": str(job_dir), "status": "missing", "error": "no results.json"}
     try:
         results = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:  # results.json is written atomically: not ours
+    except (
+        OSError,
+        UnicodeDecodeError,
+        ValueError,
+    ) as error:  # results.json is written atomically: not ours
         return _unreadable(job_dir, f"not a JSON file ({type(error).__name__}: {error})")
     if not isinstance(results, dict):
         return _unreadable(job_dir, f"holds a JSON {type(results).__name__}, not an object")
@@ -65,15 +90,27 @@ def _row(job_dir: Path) -> dict:
     if not isinstance(results.get("status"), str):
         return _unreadable(job_dir, "has no `status` string")
     if hyperparameter is not None and not isinstance(hyperparameter, dict):
-        return _unreadable(job_dir, f"its `hyperparameter` is a {type(hyperparameter).__name__}, not an object")
-    if metrics is not None and not (isinstance(metrics, dict) and all(isinstance(v, dict) for v in metrics.values())):
-        return _unreadable(job_dir, "its `metrics` is not an object of objects ({representation: {metric: value}})")
+        return _unreadable(
+            job_dir, f"its `hyperparameter` is a {type(hyperparameter).__name__}, not an object"
+        )
+    if metrics is not None and not (
+        isinstance(metrics, dict) and all(isinstance(v, dict) for v in metrics.values())
+    ):
+        return _unreadable(
+            job_dir, "its `metrics` is not an object of objects ({representation: {metric: value}})"
+        )
     hyperparameter = hyperparameter or {}
     row = {
-        "job_dir": str(job_dir), "status": results["status"], "error": results.get("error"),
-        "model": results.get("model"), "dataset": results.get("dataset"), "hyperparameter": hyperparameter.get("name"),
-        "value": _strength(hyperparameter.get("value")), "seed": results.get("seed"),
-        "study_name": results.get("study_name"), "steps": results.get("steps"),
+        "job_dir": str(job_dir),
+        "status": results["status"],
+        "error": results.get("error"),
+        "model": results.get("model"),
+        "dataset": results.get("dataset"),
+        "hyperparameter": hyperparameter.get("name"),
+        "value": _strength(hyperparameter.get("value")),
+        "seed": results.get("seed"),
+        "study_name": results.get("study_name"),
+        "steps": results.get("steps"),
         "wall_time_s": results.get("wall_time_s"),
     }
     row |= {key: _text(row[key]) for key in TEXT_COLUMNS}

@@ -53,7 +53,9 @@ def markdown(frame: pd.DataFrame, index: bool = True) -> str:
     columns = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for label, row in frame.iterrows():
-        cells = ([str(label)] if index else []) + [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+        cells = ([str(label)] if index else []) + [
+            f"{v:.3f}" if isinstance(v, float) else str(v) for v in row
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -77,12 +79,16 @@ def correlation_heatmap(correlation: pd.DataFrame, title: str, path: Path) -> No
 def strengths_figure(jobs: pd.DataFrame, name: str, column: str, path: Path) -> None:
     """Box plots of one metric per model across its strengths; each box is the spread over seeds."""
     models = sorted(jobs["model"].dropna().unique())
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False, sharey=True
+    )
     for ax, model in zip(axes[0], models, strict=True):
         runs = jobs[jobs["model"] == model]
         strengths = sorted(runs["value"].unique(), key=strength_order)
-        ax.boxplot([runs[runs["value"] == s][column].astype(float).dropna() for s in strengths],
-                   tick_labels=[strength_label(s) for s in strengths])
+        ax.boxplot(
+            [runs[runs["value"] == s][column].astype(float).dropna() for s in strengths],
+            tick_labels=[strength_label(s) for s in strengths],
+        )
         ax.set_title(model, fontsize=9)
         ax.set_xlabel(runs["hyperparameter"].iloc[0] if len(runs) else "")
     axes[0][0].set_ylabel(name)
@@ -96,7 +102,9 @@ def tc_figure(jobs: pd.DataFrame, path: Path) -> None:
     models = sorted(jobs["model"].dropna().unique())
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.2), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
-        runs = jobs[jobs["model"] == model].assign(value=lambda f: pd.to_numeric(f["value"], errors="coerce"))
+        runs = jobs[jobs["model"] == model].assign(
+            value=lambda f: pd.to_numeric(f["value"], errors="coerce")
+        )
         runs = runs[runs["value"] > 0]  # a log axis: numeric, positive strengths only
         for kind, style in (("sampled", "o-"), ("mean", "s--")):
             means = runs.groupby("value")[f"{kind}/{TC}"].mean()
@@ -121,22 +129,42 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
     table = collect(paths)
     write_atomic(out / "table.csv", table.to_csv(index=False))
     # a hyperparameter's values may mix types (numbers, strings): parquet stores that column as text
-    write_atomic(out / "table.parquet", lambda file: table.astype({"value": "string"}).to_parquet(file, index=False))
+    write_atomic(
+        out / "table.parquet",
+        lambda file: table.astype({"value": "string"}).to_parquet(file, index=False),
+    )
     jobs = completed(table)
     counts = table["status"].value_counts().to_dict()
-    lines = ["# Study report", "", f"Sources: {', '.join(str(p) for p in paths)}", "",
-             "Jobs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f" ({len(table)} in all)",
-             "", "Models and strengths:", ""]
+    lines = [
+        "# Study report",
+        "",
+        f"Sources: {', '.join(str(p) for p in paths)}",
+        "",
+        "Jobs: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        + f" ({len(table)} in all)",
+        "",
+        "Models and strengths:",
+        "",
+    ]
     for model, runs in jobs.groupby("model"):
-        strengths = ", ".join(strength_label(v) for v in sorted(runs["value"].unique(), key=strength_order))
+        strengths = ", ".join(
+            strength_label(v) for v in sorted(runs["value"].unique(), key=strength_order)
+        )
         seeds = sorted(int(s) for s in runs["seed"].dropna().unique())
         datasets = sorted(str(d) for d in runs["dataset"].unique())
-        lines.append(f"- {model}: {runs['hyperparameter'].iloc[0]} ∈ {{{strengths}}}, seeds {seeds}, "
-                     f"data sets {datasets}")
+        lines.append(
+            f"- {model}: {runs['hyperparameter'].iloc[0]} ∈ {{{strengths}}}, seeds {seeds}, "
+            f"data sets {datasets}"
+        )
     failed = table[table["status"] != "completed"]
     if len(failed):
-        lines += ["", "## Jobs that did not complete", "",
-                  markdown(failed[["job_dir", "status", "error"]], index=False)]
+        lines += [
+            "",
+            "## Jobs that did not complete",
+            "",
+            markdown(failed[["job_dir", "status", "error"]], index=False),
+        ]
 
     present = {name: column for name, column in STUDY_METRICS.items() if column in jobs}
     lines += ["", "## Do the metrics agree? Spearman rank correlation ×100", ""]
@@ -145,28 +173,50 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
         write_atomic(out / f"correlation_{dataset}.csv", correlation.to_csv())
         write_atomic(out / f"correlation_{dataset}.md", markdown(correlation))
         correlation_heatmap(correlation, dataset, out / f"correlation_{dataset}.png")
-        lines += [f"### {dataset}", "", markdown(correlation), f"![](correlation_{dataset}.png)", ""]
+        lines += [
+            f"### {dataset}",
+            "",
+            markdown(correlation),
+            f"![](correlation_{dataset}.png)",
+            "",
+        ]
 
-    variance = pd.DataFrame({name: variance_explained(table, column) for name, column in present.items()}).T
+    variance = pd.DataFrame(
+        {name: variance_explained(table, column) for name, column in present.items()}
+    ).T
     variance.index.name = "metric"
     write_atomic(out / "variance.csv", variance.to_csv())
     write_atomic(out / "variance.md", markdown(variance))
-    beats = pd.DataFrame({name: better_beats_worse(table, column) for name, column in present.items()}).T
+    beats = pd.DataFrame(
+        {name: better_beats_worse(table, column) for name, column in present.items()}
+    ).T
     beats.index.name = "metric"
     write_atomic(out / "better_beats_worse.csv", beats.to_csv())
     write_atomic(out / "better_beats_worse.md", markdown(beats))
-    lines += ["## What matters: model, strength or seed?", "",
-              "Share of each metric's variance explained by the model, by the regularization strength within "
-              "the model, and by the seed (the rest):", "", markdown(variance),
-              "Probability that a run with the better of two strengths scores higher than one with the worse, "
-              "seeds random (0.5: the strength does not matter beside the seed):", "", markdown(beats)]
+    lines += [
+        "## What matters: model, strength or seed?",
+        "",
+        "Share of each metric's variance explained by the model, by the regularization strength within "
+        "the model, and by the seed (the rest):",
+        "",
+        markdown(variance),
+        "Probability that a run with the better of two strengths scores higher than one with the worse, "
+        "seeds random (0.5: the strength does not matter beside the seed):",
+        "",
+        markdown(beats),
+    ]
     for name, column in present.items():
         figure = f"strengths_{column.split('/')[-1]}.png"
         strengths_figure(jobs, name, column, out / figure)
         lines.append(f"![{name}]({figure})")
     if f"sampled/{TC}" in jobs and f"mean/{TC}" in jobs:
         tc_figure(jobs, out / "tc_sampled_vs_mean.png")
-        lines += ["", "## Uncorrelated samples, correlated means", "", "![](tc_sampled_vs_mean.png)"]
+        lines += [
+            "",
+            "## Uncorrelated samples, correlated means",
+            "",
+            "![](tc_sampled_vs_mean.png)",
+        ]
     write_atomic(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"
 
@@ -178,10 +228,24 @@ def study_commands(preset: dict, out: Path, extra: list[str]) -> list[list[str]]
     commands = []
     for model, grid in preset["models"].items():
         values = ",".join(str(v) for v in grid["values"])
-        commands.append([sys.executable, "-m", "disent.train", "-m", f"model={model}", f"model.{grid['knob']}={values}",
-                         f"seed={seeds}", f"dataset={preset['dataset']}", f"hydra/launcher={preset['launcher']}",
-                         f"study_name={preset['name']}", f"hydra.sweep.dir={out / model}",
-                         *preset.get("overrides", []), *grid.get("overrides", []), *extra])
+        commands.append(
+            [
+                sys.executable,
+                "-m",
+                "disent.train",
+                "-m",
+                f"model={model}",
+                f"model.{grid['knob']}={values}",
+                f"seed={seeds}",
+                f"dataset={preset['dataset']}",
+                f"hydra/launcher={preset['launcher']}",
+                f"study_name={preset['name']}",
+                f"hydra.sweep.dir={out / model}",
+                *preset.get("overrides", []),
+                *grid.get("overrides", []),
+                *extra,
+            ]
+        )
     return commands
 
 
@@ -192,10 +256,16 @@ def run_study(preset_name: str, out: Path, extra: list[str], dry_run: bool) -> i
     from disent.config import CONF_DIR
     from disent.schema import ConfigError, validate_study_preset
 
-    path = Path(preset_name) if preset_name.endswith(".yaml") else CONF_DIR / "study" / f"{preset_name}.yaml"
+    path = (
+        Path(preset_name)
+        if preset_name.endswith(".yaml")
+        else CONF_DIR / "study" / f"{preset_name}.yaml"
+    )
     if not path.is_file():
         choices = sorted(p.stem for p in (CONF_DIR / "study").glob("*.yaml"))
-        raise SystemExit(f"disent-study: no study preset '{preset_name}': choose one of {choices} or a .yaml path")
+        raise SystemExit(
+            f"disent-study: no study preset '{preset_name}': choose one of {choices} or a .yaml path"
+        )
     preset = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     try:
         validate_study_preset(preset)
@@ -205,27 +275,43 @@ def run_study(preset_name: str, out: Path, extra: list[str], dry_run: bool) -> i
     for command in study_commands(preset, out, extra):
         print(" ".join(command[2:]), flush=True)
         if not dry_run:
-            failures += subprocess.run(command).returncode != 0  # a failed job must not stop the other models
+            failures += (
+                subprocess.run(command).returncode != 0
+            )  # a failed job must not stop the other models
     return failures
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="disent-study", description="Run and analyse studies of disent-train jobs.")
+    parser = argparse.ArgumentParser(
+        prog="disent-study", description="Run and analyse studies of disent-train jobs."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run a study preset: one Hydra multirun per model")
-    run_parser.add_argument("--preset", required=True, help="conf/study/<name>.yaml (cpu, full) or a YAML path")
-    run_parser.add_argument("--out", required=True, type=Path, help="the study directory (one subdirectory per model)")
+    run_parser.add_argument(
+        "--preset", required=True, help="conf/study/<name>.yaml (cpu, full) or a YAML path"
+    )
+    run_parser.add_argument(
+        "--out", required=True, type=Path, help="the study directory (one subdirectory per model)"
+    )
     run_parser.add_argument("--dry-run", action="store_true", help="print the commands only")
-    run_parser.add_argument("overrides", nargs="*", help="extra disent-train overrides for every job")
-    report_parser = commands.add_parser("report", help="collect the jobs and write the tables and figures")
-    report_parser.add_argument("paths", nargs="+", help="study or multirun directories (searched recursively)")
+    run_parser.add_argument(
+        "overrides", nargs="*", help="extra disent-train overrides for every job"
+    )
+    report_parser = commands.add_parser(
+        "report", help="collect the jobs and write the tables and figures"
+    )
+    report_parser.add_argument(
+        "paths", nargs="+", help="study or multirun directories (searched recursively)"
+    )
     report_parser.add_argument("--out", required=True, help="directory for the report")
     args = parser.parse_args(argv)
     if args.command == "run":
         failures = run_study(args.preset, args.out, args.overrides, args.dry_run)
         if failures:
-            print(f"disent-study: {failures} model sweep(s) had failed jobs; see their results.json "
-                  f"(disent-study report {args.out} --out ...)")
+            print(
+                f"disent-study: {failures} model sweep(s) had failed jobs; see their results.json "
+                f"(disent-study report {args.out} --out ...)"
+            )
         raise SystemExit(1 if failures else 0)
     missing = [p for p in args.paths if not Path(p).is_dir()]
     if missing:
@@ -243,7 +329,9 @@ def _check_out(parser: argparse.ArgumentParser, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         probe_writable(out)
     except OSError as error:
-        parser.error(f"cannot write the report into --out {out} ({os_reason(error)}); choose another directory")
+        parser.error(
+            f"cannot write the report into --out {out} ({os_reason(error)}); choose another directory"
+        )
 
 
 if __name__ == "__main__":

@@ -3,4 +3,11 @@
 from disent.viz.grids import image_grid, save_png, stack_vertically
 from disent.viz.traversals import code_traversals, latent_traversals, reconstruction_rows
 
-__all__ = ["image_grid", "save_png", "stack_vertically", "latent_traversals", "reconstruction_rows", "code_traversals"]
+__all__ = [
+    "image_grid",
+    "save_png",
+    "stack_vertically",
+    "latent_traversals",
+    "reconstruction_rows",
+    "code_traversals",
+]

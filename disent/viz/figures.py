@@ -28,8 +28,14 @@ def figure_to_array(fig) -> np.ndarray:
 
 
 @torch.no_grad()
-def prior_samples(decode: Callable[[torch.Tensor], torch.Tensor], latent_dim: int, rows: int, cols: int,
-                  generator: torch.Generator, device: str | torch.device = "cpu") -> np.ndarray:
+def prior_samples(
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    latent_dim: int,
+    rows: int,
+    cols: int,
+    generator: torch.Generator,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """Images decoded from z ~ N(0, I): (rows, cols, C, H, W) in [0, 1]."""
     z = torch.randn(rows * cols, latent_dim, generator=generator).to(device)
     images = torch.sigmoid(decode(z)).cpu().numpy()
@@ -47,12 +53,22 @@ def traversal_frames(traversals: np.ndarray) -> list[np.ndarray]:
 def save_gif(frames: Sequence[np.ndarray], path: str | Path, frame_ms: int = 120) -> Path:
     """Write uint8 RGB frames as a looping GIF, atomically (`disent.results.write_atomic`)."""
     images = [Image.fromarray(frame) for frame in frames]
-    return write_atomic(path, lambda file: images[0].save(file, format="GIF", save_all=True,
-                                                          append_images=images[1:], duration=frame_ms, loop=0))
+    return write_atomic(
+        path,
+        lambda file: images[0].save(
+            file, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0
+        ),
+    )
 
 
-def latent_heatmaps(data, encode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], x_factor: int,
-                    y_factor: int, samples_per_cell: int, rng: np.random.Generator) -> np.ndarray:
+def latent_heatmaps(
+    data,
+    encode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    x_factor: int,
+    y_factor: int,
+    samples_per_cell: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Mean code of each latent over the grid of two factors (e.g. posX x posY): (Z, size_y, size_x).
 
     Every cell averages `samples_per_cell` observations whose other factors are drawn at random.
@@ -67,7 +83,9 @@ def latent_heatmaps(data, encode: Callable[[np.ndarray], tuple[np.ndarray, np.nd
     return (sums / samples_per_cell).T.reshape(codes.shape[1], size_y, size_x)
 
 
-def heatmap_figure(maps: np.ndarray, x_name: str, y_name: str, titles: Sequence[str] | None = None) -> np.ndarray:
+def heatmap_figure(
+    maps: np.ndarray, x_name: str, y_name: str, titles: Sequence[str] | None = None
+) -> np.ndarray:
     """One small heatmap per latent, each on its own colour scale."""
     count = len(maps)
     cols = min(count, 5)
@@ -93,21 +111,31 @@ def mi_matrix_figure(mi: np.ndarray, factor_names: Sequence[str]) -> np.ndarray:
     ax.set_xticks(range(mi.shape[1]), factor_names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(mi.shape[0]), [f"z{j}" for j in range(mi.shape[0])], fontsize=8)
     for (j, k), value in np.ndenumerate(mi):
-        ax.text(k, j, f"{value:.2f}", ha="center", va="center", fontsize=6,
-                color="white" if value > 0.5 * mi.max() else "black")
+        ax.text(
+            k,
+            j,
+            f"{value:.2f}",
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="white" if value > 0.5 * mi.max() else "black",
+        )
     fig.colorbar(image, ax=ax, label="I(z; v) / H(v)")
     fig.tight_layout()
     return figure_to_array(fig)
 
 
-def capacity_figure(steps: np.ndarray, kl_per_latent: np.ndarray, latent_factors: Sequence[str] | None = None
-                    ) -> np.ndarray:
+def capacity_figure(
+    steps: np.ndarray, kl_per_latent: np.ndarray, latent_factors: Sequence[str] | None = None
+) -> np.ndarray:
     """Per-latent KL over training (T,) x (T, Z), one line per latent, coloured by the factor it carries most."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = list(latent_factors) if latent_factors else [""] * kl_per_latent.shape[1]
     palette = {name: plt.cm.tab10(i % 10) for i, name in enumerate(dict.fromkeys(labels))}
     for j in range(kl_per_latent.shape[1]):
-        ax.plot(steps, kl_per_latent[:, j], color=palette[labels[j]], label=f"z{j} {labels[j]}".strip())
+        ax.plot(
+            steps, kl_per_latent[:, j], color=palette[labels[j]], label=f"z{j} {labels[j]}".strip()
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("KL(q(z_j|x) || p(z_j)) [nats]")
     ax.legend(fontsize=6, ncol=2)

@@ -15,12 +15,15 @@ def image_grid(images: np.ndarray, padding: int = 2, pad_value: float = 1.0) -> 
         images = np.repeat(images, 3, axis=2)
     elif channels != 3:
         raise ValueError(f"images need 1 or 3 channels, got {channels}")
-    out = np.full((rows * (height + padding) + padding, cols * (width + padding) + padding, 3),
-                  pad_value, dtype=np.float32)
+    out = np.full(
+        (rows * (height + padding) + padding, cols * (width + padding) + padding, 3),
+        pad_value,
+        dtype=np.float32,
+    )
     for r in range(rows):
         for c in range(cols):
             top, left = padding + r * (height + padding), padding + c * (width + padding)
-            out[top:top + height, left:left + width] = images[r, c].transpose(1, 2, 0)
+            out[top : top + height, left : left + width] = images[r, c].transpose(1, 2, 0)
     return (np.clip(out, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
@@ -31,7 +34,7 @@ def stack_vertically(pictures: list[np.ndarray], gap: int = 6) -> np.ndarray:
     out = np.full((height, width, 3), 255, dtype=np.uint8)
     top = 0
     for picture in pictures:
-        out[top:top + picture.shape[0], :picture.shape[1]] = picture
+        out[top : top + picture.shape[0], : picture.shape[1]] = picture
         top += picture.shape[0] + gap
     return out
 

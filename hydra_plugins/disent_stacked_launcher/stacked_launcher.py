@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
@@ -28,7 +35,9 @@ class StackedLauncherConf:
     member_calls: str = "auto"
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=StackedLauncherConf, provider="disent")
+ConfigStore.instance().store(
+    group="hydra/launcher", name="stacked", node=StackedLauncherConf, provider="disent"
+)
 
 
 class StackedLauncher(Launcher):
@@ -38,13 +47,17 @@ class StackedLauncher(Launcher):
         if stack_size < 1:
             raise ValueError(f"hydra.launcher.stack_size = {stack_size}: must be an integer >= 1")
         if member_calls not in MEMBER_CALLS:
-            raise ValueError(f"hydra.launcher.member_calls = {member_calls!r}: must be one of {list(MEMBER_CALLS)}")
+            raise ValueError(
+                f"hydra.launcher.member_calls = {member_calls!r}: must be one of {list(MEMBER_CALLS)}"
+            )
         self.stack_size, self.member_calls = stack_size, member_calls
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def _job_config(self, overrides: Sequence[str], idx: int) -> DictConfig:
@@ -56,12 +69,19 @@ class StackedLauncher(Launcher):
 
     def _run(self, config: DictConfig, task_function: TaskFunction) -> JobReturn:
         """Hydra's own job set-up (job directory, .hydra/ files, logging) around `task_function`."""
-        ret = run_job(hydra_context=self.hydra_context, task_function=task_function, config=config,
-                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=task_function,
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return ret
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         from disent.run import hydra_job_info
         from disent.stack import stack_key, train_stack
 
@@ -80,19 +100,32 @@ class StackedLauncher(Launcher):
                 del task_config["hydra"]
             key = stack_key(task_config) if self.stack_size > 1 else None
             (groups.setdefault(key, []) if key is not None else singles).append(i)
-        stacks = [members[j:j + self.stack_size] for members in groups.values()
-                  for j in range(0, len(members), self.stack_size)]
-        log.info(f"Launching {len(configs)} jobs: {sum(len(s) for s in stacks)} in {len(stacks)} stack(s) "
-                 f"of at most {self.stack_size}, {len(singles)} alone")
+        stacks = [
+            members[j : j + self.stack_size]
+            for members in groups.values()
+            for j in range(0, len(members), self.stack_size)
+        ]
+        log.info(
+            f"Launching {len(configs)} jobs: {sum(len(s) for s in stacks)} in {len(stacks)} stack(s) "
+            f"of at most {self.stack_size}, {len(singles)} alone"
+        )
         returns: dict[int, JobReturn] = {}
         for i in singles:
             returns[i] = self._run(configs[i], self.task_function)
         for stack in stacks:
             prepared: list = []  # Hydra makes each job's directory; the stack then trains them all at once
-            stack_returns = [self._run(configs[i], lambda cfg, into=prepared: into.append((cfg, *hydra_job_info())))
-                             for i in stack]
-            for i, ret, outcome in zip(stack, stack_returns, train_stack(prepared, self.member_calls), strict=True):
+            stack_returns = [
+                self._run(
+                    configs[i], lambda cfg, into=prepared: into.append((cfg, *hydra_job_info()))
+                )
+                for i in stack
+            ]
+            for i, ret, outcome in zip(
+                stack, stack_returns, train_stack(prepared, self.member_calls), strict=True
+            ):
                 ret.return_value = outcome
-                ret.status = JobStatus.FAILED if isinstance(outcome, BaseException) else JobStatus.COMPLETED
+                ret.status = (
+                    JobStatus.FAILED if isinstance(outcome, BaseException) else JobStatus.COMPLETED
+                )
                 returns[i] = ret
         return [returns[i] for i in range(len(configs))]
