@@ -1,4 +1,4 @@
-"""The loggers of a job (`logger=csv|tensorboard|wandb`): built, finished, and never a reason for a job to fail:
+"""The loggers of a job (`logger=csv|tensorboard|wandb`, each YAML naming its builder here): built, finished, and never a reason for a job to fail:
 a logger that cannot start falls back to the CSV logger with one warning; W&B runs offline unless asked."""
 
 import csv
@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from disent.config import run_name
@@ -16,17 +17,22 @@ log = logging.getLogger(__name__)
 def build_logger(
     cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None
 ):
-    """The Lightning logger chosen by `logger.name` (csv, tensorboard or wandb). A logger that cannot start
-    (W&B's directory cannot be made, tensorboard is not installed, ...) falls back to the CSV logger with
-    one warning: training, checkpoints, figures and metrics never depend on a logger. `resumed_from_step`:
-    the step a resumed job continues from (its CSV keeps the rows of the steps before it)."""
-    if cfg.logger.name == "csv":
-        return csv_logger(job_dir, resumed_from_step)
+    """The Lightning logger that `logger._target_` builds (conf/logger/<name>.yaml names its function, called
+    as f(cfg, job_dir, sweep_name, resumed_from_step); a logger of one's own is one YAML file and one such
+    function). A logger that cannot start (W&B's directory cannot be made, tensorboard is not installed,
+    ...) falls back to the CSV logger with one warning: training, checkpoints, figures and metrics never
+    depend on a logger. `resumed_from_step`: the step a resumed job continues from (its CSV keeps the rows
+    of the steps before it)."""
     try:
-        if cfg.logger.name == "wandb":
-            return _wandb_logger(cfg, job_dir, sweep_name)
-        if cfg.logger.name == "tensorboard":
-            return _tensorboard_logger(job_dir)
+        build = get_method(cfg.logger._target_)
+    except Exception as error:  # noqa: BLE001 -- hydra says why in its own words
+        raise ValueError(
+            f"logger._target_ = {cfg.logger._target_!r} cannot be imported: {error}"
+        ) from None
+    if build is csv_logger:
+        return csv_logger(cfg, job_dir, sweep_name, resumed_from_step)
+    try:
+        return build(cfg, job_dir, sweep_name, resumed_from_step)
     except Exception as error:  # noqa: BLE001 -- any failure of the logger: keep training, log to CSV
         log.warning(
             "logger=%s could not start (%s: %s); logging to %s/metrics.csv instead",
@@ -36,13 +42,23 @@ def build_logger(
             job_dir,
         )
         _finish_wandb(exit_code=1)
-        return csv_logger(job_dir, resumed_from_step)
-    raise ValueError(
-        f"unknown logger '{cfg.logger.name}': choose one of ['csv', 'tensorboard', 'wandb']"
-    )
+        return csv_logger(cfg, job_dir, sweep_name, resumed_from_step)
 
 
-def csv_logger(job_dir: Path, resumed_from_step: int | None = None):
+def logger_builder(cfg: DictConfig):
+    """The function `logger._target_` names; a ValueError saying why when it cannot be imported."""
+    try:
+        return get_method(cfg.logger._target_)
+    except Exception as error:  # noqa: BLE001 -- hydra says why in its own words
+        raise ValueError(
+            f"logger._target_ = {cfg.logger._target_!r} cannot be imported ({error}); name a function "
+            f"f(cfg, job_dir, sweep_name, resumed_from_step) on the Python path, or use logger=csv"
+        ) from None
+
+
+def csv_logger(
+    cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None
+):
     """Lightning's CSVLogger into `<job dir>/metrics.csv`. It deletes a metrics.csv it finds; a resumed job
     would lose the rows of its first process, so those of the steps before `resumed_from_step` are read first
     and written back with the new rows (the steps after the checkpoint are trained, and logged, again)."""
@@ -71,7 +87,10 @@ def _step(row: dict, default: int) -> int:
         return default
 
 
-def _tensorboard_logger(job_dir: Path):
+def tensorboard_logger(
+    cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None
+):
+    """TensorBoard event files in <job dir>/tensorboard/."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     try:
@@ -105,7 +124,9 @@ def _finish_wandb(exit_code: int) -> None:
         log.warning("W&B could not finish its run cleanly: %s", error)
 
 
-def _wandb_logger(cfg: DictConfig, job_dir: Path, sweep_name: str | None):
+def wandb_logger(
+    cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None
+):
     """A W&B logger whose run starts now; an online run that cannot start falls back to offline."""
     import wandb
     from lightning.pytorch.loggers import WandbLogger

@@ -44,7 +44,7 @@ from disent.job import (
     reset_signals,
     set_phase,
 )
-from disent.loggers import build_logger, finish_logger, is_wandb, wandb_summary
+from disent.loggers import build_logger, finish_logger, is_wandb, logger_builder, wandb_summary
 from disent.malloc import keep_freed_memory
 from disent.metrics.suite import evaluate, flatten
 from disent.models import DisentModel, build_model, encoder_of, import_user_modules
@@ -144,10 +144,12 @@ def resume_point(
     return checkpoint, previous if finished else None
 
 
-def _import_user_modules(modules) -> None:
-    """The config's `imports`, imported before it is checked (objectives of one's own register there)."""
+def _import_what_the_config_names(cfg: DictConfig) -> None:
+    """The config's `imports`, imported before it is checked (objectives of one's own register there), and
+    the function its logger names."""
     try:
-        import_user_modules(list(modules or []))
+        import_user_modules(list(cfg.get("imports") or []))
+        logger_builder(cfg)
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
@@ -163,7 +165,7 @@ def start_job(
     `stacked`: see `resume_point`.
     """
     try:
-        _import_user_modules(cfg.get("imports"))
+        _import_what_the_config_names(cfg)
         validate_train_config(cfg)
         checkpoint, finished = resume_point(cfg, job_dir, stacked)
     except ConfigError as error:  # refused before training; a finished job's results.json is kept

@@ -339,6 +339,7 @@ class Trainer:
 class Logger:
     """csv, tensorboard."""
 
+    _target_: str  # the function that builds the logger (disent.loggers.build_logger)
     name: str
 
 

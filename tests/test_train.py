@@ -13,6 +13,7 @@ from conftest import run_in_process
 
 from disent.config import CONF_DIR, load_config
 from disent.run import train
+from disent.schema import ConfigError
 
 SMALL = [
     "model.net=mlp",
@@ -248,3 +249,31 @@ def test_malloc_settings_are_taken_by_glibc_and_out_of_range_values_are_refused(
         ValueError, match="trim_threshold_mb = 4096 must be in"
     ):  # would wrap around in a C int
         keep_freed_memory(4096, 32)
+
+
+def test_a_logger_of_ones_own_is_a_function_named_by_logger_target(tmp_path, monkeypatch):
+    (tmp_path / "my_loggers.py").write_text(
+        "from lightning.pytorch.loggers import CSVLogger\n\n"
+        "def elsewhere(cfg, job_dir, sweep_name, resumed_from_step):\n"
+        "    return CSVLogger(save_dir=job_dir / 'mine', name='', version='')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    results = _train(
+        tmp_path,
+        [
+            "trainer.max_steps=2",
+            "trainer.log_every_n_steps=1",
+            "logger._target_=my_loggers.elsewhere",
+        ],
+    )
+    assert results["status"] == "completed"
+    assert (tmp_path / "job" / "mine" / "metrics.csv").exists()
+    assert not (tmp_path / "job" / "metrics.csv").exists()
+    with pytest.raises(
+        ConfigError, match="logger._target_ = 'my_loggers.nowhere' cannot be imported"
+    ):
+        _train(tmp_path, ["trainer.max_steps=2", "logger._target_=my_loggers.nowhere"], "bad")
+    failed = json.loads((tmp_path / "bad" / "results.json").read_text())
+    assert (
+        failed["status"] == "failed" and "use logger=csv" in failed["error"]
+    )  # before any training
