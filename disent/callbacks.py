@@ -68,8 +68,9 @@ class PeriodicCheckpoint(ModelCheckpoint):
 
 
 class StopOnSignal(L.Callback):
-    """A signal received during training (disent.job) stops it at the end of the current step, after writing
-    that step's full checkpoint to `path`, so a pre-empted run loses no training and resumes exactly."""
+    """A signal received during training (disent.job) stops it at the end of the current step, after
+    writing that step's full checkpoint to `path`, so a pre-empted run loses no training and resumes
+    exactly."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -84,9 +85,9 @@ class StopOnSignal(L.Callback):
 
 
 class Stopwatch(L.Callback):
-    """A job's time across the processes that made it: each checkpoint carries the seconds spent up to it, and a
-    resumed run starts from the seconds of the checkpoint it resumed from (work lost after that checkpoint and
-    redone is counted once, as the redone work)."""
+    """A job's time across the processes that made it: each checkpoint carries the seconds spent up to
+    it, and a resumed run starts from the seconds of the checkpoint it resumed from (work lost after
+    that checkpoint and redone is counted once, as the redone work)."""
 
     def __init__(self):
         self.started = time.time()
@@ -140,8 +141,9 @@ def mutual_information_matrix(
 
 
 def log_figures(logger, pictures: dict[str, np.ndarray], gif_paths: list[Path], step: int) -> None:
-    """Figures to a logger that takes images (W&B: images, and the GIFs as videos; TensorBoard: images);
-    the files on disk are written already, so a logger that fails here costs nothing but a warning."""
+    """Figures to a logger that takes images (W&B: images, and the GIFs as videos; TensorBoard:
+    images); the files on disk are written already, so a logger that fails here costs nothing but a
+    warning."""
     try:
         if hasattr(logger.experiment, "add_image"):  # TensorBoard's SummaryWriter
             for name, picture in pictures.items():

@@ -47,8 +47,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """A disent-train checkpoint as a dict, loaded with `weights_only=True` (it cannot run pickled code);
-    one clear error naming the path when the file is missing, truncated or not a checkpoint."""
+    """A disent-train checkpoint as a dict, loaded with `weights_only=True` (it cannot run pickled
+    code); one clear error naming the path when the file is missing, truncated or not a checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -107,8 +108,8 @@ def resume_differences(saved: dict, current: dict) -> list[str]:
 def load_model(checkpoint_path: str | Path) -> tuple["DisentModel", "DictConfig"]:
     """The model saved in a `disent-train` checkpoint, and the run config it was trained with.
 
-    Loads with `weights_only=True`: a checkpoint cannot run pickled code. A checkpoint whose config or
-    weights are not a disent model's is one CheckpointError naming the file.
+    Loads with `weights_only=True`: a checkpoint cannot run pickled code. A checkpoint whose config
+    or weights are not a disent model's is one CheckpointError naming the file.
     """
     from omegaconf import OmegaConf
 

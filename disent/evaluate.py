@@ -1,5 +1,5 @@
-"""`disent-eval`: score a `disent-train` checkpoint with a metric set (`conf/metrics/`); the suite itself is
-disent/metrics/suite.py."""
+"""`disent-eval`: score a `disent-train` checkpoint with a metric set (`conf/metrics/`); the suite
+itself is disent/metrics/suite.py."""
 
 import sys
 import time
@@ -51,8 +51,9 @@ def evaluate_checkpoint(
 
 
 def default_output(checkpoint: Path) -> Path:
-    """Where disent-eval writes without `output=`: `<job dir>/metrics.json` for a job's `checkpoints/last.ckpt`,
-    else `<name>.metrics.json` beside the checkpoint, so that two checkpoints never share one file."""
+    """Where disent-eval writes without `output=`: `<job dir>/metrics.json` for a job's
+    `checkpoints/last.ckpt`, else `<name>.metrics.json` beside the checkpoint, so that two
+    checkpoints never share one file."""
     checkpoint = checkpoint.resolve()
     if checkpoint.name == "last.ckpt" and checkpoint.parent.name == "checkpoints":
         return checkpoint.parent.parent / "metrics.json"

@@ -1,5 +1,5 @@
-"""What keeps a job directory sound: one writer at a time, a directory that can be written, and signals that
-leave a job `interrupted` (never `completed`) with an exit code a scheduler reads as failure.
+"""What keeps a job directory sound: one writer at a time, a directory that can be written, and signals
+that leave a job `interrupted` (never `completed`) with an exit code a scheduler reads as failure.
 
 The signal contract (disent-train, single runs, multiruns and stacks alike):
 
@@ -18,9 +18,10 @@ The signal contract (disent-train, single runs, multiruns and stacks alike):
 - SIGKILL cannot be handled: `results.json` still says `running`, and `resume=auto` continues from the
   last periodic checkpoint. Signals that another framework already handles (submitit's) are left to it.
 
-The lock: a job holds `<job dir>/.lock` (`fcntl.flock`, exclusive) from before it writes anything until its
-results are final; a second process that would write the same directory is refused with a message naming
-the process that holds it, and writes nothing. The kernel drops the lock when its holder dies.
+The lock: a job holds `<job dir>/.lock` (`fcntl.flock`, exclusive) from before it writes anything
+until its results are final; a second process that would write the same directory is refused with a
+message naming the process that holds it, and writes nothing. The kernel drops the lock when its
+holder dies.
 """
 
 import errno
@@ -104,9 +105,10 @@ SIGNALS = _Signals()
 
 @contextmanager
 def handle_signals() -> Iterator[None]:
-    """Install disent's handlers for INTERRUPT_SIGNALS while the block runs, then restore the previous ones.
-    Nested calls, and calls outside the main thread (where Python cannot install handlers), change nothing;
-    a signal that another framework already handles (submitit's) keeps its handler."""
+    """Install disent's handlers for INTERRUPT_SIGNALS while the block runs, then restore the previous
+    ones. Nested calls, and calls outside the main thread (where Python cannot install handlers),
+    change nothing; a signal that another framework already handles (submitit's) keeps its handler.
+    """
     if SIGNALS.installed or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -128,10 +130,11 @@ def handle_signals() -> Iterator[None]:
 def reclaim_signals() -> None:
     """Put disent's handler back on the signals Lightning's Trainer took over while a job is training.
 
-    Lightning chains its own SIGTERM handler in front of disent's; it then raises SIGTERMException (an exit
-    with status 0) at the next point it checks, which can fall after disent's step-end checkpoint: the job would
-    stop without that step saved and exit 0. disent's handler alone finishes the step, saves it, and exits 143.
-    Lightning's teardown restores the handlers it found, which are disent's."""
+    Lightning chains its own SIGTERM handler in front of disent's; it then raises SIGTERMException
+    (an exit with status 0) at the next point it checks, which can fall after disent's step-end
+    checkpoint: the job would stop without that step saved and exit 0. disent's handler alone
+    finishes the step, saves it, and exits 143. Lightning's teardown restores the handlers it found,
+    which are disent's."""
     if not SIGNALS.installed or threading.current_thread() is not threading.main_thread():
         return
     for signum in INTERRUPT_SIGNALS:
@@ -143,14 +146,15 @@ def reclaim_signals() -> None:
 
 
 def set_phase(name: str) -> None:
-    """Say what the job is doing now ("building", "training", "final checkpoint", "figures", "metrics", ...):
-    the interruption record names it, and during "training" a signal waits for the step's end."""
+    """Say what the job is doing now ("building", "training", "final checkpoint", "figures", "metrics",
+    ...): the interruption record names it, and during "training" a signal waits for the step's end.
+    """
     SIGNALS.phase = name
 
 
 def check_pending() -> None:
-    """Raise JobInterrupted for a signal that waited for the end of a training step (call it once that step's
-    checkpoint is written)."""
+    """Raise JobInterrupted for a signal that waited for the end of a training step (call it once that
+    step's checkpoint is written)."""
     if SIGNALS.pending is not None:
         signum, SIGNALS.pending = SIGNALS.pending, None
         raise JobInterrupted(signum, "training")
@@ -168,9 +172,9 @@ def reset_signals() -> None:
 
 
 def interruption(error: BaseException) -> dict | None:
-    """results.json's `interrupted` record for an error that is an interruption, else None: disent's own
-    JobInterrupted, a KeyboardInterrupt (Ctrl-C where disent's handler is not installed) or Lightning's
-    SIGTERMException (SIGTERM where it is not)."""
+    """results.json's `interrupted` record for an error that is an interruption, else None: disent's
+    own JobInterrupted, a KeyboardInterrupt (Ctrl-C where disent's handler is not installed) or
+    Lightning's SIGTERMException (SIGTERM where it is not)."""
     if isinstance(error, JobInterrupted):
         return {"signal": signal.Signals(error.signum).name, "phase": error.phase}
     if isinstance(error, KeyboardInterrupt):
@@ -223,9 +227,10 @@ def _held_job_locks(root: Path) -> dict[Path, int]:
 
 
 def forward_to_workers(signum: int) -> bool:
-    """In a multirun's parent whose jobs run in worker processes: send `signum` to each worker running a job of
-    the sweep, and wait until they have all released their job's lock (their results are written). False, with
-    nothing sent, where no worker of this process runs a job (a single run, a basic-launcher multirun)."""
+    """In a multirun's parent whose jobs run in worker processes: send `signum` to each worker running
+    a job of the sweep, and wait until they have all released their job's lock (their results are
+    written). False, with nothing sent, where no worker of this process runs a job (a single run, a
+    basic-launcher multirun)."""
     sweep = SIGNALS.sweep_dir
     if sweep is None or not sweep.is_dir():
         return False
@@ -252,8 +257,9 @@ def forward_to_workers(signum: int) -> bool:
 
 # --- the job directory ----------------------------------------------------------------------------
 def check_writable(job_dir: str | Path, what: str = "job directory") -> Path:
-    """Make `job_dir` (and its parents) if needed and check that disent can write in it and its `checkpoints/`;
-    a JobDirError naming the path and the reason otherwise, before anything is trained."""
+    """Make `job_dir` (and its parents) if needed and check that disent can write in it and its
+    `checkpoints/`; a JobDirError naming the path and the reason otherwise, before anything is
+    trained."""
     job_dir = Path(job_dir)
     hint = (
         "choose another directory (hydra.run.dir=... for a single run, hydra.sweep.dir=... for a multirun), "
@@ -286,8 +292,8 @@ _LOCKS: dict[str, list] = {}  # resolved job dir -> [file descriptor, holders in
 
 @contextmanager
 def job_lock(job_dir: str | Path) -> Iterator[None]:
-    """Hold `<job_dir>/.lock` exclusively while the block runs (re-entrant within a process); a JobDirError,
-    with nothing written, when another process holds it."""
+    """Hold `<job_dir>/.lock` exclusively while the block runs (re-entrant within a process); a
+    JobDirError, with nothing written, when another process holds it."""
     key = str(Path(job_dir).resolve())
     if key in _LOCKS:
         _LOCKS[key][1] += 1
@@ -330,10 +336,12 @@ def job_lock(job_dir: str | Path) -> Iterator[None]:
         )  # releases the lock; the file stays, so that no two processes lock two files
 
 
-# --- the Hydra callback -----------------------------------------------------------------------------
+# --- the Hydra callback
+# -----------------------------------------------------------------------------
 class CheckOutputDir(Callback):
-    """A Hydra callback (conf/train.yaml, `hydra.callbacks`): the run or sweep directory is checked before
-    Hydra writes into it, so an unwritable one gives one message and exit code 2, not Hydra's traceback."""
+    """A Hydra callback (conf/train.yaml, `hydra.callbacks`): the run or sweep directory is checked
+    before Hydra writes into it, so an unwritable one gives one message and exit code 2, not Hydra's
+    traceback."""
 
     def on_run_start(self, config, **kwargs) -> None:
         self._check(config.hydra.run.dir, "run directory")

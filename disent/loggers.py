@@ -1,5 +1,6 @@
-"""The loggers of a job (`logger=csv|tensorboard|wandb`, each YAML naming its builder here): built, finished, and never a reason for a job to fail:
-a logger that cannot start falls back to the CSV logger with one warning; W&B runs offline unless asked."""
+"""The loggers of a job (`logger=csv|tensorboard|wandb`, each YAML naming its builder here): built,
+finished, and never a reason for a job to fail: a logger that cannot start falls back to the CSV
+logger with one warning; W&B runs offline unless asked."""
 
 import csv
 import logging
@@ -17,12 +18,12 @@ log = logging.getLogger(__name__)
 def build_logger(
     cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None
 ):
-    """The Lightning logger that `logger._target_` builds (conf/logger/<name>.yaml names its function, called
-    as f(cfg, job_dir, sweep_name, resumed_from_step); a logger of one's own is one YAML file and one such
-    function). A logger that cannot start (W&B's directory cannot be made, tensorboard is not installed,
-    ...) falls back to the CSV logger with one warning: training, checkpoints, figures and metrics never
-    depend on a logger. `resumed_from_step`: the step a resumed job continues from (its CSV keeps the rows
-    of the steps before it)."""
+    """The Lightning logger that `logger._target_` builds (conf/logger/<name>.yaml names its function,
+    called as f(cfg, job_dir, sweep_name, resumed_from_step); a logger of one's own is one YAML file
+    and one such function). A logger that cannot start (W&B's directory cannot be made, tensorboard
+    is not installed, ...) falls back to the CSV logger with one warning: training, checkpoints,
+    figures and metrics never depend on a logger. `resumed_from_step`: the step a resumed job
+    continues from (its CSV keeps the rows of the steps before it)."""
     try:
         build = get_method(cfg.logger._target_)
     except Exception as error:  # noqa: BLE001 -- hydra says why in its own words
@@ -59,9 +60,10 @@ def logger_builder(cfg: DictConfig):
 def csv_logger(
     cfg: DictConfig, job_dir: Path, sweep_name: str | None, resumed_from_step: int | None = None
 ):
-    """Lightning's CSVLogger into `<job dir>/metrics.csv`. It deletes a metrics.csv it finds; a resumed job
-    would lose the rows of its first process, so those of the steps before `resumed_from_step` are read first
-    and written back with the new rows (the steps after the checkpoint are trained, and logged, again)."""
+    """Lightning's CSVLogger into `<job dir>/metrics.csv`. It deletes a metrics.csv it finds; a resumed
+    job would lose the rows of its first process, so those of the steps before `resumed_from_step`
+    are read first and written back with the new rows (the steps after the checkpoint are trained,
+    and logged, again)."""
     from lightning.pytorch.loggers import CSVLogger
 
     logger = CSVLogger(save_dir=job_dir, name="", version="")

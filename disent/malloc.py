@@ -1,10 +1,11 @@
 """glibc's malloc settings for training processes (`malloc:` in conf/train.yaml).
 
-By default glibc hands freed memory at the top of the heap back to the system, and serves large blocks
-with fresh mappings that it unmaps again when freed. A training step frees and re-allocates the same
-few large activation buffers (the study's conv VAE: 8 MiB for its first layer at batch 64), so each
-step gets them as new pages that the kernel must zero and fault in again. Keeping freed memory in the
-process removes that work: jobs ran 1.59x faster on this project's 2-core VM (scripts/bench_malloc.py).
+By default glibc hands freed memory at the top of the heap back to the system, and serves large
+blocks with fresh mappings that it unmaps again when freed. A training step frees and re-allocates
+the same few large activation buffers (the study's conv VAE: 8 MiB for its first layer at batch 64),
+so each step gets them as new pages that the kernel must zero and fault in again. Keeping freed
+memory in the process removes that work: jobs ran 1.59x faster on this project's 2-core VM
+(scripts/bench_malloc.py).
 """
 
 import ctypes

@@ -1,4 +1,5 @@
-"""`disent-data dataset=<name>`: a PNG of a data set's factors, to look at the data before training on it.
+"""`disent-data dataset=<name>`: a PNG of a data set's factors, to look at the data before training on
+it.
 
 One row per factor, sweeping that factor over (up to `max_columns` of) its values with the others
 fixed at a random grid point, then rows of random samples.

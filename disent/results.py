@@ -36,10 +36,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_atomic(path: str | Path, data: bytes | str | Callable[[IO[bytes]], Any]) -> Path:
-    """Write `data` (bytes, text as UTF-8, or a function that writes into a binary file) to `path` atomically.
+    """Write `data` (bytes, text as UTF-8, or a function that writes into a binary file) to `path`
+    atomically.
 
-    The parent directory is created when missing. Raises what the write raised (OSError for a full disk or
-    an unwritable directory), after removing the temporary file.
+    The parent directory is created when missing. Raises what the write raised (OSError for a full
+    disk or an unwritable directory), after removing the temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +100,9 @@ def save_figure_atomic(figure, path: str | Path, **savefig_options: Any) -> Path
 
 @functools.cache
 def code_version() -> dict:
-    """What code wrote a run: disent's version and, from a git checkout of disent, its commit and whether the
-    working tree had uncommitted changes (`dirty`). results.json records it; the lecture pages cite it."""
+    """What code wrote a run: disent's version and, from a git checkout of disent, its commit and
+    whether the working tree had uncommitted changes (`dirty`). results.json records it; the lecture
+    pages cite it."""
     from disent import __version__
 
     version: dict = {"version": __version__}

@@ -1,6 +1,7 @@
-"""A job's life, for single runs (`disent-train`) and stacks (disent/stack.py) alike: who it is (results.json's
-identity), whether it resumes or has nothing left to do, its start, its training, its figures and metrics,
-and its close, whatever stopped it (`completed`, `failed` or `interrupted`, disent/job.py).
+"""A job's life, for single runs (`disent-train`) and stacks (disent/stack.py) alike: who it is
+(results.json's identity), whether it resumes or has nothing left to do, its start, its training,
+its figures and metrics, and its close, whatever stopped it (`completed`, `failed` or `interrupted`,
+disent/job.py).
 
 A job directory holds `.hydra/config.yaml` (the resolved config), `checkpoints/last.ckpt`,
 `results.json` (losses and metrics), `figures/` (what the model learned) and the logger's files.
@@ -63,8 +64,8 @@ def hydra_job_info() -> tuple[Path, str | None]:
 
 
 def job_identity(cfg: DictConfig, sweep_name: str | None) -> dict:
-    """What results.json says about the job besides its outcome; read leniently, so that a job refused for
-    a bad config is still listed with its model, hyperparameter and seed."""
+    """What results.json says about the job besides its outcome; read leniently, so that a job refused
+    for a bad config is still listed with its model, hyperparameter and seed."""
 
     def get(key: str):
         return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
@@ -94,8 +95,9 @@ def resume_point(
     cfg: DictConfig, job_dir: Path, stacked: bool = False
 ) -> tuple[dict | None, dict | None]:
     """(the checkpoint to continue from, or None; the job's results.json when it already finished with
-    this config, so there is nothing to do, or None), following `cfg.resume`. `stacked`: the caller is a
-    stack, which continues a member's stacked checkpoint from the stack's own (never the member's)."""
+    this config, so there is nothing to do, or None), following `cfg.resume`. `stacked`: the caller
+    is a stack, which continues a member's stacked checkpoint from the stack's own (never the
+    member's)."""
     path = job_dir / "checkpoints" / "last.ckpt"
     if not path.exists():
         if cfg.resume is True:
@@ -145,8 +147,8 @@ def resume_point(
 
 
 def _import_what_the_config_names(cfg: DictConfig) -> None:
-    """The config's `imports`, imported before it is checked (objectives of one's own register there), and
-    the function its logger names."""
+    """The config's `imports`, imported before it is checked (objectives of one's own register there),
+    and the function its logger names."""
     try:
         import_user_modules(list(cfg.get("imports") or []))
         logger_builder(cfg)
@@ -160,9 +162,9 @@ def start_job(
     """Check the config, then mark the job running in results.json. The caller holds the job's lock
     (`job_lock`) and has checked that the directory can be written (`check_writable`).
 
-    Returns (results.json's dict, whether the job had already finished: then that dict is its results).
-    A bad config raises ConfigError, after writing a failed results.json unless one is there already.
-    `stacked`: see `resume_point`.
+    Returns (results.json's dict, whether the job had already finished: then that dict is its
+    results). A bad config raises ConfigError, after writing a failed results.json unless one is
+    there already. `stacked`: see `resume_point`.
     """
     try:
         _import_what_the_config_names(cfg)
@@ -201,17 +203,18 @@ def finish_job(
     device: torch.device,
     metrics: Callable[[], dict] | None = None,
 ) -> None:
-    """After training: the final losses, then the figures and the metrics into results.json and the loggers.
-    Figures and metrics run on `device`, where the model trained (Lightning hands it back on the CPU);
-    `metrics` gives the model's metric values when they are computed elsewhere (a stack scores its members
-    together)."""
+    """After training: the final losses, then the figures and the metrics into results.json and the
+    loggers. Figures and metrics run on `device`, where the model trained (Lightning hands it back
+    on the CPU); `metrics` gives the model's metric values when they are computed elsewhere (a stack
+    scores its members together)."""
     results.update(
         steps=step, final_losses=model.final_losses(), checkpoint="checkpoints/last.ckpt"
     )
     write_json_atomic(
         job_dir / "results.json", results
     )  # the losses are safe before evaluation starts
-    # float32: figures and metrics feed float32 images, whatever trainer.precision trained in (64-true, 16-true)
+    # float32: figures and metrics feed float32 images, whatever trainer.precision trained in
+    # (64-true, 16-true)
     model.float().to(device)
     set_phase("figures")
     results["figures"] = figures.write(model, loggers, step)
@@ -242,10 +245,11 @@ def close_job(
     step: int | None = None,
     earlier_s: float = 0.0,
 ) -> None:
-    """Write the job's final results.json and finish its W&B run: `interrupted` (with the signal, the phase and
-    the step) when `error` is an interruption, `failed` (with the error) for any other error. `wall_time_s` is
-    this process's time; `job_time_s` adds `earlier_s`, the earlier processes' time up to the checkpoint this
-    one resumed from (the job's whole cost, whatever interrupted it)."""
+    """Write the job's final results.json and finish its W&B run: `interrupted` (with the signal, the
+    phase and the step) when `error` is an interruption, `failed` (with the error) for any other
+    error. `wall_time_s` is this process's time; `job_time_s` adds `earlier_s`, the earlier
+    processes' time up to the checkpoint this one resumed from (the job's whole cost, whatever
+    interrupted it)."""
     stopped = (
         interruption(error) if error is not None else None
     )  # before "closing": it reads the phase
@@ -287,8 +291,8 @@ def seeded_model(cfg: DictConfig) -> tuple[GroundTruthData, DisentModel]:
 
 
 def build_trainer(cfg: DictConfig, job_dir: Path, logger, callbacks: list) -> L.Trainer:
-    """The Lightning Trainer of a run; settings Lightning refuses (which the schema did not catch) are one
-    ConfigError naming the trainer group."""
+    """The Lightning Trainer of a run; settings Lightning refuses (which the schema did not catch) are
+    one ConfigError naming the trainer group."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
@@ -305,9 +309,11 @@ def build_trainer(cfg: DictConfig, job_dir: Path, logger, callbacks: list) -> L.
 
 
 def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict:
-    """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's dict.
+    """Train the model described by `cfg`, writing everything into `job_dir`; returns results.json's
+    dict.
 
-    The job holds the directory's lock throughout; a signal stops it as `interrupted` (disent.job)."""
+    The job holds the directory's lock throughout; a signal stops it as `interrupted` (disent.job).
+    """
     with handle_signals(), job_lock(check_writable(job_dir)):
         reset_signals()
         results, finished = start_job(cfg, job_dir, sweep_name)
@@ -372,8 +378,8 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
 
 
 def stop_after_closing() -> None:
-    """A signal that arrived while a job wrote its final results stops the process now (the job keeps what
-    it wrote): a multirun must not start its next job."""
+    """A signal that arrived while a job wrote its final results stops the process now (the job keeps
+    what it wrote): a multirun must not start its next job."""
     SIGNALS.phase = "start-up"
     if SIGNALS.pending is not None:
         signum, SIGNALS.pending = SIGNALS.pending, None
@@ -390,6 +396,7 @@ def quiet_lightning():
         warnings.filterwarnings(
             "ignore", message="Experiment logs directory .* exists and is not empty"
         )
-        # manual optimization (FactorVAE, InfoGAN) checkpoints the state after the step: what resuming needs
+        # manual optimization (FactorVAE, InfoGAN) checkpoints the state after the step: what
+        # resuming needs
         warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
         yield

@@ -1,17 +1,18 @@
 """Schemas of the configs in conf/, and the checks that refuse a bad config before any training starts.
 
-Each config group (and each model, data set and logger of a group) is a dataclass: its fields are the group's
-keys, a field's type is the type its value must have, and the field's `spec(...)` the allowed range or choices.
-A config is checked against its schema in one pass that collects every problem, so a single ConfigError lists
-them all, one line each, with the key, the value and what is allowed:
+Each config group (and each model, data set and logger of a group) is a dataclass: its fields are
+the group's keys, a field's type is the type its value must have, and the field's `spec(...)` the
+allowed range or choices. A config is checked against its schema in one pass that collects every
+problem, so a single ConfigError lists them all, one line each, with the key, the value and what is
+allowed:
 
     invalid config (2 problems):
       model.beta = -1.0: must be a number >= 0
       loader.batch_size = 0: must be an integer >= 1
 
 A field is a required key unless `spec(optional=True)`. Ints are accepted where floats are expected
-(`model.beta=4`), bools and strings are not, and null only where the type says `| None`. A new model is one
-small dataclass added to MODELS (and a new data set to DATASETS).
+(`model.beta=4`), bools and strings are not, and null only where the type says `| None`. A new model
+is one small dataclass added to MODELS (and a new data set to DATASETS).
 """
 
 import dataclasses
@@ -31,11 +32,12 @@ class ConfigError(ValueError):
 
 
 def spec(optional: bool = False, **rules: Any) -> Any:
-    """A schema field: a required key (or one that may be left out, `optional=True`) with rules on its value:
-    min / max (inclusive), gt / lt (exclusive), nonzero, choices (a list of allowed values), length and nonempty
-    (for lists; a list's other rules apply to each item), variants (name -> schema, chosen by the value's `name`).
-    A model key marked `per_member=True` (a loss weight) may differ between the jobs of one stack
-    (hydra/launcher=stacked); every other model key must be equal in a stack, as must the rest of the config.
+    """A schema field: a required key (or one that may be left out, `optional=True`) with rules on its
+    value: min / max (inclusive), gt / lt (exclusive), nonzero, choices (a list of allowed values),
+    length and nonempty (for lists; a list's other rules apply to each item), variants (name ->
+    schema, chosen by the value's `name`). A model key marked `per_member=True` (a loss weight) may
+    differ between the jobs of one stack (hydra/launcher=stacked); every other model key must be
+    equal in a stack, as must the rest of the config.
     """
     return field(default=None if optional else MISSING, metadata=rules)
 
@@ -210,7 +212,8 @@ DATASETS: dict[str, type[Dataset]] = {
 }
 
 
-# --- metrics (conf/metrics/, conf/periodic_metrics/) ------------------------------------------------
+# --- metrics (conf/metrics/, conf/periodic_metrics/)
+# ------------------------------------------------
 @dataclass(kw_only=True)
 class BetaVAEMetric:
     batch_size: int = spec(min=1)
@@ -301,7 +304,8 @@ PRECISIONS = [
     "transformer-engine-float16",
 ]
 ACCELERATORS = ["auto", "cpu", "gpu", "cuda", "mps", "tpu"]
-# Trainer arguments that disent sets itself (train.build_trainer); the trainer group must not set them
+# Trainer arguments that disent sets itself (train.build_trainer); the trainer group must not set
+# them
 TRAINER_MANAGED = ["logger", "callbacks", "plugins", "default_root_dir", "max_epochs"]
 
 
@@ -318,8 +322,9 @@ def lightning_trainer_arguments() -> list[str]:
 
 @dataclass(kw_only=True)
 class Trainer:
-    """conf/trainer/: keyword arguments of lightning.Trainer. The keys below are checked here; any other argument
-    of the installed lightning.Trainer is passed on as it is (but for the ones disent sets itself)."""
+    """conf/trainer/: keyword arguments of lightning.Trainer. The keys below are checked here; any
+    other argument of the installed lightning.Trainer is passed on as it is (but for the ones disent
+    sets itself)."""
 
     extra_keys: ClassVar = staticmethod(
         lambda: [k for k in lightning_trainer_arguments() if k not in TRAINER_MANAGED]
@@ -678,8 +683,9 @@ def _device_checks(trainer: dict, checker: _Checker) -> None:
 
 
 def validate_train_config(cfg: DictConfig) -> None:
-    """Refuse a `disent-train` config (conf/train.yaml composed, as `disent.config.load_config` returns it) that
-    cannot run: raises one ConfigError listing every wrong key, its value and what is allowed."""
+    """Refuse a `disent-train` config (conf/train.yaml composed, as `disent.config.load_config` returns
+    it) that cannot run: raises one ConfigError listing every wrong key, its value and what is
+    allowed."""
     checker = _Checker()
     plain = checker.plain(cfg, "")
     if isinstance(plain, dict):
@@ -700,8 +706,8 @@ class SavedRun:
 
 
 def validate_saved_config(config: Any) -> None:
-    """Refuse a run config (as a checkpoint stores it) whose model or data set disent cannot rebuild; one
-    ConfigError listing the problems."""
+    """Refuse a run config (as a checkpoint stores it) whose model or data set disent cannot rebuild;
+    one ConfigError listing the problems."""
     checker = _Checker()
     if not isinstance(config, dict):
         checker.problems.append(f"the config is {type(config).__name__}, not a mapping")
@@ -719,8 +725,9 @@ def validate_dataset_config(cfg: DictConfig | dict) -> None:
 
 
 def validate_metrics_config(cfg: DictConfig | dict, key: str = "metrics") -> None:
-    """Refuse a metric set (a conf/metrics/ file; `key="periodic_metrics"` for conf/periodic_metrics/): unknown
-    metrics, sizes <= 0, representations other than mean and sampled. Raises one ConfigError listing them all."""
+    """Refuse a metric set (a conf/metrics/ file; `key="periodic_metrics"` for conf/periodic_metrics/):
+    unknown metrics, sizes <= 0, representations other than mean and sampled. Raises one ConfigError
+    listing them all."""
     checker = _Checker()
     checker.value(
         checker.plain(cfg, key), PeriodicMetrics if key == "periodic_metrics" else Metrics, {}, key
@@ -729,9 +736,9 @@ def validate_metrics_config(cfg: DictConfig | dict, key: str = "metrics") -> Non
 
 
 def validate_study_preset(preset: dict) -> None:
-    """Refuse a study preset (conf/study/*.yaml as a dict): unknown models, a knob that is not a number key of its
-    model, knob values out of that key's range, seeds that are not non-negative integers, a launcher that is not
-    a string. Raises one ConfigError listing them all."""
+    """Refuse a study preset (conf/study/*.yaml as a dict): unknown models, a knob that is not a number
+    key of its model, knob values out of that key's range, seeds that are not non-negative integers,
+    a launcher that is not a string. Raises one ConfigError listing them all."""
     checker = _Checker()
     preset = checker.plain(preset, "")
     checker.value(preset, Study, {}, "")

@@ -1,5 +1,6 @@
-"""Train several disent-train jobs as one stacked model (`hydra/launcher=stacked`), then write each job's
-directory exactly as `disent-train` would have: results.json, checkpoint, figures, metrics, logs.
+"""Train several disent-train jobs as one stacked model (`hydra/launcher=stacked`), then write each
+job's directory exactly as `disent-train` would have: results.json, checkpoint, figures, metrics,
+logs.
 
 Jobs stack when they differ only in their seed and their loss weights (the model's keys other than
 its architecture and optimizer): same model family, nets, data set, batch size, training length,
@@ -50,8 +51,9 @@ MEMBER_CALLS = ("auto", "vmap", "loop")  # see vectorize()
 
 
 def stack_key(cfg: DictConfig) -> str | None:
-    """Equal for jobs that may train in one stack; None for a job that must run alone. Jobs stack when their
-    configs are equal but for the seed and the model keys its schema marks `per_member` (loss weights)."""
+    """Equal for jobs that may train in one stack; None for a job that must run alone. Jobs stack when
+    their configs are equal but for the seed and the model keys its schema marks `per_member` (loss
+    weights)."""
     try:
         import_user_modules(
             list(cfg.get("imports") or [])
@@ -88,10 +90,11 @@ def _member_checkpoint(model, step: int) -> bytes:
 
 
 def vectorize(member_calls: str) -> bool:
-    """Whether a stack runs its members' nets in one vmapped call ("vmap") or one after another ("loop").
-    "auto": vmap on a GPU, where one small net leaves the device idle; loop on a CPU, where one net's
-    convolutions already fill the cores and vmap's grouped convolutions ran at 0.5x (scripts/bench_sweep.py),
-    while the loop still gains from one Lightning step, one data batch and one Adam call for all members."""
+    """Whether a stack runs its members' nets in one vmapped call ("vmap") or one after another
+    ("loop"). "auto": vmap on a GPU, where one small net leaves the device idle; loop on a CPU,
+    where one net's convolutions already fill the cores and vmap's grouped convolutions ran at 0.5x
+    (scripts/bench_sweep.py), while the loop still gains from one Lightning step, one data batch and
+    one Adam call for all members."""
     if member_calls not in MEMBER_CALLS:
         raise ValueError(f"member_calls = {member_calls!r}: must be one of {list(MEMBER_CALLS)}")
     return member_calls == "vmap" or (member_calls == "auto" and torch.cuda.is_available())
@@ -100,10 +103,11 @@ def vectorize(member_calls: str) -> bool:
 def train_stack(
     jobs: list[tuple[DictConfig, Path, str | None]], member_calls: str = "auto"
 ) -> list[dict | BaseException]:
-    """Train `jobs` (config, job directory, sweep name), which share a `stack_key`, as one stacked model
-    whose nets run as `member_calls` says (see `vectorize`). Returns each job's results.json dict, or the
-    exception that failed it; one member's failure (a non-finite loss) fails that job only. Every job's
-    directory is locked while the stack runs; a signal interrupts all of them (disent.job)."""
+    """Train `jobs` (config, job directory, sweep name), which share a `stack_key`, as one stacked
+    model whose nets run as `member_calls` says (see `vectorize`). Returns each job's results.json
+    dict, or the exception that failed it; one member's failure (a non-finite loss) fails that job
+    only. Every job's directory is locked while the stack runs; a signal interrupts all of them
+    (disent.job)."""
     vectorized = vectorize(member_calls)
     outcomes: list[dict | BaseException | None] = [None] * len(jobs)
     members: list[int] = []
@@ -157,9 +161,9 @@ def _train_alone(cfg: DictConfig, job_dir: Path, sweep_name: str | None) -> dict
 def _train_members(
     jobs: list[tuple[DictConfig, Path, str | None]], results: list[dict], vectorized: bool
 ) -> list[dict | BaseException]:
-    """Train the stack, then write each member's directory. No member reads `completed` before all are written:
-    a stack interrupted (or killed) while writing its members resumes as the same stack, from its checkpoint
-    at the last step, instead of training the unwritten members again."""
+    """Train the stack, then write each member's directory. No member reads `completed` before all are
+    written: a stack interrupted (or killed) while writing its members resumes as the same stack,
+    from its checkpoint at the last step, instead of training the unwritten members again."""
     start = time.time()
     stopwatch = (
         Stopwatch()
@@ -310,8 +314,9 @@ def _check_stack_checkpoint(path: Path, configs: list[DictConfig], vectorized: b
 
 class _SharedMetrics:
     """The metric values of a stack's members that trained to the end, computed together on the first
-    request (`evaluate_many`: every image the metrics draw is rendered once for all members); by then
-    the requesting member's checkpoint and losses are written, and the others' follow whatever happens."""
+    request (`evaluate_many`: every image the metrics draw is rendered once for all members); by
+    then the requesting member's checkpoint and losses are written, and the others' follow whatever
+    happens."""
 
     def __init__(
         self,

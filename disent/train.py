@@ -29,8 +29,9 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """`disent-train`: Hydra's entry point, with disent's signal handlers around every job (disent.job):
-    a signal ends the process with 128 + its number, after the running job is recorded as interrupted."""
+    """`disent-train`: Hydra's entry point, with disent's signal handlers around every job
+    (disent.job): a signal ends the process with 128 + its number, after the running job is recorded
+    as interrupted."""
     with handle_signals():
         try:
             _main()

@@ -1,4 +1,5 @@
-"""Sampling speed of every data set: images/s of `sample_observations(batch, rng)`, one after the other.
+"""Sampling speed of every data set: images/s of `sample_observations(batch, rng)`, one after the
+other.
 
 Training draws about 1,000 images/s on a 2-core CPU (scripts/bench_train.py), so every data set
 should sample far faster than that.

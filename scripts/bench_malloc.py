@@ -1,4 +1,5 @@
-"""Training with and without disent's glibc malloc settings (`malloc:` in conf/train.yaml), side by side.
+"""Training with and without disent's glibc malloc settings (`malloc:` in conf/train.yaml), side by
+side.
 
     python scripts/bench_malloc.py                  # β-VAE on dSprites, 400 steps, 2 rounds
     python scripts/bench_malloc.py --steps 1000 --rounds 3 model=factor_vae

@@ -1,4 +1,5 @@
-"""Seconds per metric of the `study` suite on a trained dSprites model: grid cache vs per-batch encoding.
+"""Seconds per metric of the `study` suite on a trained dSprites model: grid cache vs per-batch
+encoding.
 
 Both paths score the same model with the same metric seed, one after the other in one process;
 the cached path pays once for encoding the whole factor grid (printed on its own line). The values

@@ -74,8 +74,8 @@ def sweep(
     out: Path,
     code: Path | None = None,
 ) -> float:
-    """Wall seconds of one `disent-train -m` over `jobs` jobs (β 1, 2, 4, 8 cycling, then seeds) with `launcher`,
-    with this checkout's code or that of the checkout `code`."""
+    """Wall seconds of one `disent-train -m` over `jobs` jobs (β 1, 2, 4, 8 cycling, then seeds) with
+    `launcher`, with this checkout's code or that of the checkout `code`."""
     betas = ",".join(str([1, 2, 4, 8][i % 4]) for i in range(min(jobs, 4)))
     seeds = f"range(0,{-(-jobs // 4)})" if jobs > 4 else "0"
     command = [

@@ -40,8 +40,8 @@ class StepTimer(L.Callback):
 
 
 def bench_project(cfg, steps: int, warmup: int) -> tuple[float, float, float]:
-    """(images/s, mean loss of the first 20 steps, of the last 20) of `disent-train`'s model and trainer
-    (logging to CSV, no checkpoints)."""
+    """(images/s, mean loss of the first 20 steps, of the last 20) of `disent-train`'s model and
+    trainer (logging to CSV, no checkpoints)."""
     L.seed_everything(cfg.seed, verbose=False)
     dataset = build_dataset(cfg.dataset)
     datamodule = GroundTruthDataModule(

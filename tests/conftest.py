@@ -1,6 +1,6 @@
-"""Shared test settings. The suite runs on two pytest-xdist workers (pyproject.toml's addopts), so each worker
-and every process it starts uses one thread: two workers with two threads each would oversubscribe the cores,
-which slows training several-fold."""
+"""Shared test settings. The suite runs on two pytest-xdist workers (pyproject.toml's addopts), so each
+worker and every process it starts uses one thread: two workers with two threads each would
+oversubscribe the cores, which slows training several-fold."""
 
 import contextlib
 import importlib
@@ -36,11 +36,12 @@ def _one_thread_each():
 def run_in_process(
     module: str, *arguments: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
-    """`python -m <module> <arguments>` run in this worker: the command's own `main()`, with its exit code, stdout
-    and stderr, but without a new Python that imports torch and Lightning again (~6 s a command, more than the
-    tiny runs cost). For tests of what a command does; a test of the process itself (signals, a kill, a clean
-    interpreter, another working directory's imports) starts a real one. An exception that would end the
-    process with a traceback is returned as exit code 1 with the traceback on stderr, as Python would."""
+    """`python -m <module> <arguments>` run in this worker: the command's own `main()`, with its exit
+    code, stdout and stderr, but without a new Python that imports torch and Lightning again (~6 s a
+    command, more than the tiny runs cost). For tests of what a command does; a test of the process
+    itself (signals, a kill, a clean interpreter, another working directory's imports) starts a real
+    one. An exception that would end the process with a traceback is returned as exit code 1 with
+    the traceback on stderr, as Python would."""
     from hydra.core.global_hydra import GlobalHydra
 
     entry = importlib.import_module(module).main

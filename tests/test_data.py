@@ -92,7 +92,8 @@ def test_out_of_range_index_and_bad_shapes(dsprites):
         as_rng(None)
 
 
-# --- procedural dSprites ---------------------------------------------------------------------------
+# --- procedural dSprites
+# ---------------------------------------------------------------------------
 
 
 def test_dsprites_contract(dsprites):

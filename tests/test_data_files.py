@@ -33,7 +33,8 @@ SPRITES = (3, 2, 1, 2, 2)  # 24 images in dSprites' layout
 SHAPES = (2, 1, 1, 2, 1, 2)  # 8 images in 3dshapes' layout
 
 
-# --- tiny files in the originals' layouts ----------------------------------------------------------
+# --- tiny files in the originals' layouts
+# ----------------------------------------------------------
 
 
 def npz_bytes(sizes=SPRITES, **overrides) -> bytes:
@@ -122,7 +123,8 @@ def raises_file_error(path, *fragments: str, cls=DataFileError):
     return pytest.raises(cls, match=pattern)
 
 
-# --- bad files: one DataFileError naming the path, the reason and what to do -----------------------
+# --- bad files: one DataFileError naming the path, the reason and what to do
+# -----------------------
 
 
 def test_dsprites_bad_files(tmp_path):
@@ -240,7 +242,8 @@ def test_mnist_bad_files(tmp_path):
         Digits(path=tmp_path / "nowhere")
 
 
-# --- archives as `path` ----------------------------------------------------------------------------
+# --- archives as `path`
+# ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz", "tar"])
@@ -345,7 +348,8 @@ def test_bad_archives(tmp_path):
     damaged.write_bytes(bytes(raw))
     with raises_file_error(damaged, f"extracting its member '{DSPRITES_NAME}' failed"):
         DSprites(damaged, factor_sizes=SPRITES)
-    # a member extracted whole but not a dSprites file: the loader's own check names the extracted file
+    # a member extracted whole but not a dSprites file: the loader's own check names the extracted
+    # file
     make_zip(tmp_path / "wrong.zip", {DSPRITES_NAME: b"text"})
     with raises_file_error(
         tmp_path / "wrong.zip.extracted" / DSPRITES_NAME, "not an .npz (zip) archive"
@@ -372,7 +376,8 @@ def test_a_crash_while_extracting_leaves_nothing(tmp_path, monkeypatch):
     assert listing(tmp_path) == {"d.tar"}
 
 
-# --- malicious archives: refused whole, nothing written ----------------------------------------------
+# --- malicious archives: refused whole, nothing written
+# ----------------------------------------------
 
 
 def malicious(tmp_path: Path, outside: Path) -> dict[str, tuple[Path, str]]:

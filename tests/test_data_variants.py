@@ -236,7 +236,8 @@ def test_the_digits_style_jitter_keeps_the_digit_and_is_reproducible():
     same_picks = plain.sample_observations_from_factors(digits, np.random.default_rng(1))
     assert x.shape == same_picks.shape and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert np.array_equal(x, again) and not np.allclose(x, same_picks)
-    # each jittered image is still nearest (by correlation) to an unjittered image of its own digit, mostly
+    # each jittered image is still nearest (by correlation) to an unjittered image of its own digit,
+    # mostly
     templates = np.stack(
         [plain.render(np.flatnonzero(plain.labels == d)).mean(axis=0)[0] for d in range(10)]
     )

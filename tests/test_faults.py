@@ -1,5 +1,6 @@
-"""Faults and hostile input from outside: signals at every phase, symlinks and stale files, two writers, a study
-with bad jobs, and every bad input getting one clear error (exit code 2, no traceback)."""
+"""Faults and hostile input from outside: signals at every phase, symlinks and stale files, two
+writers, a study with bad jobs, and every bad input getting one clear error (exit code 2, no
+traceback)."""
 
 import json
 import os
@@ -106,7 +107,8 @@ def uninterrupted(tmp_path_factory) -> Path:
     return job
 
 
-# where the signal comes, which signal, the step it leaves in results.json, the step a rerun continues from
+# where the signal comes, which signal, the step it leaves in results.json, the step a rerun
+# continues from
 PHASES = [
     ("training", signal.SIGTERM, 13, 13),
     ("final checkpoint", signal.SIGINT, 30, 28),
@@ -148,8 +150,9 @@ def test_a_signal_in_any_phase_leaves_the_job_interrupted_and_a_rerun_ends_as_th
 def test_a_sigterm_after_the_steps_own_check_waits_for_the_next_step_not_for_lightnings_exit(
     uninterrupted, tmp_path, monkeypatch
 ):
-    """Lightning's SIGTERM handler, chained before disent's, would raise its SIGTERMException (exit status 0) at
-    the end of the step, after StopOnSignal had looked: the step unsaved and a scheduler reading success."""
+    """Lightning's SIGTERM handler, chained before disent's, would raise its SIGTERMException (exit
+    status 0) at the end of the step, after StopOnSignal had looked: the step unsaved and a
+    scheduler reading success."""
     step = 13
     record = StopOnSignal.on_train_batch_end
 
@@ -224,8 +227,8 @@ def test_a_signal_interrupts_every_member_of_a_stack_and_a_rerun_resumes_the_sam
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`python -m <module> ...` in this worker (the reruns and the refusals; a signal goes to a real process, and
-    tests/test_config.py and test_reliability.py refuse bad input in one)."""
+    """`python -m <module> ...` in this worker (the reruns and the refusals; a signal goes to a real
+    process, and tests/test_config.py and test_reliability.py refuse bad input in one)."""
     assert args[0] == "-m", args
     return run_in_process(args[1], *args[2:], cwd=cwd)
 
@@ -367,7 +370,8 @@ def test_a_sigterm_to_a_joblib_multirun_interrupts_the_jobs_in_its_workers_and_t
     assert [_results(sweep / str(k))["status"] for k in (0, 1, 2)] == ["completed"] * 3
 
 
-# --- files: symlinks, temporary files, the lock ----------------------------------------------------
+# --- files: symlinks, temporary files, the lock
+# ----------------------------------------------------
 def test_planted_symlinks_are_replaced_never_written_through(tmp_path):
     job = tmp_path / "job"
     (job / "checkpoints").mkdir(parents=True)
@@ -456,7 +460,8 @@ def test_a_second_writer_of_a_job_directory_is_refused_and_writes_nothing(tmp_pa
     assert train(load_config(SMALL + ["trainer.max_steps=3"]), job)["status"] == "completed"
 
 
-# --- the study report survives bad jobs -------------------------------------------------------------
+# --- the study report survives bad jobs
+# -------------------------------------------------------------
 @pytest.mark.slow
 def test_the_report_lists_unreadable_jobs_and_reports_the_good_ones(tmp_path):
     from disent.study import STUDY_METRICS
@@ -528,7 +533,8 @@ def test_the_report_lists_unreadable_jobs_and_reports_the_good_ones(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-# --- bad input: one clear error, exit code 2, no traceback -----------------------------------------
+# --- bad input: one clear error, exit code 2, no traceback
+# -----------------------------------------
 def _refused(done: subprocess.CompletedProcess, *fragments: str) -> None:
     assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
     assert "Traceback" not in done.stderr, done.stderr[-3000:]

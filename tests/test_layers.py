@@ -1,5 +1,5 @@
-"""The layers of pyproject.toml's import-linter contracts hold (entry points -> orchestration -> models -> nets;
-metrics, data sets and the study independent of what they must not know)."""
+"""The layers of pyproject.toml's import-linter contracts hold (entry points -> orchestration -> models
+-> nets; metrics, data sets and the study independent of what they must not know)."""
 
 import shutil
 import subprocess

@@ -1,5 +1,5 @@
-"""The lecture items: every item's command at the tiny preset (its sweeps, then its analysis and section), and the
-analyses' own pieces on inputs with known answers."""
+"""The lecture items: every item's command at the tiny preset (its sweeps, then its analysis and
+section), and the analyses' own pieces on inputs with known answers."""
 
 import fcntl
 import os
@@ -27,9 +27,9 @@ from disent.lecture.theorem import (
 
 @pytest.fixture(scope="module")
 def lecture(tmp_path_factory) -> Path:
-    """Every item run at the tiny preset into one directory (items that share an experiment share its jobs),
-    once for the session: the pytest-xdist workers share it (the first to ask builds it, under a lock). Tests
-    only read it; one that writes works on its own copy."""
+    """Every item run at the tiny preset into one directory (items that share an experiment share its
+    jobs), once for the session: the pytest-xdist workers share it (the first to ask builds it,
+    under a lock). Tests only read it; one that writes works on its own copy."""
     base = tmp_path_factory.getbasetemp()
     shared = (
         base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

@@ -106,8 +106,9 @@ def test_factor_vae_logs_its_discriminator_and_sweeps_gamma(tmp_path):
 
 @pytest.mark.parametrize("permute", ["same", "second"])
 def test_factor_vae_paper_variant_splits_the_batch(permute, tmp_path, monkeypatch):
-    """permute=second: the VAE trains on the first half of the batch and the discriminator's permuted codes
-    come from the second half; permute=same: both use the whole batch, the permutation its own codes."""
+    """permute=second: the VAE trains on the first half of the batch and the discriminator's permuted
+    codes come from the second half; permute=same: both use the whole batch, the permutation its own
+    codes."""
     seen = []
     discriminator_terms = FactorVAELoss.discriminator_terms
 

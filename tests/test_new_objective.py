@@ -1,6 +1,7 @@
-"""A new VAE objective is one class with its schema and one YAML file: the README's own example, written to
-files as it stands there, trains alone and in a stack (its stacked member equal to its single run), is
-scored by disent-eval from its checkpoint, and a module that cannot be imported is one clear error."""
+"""A new VAE objective is one class with its schema and one YAML file: the README's own example,
+written to files as it stands there, trains alone and in a stack (its stacked member equal to its
+single run), is scored by disent-eval from its checkpoint, and a module that cannot be imported is
+one clear error."""
 
 import json
 import os

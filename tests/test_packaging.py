@@ -23,7 +23,8 @@ def test_wheel_ships_conf_and_finds_it(tmp_path):
         names = archive.namelist()
         archive.extractall(site)
     assert "disent/conf/train.yaml" in names and "disent/conf/model/beta_vae.yaml" in names
-    # the stacked launcher is a Hydra plugin: Hydra only looks for plugins in the hydra_plugins package
+    # the stacked launcher is a Hydra plugin: Hydra only looks for plugins in the hydra_plugins
+    # package
     assert "hydra_plugins/disent_stacked_launcher/stacked_launcher.py" in names
     assert not any(
         name == "hydra_plugins/__init__.py" for name in names

@@ -96,8 +96,8 @@ def test_tc_decomposition_matches_the_mws_estimator_by_hand():
 
 @pytest.mark.parametrize("estimator", ["mws", "mss"])
 def test_decomposition_sums_to_the_kl_in_expectation(estimator):
-    """MI + TC + dimension-wise KL = mean(log q(z|x) − log p(z)) on every batch (the estimates of log q(z)
-    cancel), and that single-sample estimate has the analytic KL as its expectation."""
+    """MI + TC + dimension-wise KL = mean(log q(z|x) − log p(z)) on every batch (the estimates of log
+    q(z) cancel), and that single-sample estimate has the analytic KL as its expectation."""
     generator = torch.Generator().manual_seed(0)
     mu = torch.randn(256, 4, generator=generator, dtype=torch.float64) * 0.8
     logvar = torch.randn(256, 4, generator=generator, dtype=torch.float64) * 0.3 - 1.0
@@ -162,7 +162,8 @@ def test_factor_vae_tc_is_the_mean_logit_difference_and_discriminator_learns_the
     assert d_loss.item() == pytest.approx(cross_entropy, rel=1e-10)
     accuracy = 0.5 * ((joint.argmax(1) == 0).mean() + (shuffled.argmax(1) == 1).mean())
     assert d_logs["discriminator_accuracy"].item() == pytest.approx(accuracy)
-    # codes whose two dimensions are equal: the joint lies on the diagonal, the permuted codes do not
+    # codes whose two dimensions are equal: the joint lies on the diagonal, the permuted codes do
+    # not
     optimizer = torch.optim.Adam(regularizer.discriminator.parameters(), lr=1e-2)
     for _ in range(200):
         base = torch.randn(256, 1, dtype=torch.float64)

@@ -29,7 +29,8 @@ MLP = ["model.net=mlp", "model.hidden_dim=32"]
 SMALL = COMMON + MLP
 # all six metrics on a few points: the resumed and the uninterrupted run must agree on them too
 TINY_METRICS = ["metrics=tiny_all", "metrics.representations=[mean,sampled]"]
-# one model per kind of state to restore: the capacity schedule, a second optimizer, InfoGAN's two nets
+# one model per kind of state to restore: the capacity schedule, a second optimizer, InfoGAN's two
+# nets
 RESUMABLE = {
     "annealed_vae": ["model=annealed_vae", *MLP, "model.iteration_threshold=15"],
     "factor_vae": ["model=factor_vae", *MLP, "model.discriminator.hidden_dim=32"],
@@ -65,7 +66,8 @@ def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_en
     )  # stops between two checkpoints
     parts = train(load_config(base + ["trainer.max_steps=20"]), tmp_path / "parts")  # resume=auto
     assert parts["resumed_from_step"] == 13 and parts["steps"] == whole["steps"] == 20
-    # the job's time counts both processes: the first one's up to its final checkpoint, then the second's
+    # the job's time counts both processes: the first one's up to its final checkpoint, then the
+    # second's
     assert (
         0 < parts["job_time_s"] - parts["wall_time_s"] < first["wall_time_s"] == first["job_time_s"]
     )

@@ -1,5 +1,6 @@
-"""Config schemas: every shipped config validates, and each wrong value is refused before training with one
-message naming the key, the value and what is allowed. Composition only: nothing is trained or rendered."""
+"""Config schemas: every shipped config validates, and each wrong value is refused before training with
+one message naming the key, the value and what is allowed. Composition only: nothing is trained or
+rendered."""
 
 import copy
 import dataclasses

@@ -50,11 +50,12 @@ def _member(cfg):
     return dataset, build_model(cfg, dataset.observation_shape, len(dataset))
 
 
-# Vmapped convolutions run in float64: in float32 they call other kernels than a single run does (which ones
-# depends on the CPU: CI's differed from ours), and Adam's first steps (g / |g|) amplify the rounding beyond
-# 1e-4 in the first layer's weights in 12 steps (to ~1e-2 in the GAN game); in float64 a stacked member equals
-# its single run. Called one by one, the members run the single runs' kernels, so float32 matches too.
-# The study's conv nets in both ways of calling the members; the loss families on the quicker MLP nets.
+# Vmapped convolutions run in float64: in float32 they call other kernels than a single run does
+# (which ones depends on the CPU: CI's differed from ours), and Adam's first steps (g / |g|) amplify
+# the rounding beyond 1e-4 in the first layer's weights in 12 steps (to ~1e-2 in the GAN game); in
+# float64 a stacked member equals its single run. Called one by one, the members run the single
+# runs' kernels, so float32 matches too. The study's conv nets in both ways of calling the members;
+# the loss families on the quicker MLP nets.
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "model, net, vectorize, precision, extra",
@@ -93,8 +94,8 @@ def test_a_stack_trains_each_member_as_its_single_run(
         ],
         tmp_path,
         vectorize,
-        # bf16 keeps 3 significant digits: vmap's other kernels move the small terms (a KL of 0.05) in
-        # the third digit, and the weights by ~1e-3
+        # bf16 keeps 3 significant digits: vmap's other kernels move the small terms (a KL of 0.05)
+        # in the third digit, and the weights by ~1e-3
         rel=1e-3 if precision == "bf16-mixed" and vectorize else 1e-4,
     )
 
@@ -147,8 +148,8 @@ def _same_as_single_runs(
         precision=configs[0].trainer.precision,
     ).fit(stacked, datamodule=data)
     members = stacked.unstack()
-    # loose (bf16): Adam's 12 steps of lr 1e-4 move a weight by 1.2e-3 at most, and a gradient rounded
-    # otherwise can flip a step's sign; else as good as float32 allows
+    # loose (bf16): Adam's 12 steps of lr 1e-4 move a weight by 1.2e-3 at most, and a gradient
+    # rounded otherwise can flip a step's sign; else as good as float32 allows
     weight_atol = 3e-3 if rel > 1e-4 else 1e-5
     for k, cfg in enumerate(configs):
         single = train(cfg, tmp_path / str(k))
@@ -247,7 +248,8 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
                 pd.read_csv(job_dir / "metrics.csv") if (job_dir / "metrics.csv").exists() else None
             )
             assert logged is None  # logger=wandb: no CSV
-    # a completed member's checkpoint is what disent-eval reads, and a finished job is not trained again
+    # a completed member's checkpoint is what disent-eval reads, and a finished job is not trained
+    # again
     from disent.checkpoints import load_model
 
     model, cfg = load_model(sweep / "0" / "checkpoints" / "last.ckpt")

@@ -159,15 +159,17 @@ def test_report_writes_the_tables_and_figures(tmp_path):
     )
 
 
-# the tiny metric set (all but DCI, whose trees cost seconds per job even on a few points; test_metrics checks it)
+# the tiny metric set (all but DCI, whose trees cost seconds per job even on a few points;
+# test_metrics checks it)
 TINY_FAST = ["metrics=tiny", "figures=tiny"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["submitit_local", "ray"])
 def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
-    # the dev extra installs submitit (a cluster's launcher, here in local processes); Ray (disent[launchers]) is
-    # large and runs where installed. The joblib launcher runs a whole sweep in test_faults (signalled, then rerun)
+    # the dev extra installs submitit (a cluster's launcher, here in local processes); Ray
+    # (disent[launchers]) is large and runs where installed. The joblib launcher runs a whole sweep
+    # in test_faults (signalled, then rerun)
     pytest.importorskip(f"hydra_plugins.hydra_{launcher.split('_')[0]}_launcher")
     study = tmp_path / "study"
     common = [

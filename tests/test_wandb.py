@@ -14,9 +14,9 @@ DecodeError = pytest.importorskip("google.protobuf.message").DecodeError
 
 
 def _records(raw: bytes, base: int = 7) -> list:
-    """Records of W&B's log format: 32 KiB blocks (counted from the end of the 7-byte file header), each
-    record split into chunks with a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last);
-    a block tail shorter than a header is padding."""
+    """Records of W&B's log format: 32 KiB blocks (counted from the end of the 7-byte file header),
+    each record split into chunks with a 7-byte header (crc32, length, type: 1 full, 2 first, 3
+    middle, 4 last); a block tail shorter than a header is padding."""
     block, pos, parts, records = 32768, 7, [], []
     while pos + 7 <= len(raw):
         left = block - (pos - base) % block
@@ -38,7 +38,8 @@ def _records(raw: bytes, base: int = 7) -> list:
 
 def read_records(path, wait_s: float = 20.0) -> list:
     """The protobuf records of a .wandb file, once W&B has written its final `exit` record (its writer
-    is a separate process that may still be flushing when wandb.finish returns on a loaded machine)."""
+    is a separate process that may still be flushing when wandb.finish returns on a loaded machine).
+    """
     deadline = time.monotonic() + wait_s
     while True:
         raw = path.read_bytes()

@@ -30,7 +30,8 @@ class GroundTruthData:
 
     Subclasses set `factor_names`, `factor_sizes`, `observation_shape` (and `deterministic`) and
     implement `sample_observations_from_factors`; the grid bookkeeping lives here. Grid index i
-    enumerates factor tuples row-major with the LAST factor fastest (the order of the dSprites file).
+    enumerates factor tuples row-major with the LAST factor fastest (the order of the dSprites
+    file).
     """
 
     factor_names: tuple[str, ...] = ()

@@ -38,7 +38,8 @@ class BatchStream(IterableDataset):
 
 
 class GroundTruthDataModule(L.LightningDataModule):
-    """Training batches of uniformly sampled observations; no validation set (metrics sample their own).
+    """Training batches of uniformly sampled observations; no validation set (metrics sample their
+    own).
 
     `batches_served` counts the batches the Trainer's training loop has taken (counted in
     `on_before_batch_transfer`, which the Trainer calls once per training batch). It is saved in

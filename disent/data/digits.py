@@ -32,8 +32,8 @@ MNIST_FILES = DataFile(
 def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     """The uint8 array of an IDX file (gzipped or not), after checking its magic number and length.
 
-    IDX: a big-endian int32 magic (0x00 0x00, type 0x08 = ubyte, number of dimensions), one big-endian
-    int32 per dimension, then the values row-major.
+    IDX: a big-endian int32 magic (0x00 0x00, type 0x08 = ubyte, number of dimensions), one
+    big-endian int32 per dimension, then the values row-major.
     """
     if not os.path.isfile(path):
         raise MNIST_FILES.error(path, "no such file", DataFileNotFoundError)
@@ -116,9 +116,10 @@ def load_mnist(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def resize_matrix(source: int, size: int) -> np.ndarray:
     """(size, source) float32 R such that R @ column resizes a column as PIL's bilinear resize does.
 
-    PIL resizes separably (rows, then columns, each a fixed linear map; anti-aliased when shrinking),
-    so an (h, w) image resizes to R_h @ image @ R_w.T: one batched matmul instead of N PIL calls.
-    R is read off by resizing the identity: column i of R is the resize of the unit vector e_i.
+    PIL resizes separably (rows, then columns, each a fixed linear map; anti-aliased when
+    shrinking), so an (h, w) image resizes to R_h @ image @ R_w.T: one batched matmul instead of N
+    PIL calls. R is read off by resizing the identity: column i of R is the resize of the unit
+    vector e_i.
     """
     identity = Image.fromarray(np.eye(source, dtype=np.float32))  # mode "F"
     return np.asarray(identity.resize((size, source), Image.Resampling.BILINEAR)).T.copy()
@@ -131,9 +132,9 @@ def affine(
     shift_x: np.ndarray,
     shift_y: np.ndarray,
 ) -> np.ndarray:
-    """Each image (N, H, W) turned by `angle` (radians, counter-clockwise as shown), stretched horizontally by
-    `width` (1: unchanged) about its centre, then moved by (`shift_x`, `shift_y`) pixels (right, down): bilinear,
-    zero outside. Each argument is (N,)."""
+    """Each image (N, H, W) turned by `angle` (radians, counter-clockwise as shown), stretched
+    horizontally by `width` (1: unchanged) about its centre, then moved by (`shift_x`, `shift_y`)
+    pixels (right, down): bilinear, zero outside. Each argument is (N,)."""
     n, height, width_px = images.shape
     rows, cols = np.mgrid[0:height, 0:width_px].astype(
         np.float32

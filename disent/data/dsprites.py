@@ -9,8 +9,8 @@ Factors (as in the original file, without its constant colour factor):
     posY        32   linspace(0, 1, 32)
 
 Without a file the images are rendered procedurally (no download); with `path` they are read from
-the original `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`, or from a directory or archive holding it
-(see `disent.data.files`).
+the original `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`, or from a directory or archive
+holding it (see `disent.data.files`).
 """
 
 import functools
@@ -60,8 +60,8 @@ def _unit_square() -> np.ndarray:
 def _unit_heart(num_vertices: int = 128) -> np.ndarray:
     """(V, 2) outline (x, y_up) of the classic parametric heart, width 1, tip down, area centroid at 0.
 
-    x = 16 sin^3 t, y = 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t. The original's heart outline was never
-    published, so this is a stand-in of the same kind (two lobes, a pointed tip).
+    x = 16 sin^3 t, y = 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t. The original's heart outline was
+    never published, so this is a stand-in of the same kind (two lobes, a pointed tip).
     """
     t = np.linspace(0, 2 * np.pi, num_vertices, endpoint=False)
     x = 16 * np.sin(t) ** 3
@@ -115,7 +115,8 @@ def _downsample(inside: np.ndarray) -> np.ndarray:
 @functools.cache  # 0.4 s a time; every data set a process builds (a sweep's jobs, a report's) shares one
 def render_sprites() -> np.ndarray:
     """(3, 6, 40, PATCH, PATCH) float32 {0, 1} masks of every (shape, scale, orientation), centred; read-only."""
-    # sample coordinates relative to the sprite centre, in pixels (the centre pixel spans [-0.5, 0.5])
+    # sample coordinates relative to the sprite centre, in pixels (the centre pixel spans [-0.5,
+    # 0.5])
     t = (np.arange(PATCH * SUPERSAMPLE) + 0.5) / SUPERSAMPLE - PATCH / 2  # (M,)
     sprites = np.zeros((3, len(SCALES), len(ORIENTATIONS), PATCH, PATCH), np.float32)
     for k, outline in ((0, _unit_square()), (2, _unit_heart())):

@@ -58,9 +58,10 @@ class _DSpritesVariant(GroundTruthData):
 class ColorDSprites(_DSpritesVariant):
     """dSprites with the sprite painted in a random colour, on black.
 
-    x = sprite * c, with c ~ Uniform[0.5, 1)^3 drawn once per image (one colour for all of its sprite
-    pixels); the background stays exactly 0. As disentanglement_lib's ColorDSprites (`np.repeat` the
-    sprite to RGB, multiply by `uniform(0.5, 1, [N, 1, 1, 3])`). The colour is noise, not a factor.
+    x = sprite * c, with c ~ Uniform[0.5, 1)^3 drawn once per image (one colour for all of its
+    sprite pixels); the background stays exactly 0. As disentanglement_lib's ColorDSprites
+    (`np.repeat` the sprite to RGB, multiply by `uniform(0.5, 1, [N, 1, 1, 3])`). The colour is
+    noise, not a factor.
     """
 
     def _decorate(self, sprites: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -73,8 +74,8 @@ class ColorDSprites(_DSpritesVariant):
 class NoisyDSprites(_DSpritesVariant):
     """dSprites with a white sprite on a background of uniform noise.
 
-    x = min(sprite + u, 1), u ~ Uniform[0, 1) independently per image, pixel and channel: sprite pixels
-    are exactly 1, background pixels are the noise. As disentanglement_lib's NoisyDSprites
+    x = min(sprite + u, 1), u ~ Uniform[0, 1) independently per image, pixel and channel: sprite
+    pixels are exactly 1, background pixels are the noise. As disentanglement_lib's NoisyDSprites
     (`np.minimum(observations + uniform(0, 1, [N, 64, 64, 3]), 1.)`).
     """
 
@@ -94,7 +95,8 @@ def load_picture(image_path: str | os.PathLike | None = None) -> np.ndarray:
     """(H, W, 3) float32 in [0, 1]: the background picture, shrunk to fit in 350 x 274 as DL does.
 
     None loads scikit-learn's sample photograph. A missing, unreadable or too small picture is a
-    DataFileError naming the path (DataFileNotFoundError, also a FileNotFoundError, when it is missing).
+    DataFileError naming the path (DataFileNotFoundError, also a FileNotFoundError, when it is
+    missing).
     """
     if image_path is None:
         from sklearn.datasets import (
@@ -126,8 +128,8 @@ def load_picture(image_path: str | os.PathLike | None = None) -> np.ndarray:
 class ScreamDSprites(_DSpritesVariant):
     """dSprites embedded in a random patch of a picture, by inverting the patch's colours.
 
-    Per image: b = (p + o) / 2, with p a uniformly random 64x64 crop of the picture (values in [0, 1])
-    and o ~ Uniform[0, 1)^3 one offset per channel; then x = 1 - b on sprite pixels and x = b
+    Per image: b = (p + o) / 2, with p a uniformly random 64x64 crop of the picture (values in [0,
+    1]) and o ~ Uniform[0, 1)^3 one offset per channel; then x = 1 - b on sprite pixels and x = b
     elsewhere. As disentanglement_lib's ScreamDSprites (`(patch + uniform(0, 1, size=3)) / 2.`, then
     `background[mask] = 1 - background[mask]` with `mask = observations == 1`).
 

@@ -75,7 +75,8 @@ def is_archive(path: str | os.PathLike) -> bool:
 
 def resolve_data_path(path: str | os.PathLike, spec: DataFile) -> Path:
     """The file to read for `path`: the file itself, the first of `spec.names` in a directory, or that
-    file extracted from an archive into `<archive>.extracted/` (reused while not older than the archive)."""
+    file extracted from an archive into `<archive>.extracted/` (reused while not older than the
+    archive)."""
     path = Path(path).expanduser()
     names = " or ".join(spec.names)
     if path.is_dir():
@@ -113,8 +114,8 @@ def _stamp_of(target: Path) -> dict | None:
 
 
 def _extraction_dir(target: Path, archive: Path, spec: DataFile) -> bool:
-    """Whether the extraction directory `target` exists; a DataFileError when it is there but is not a real
-    directory of this user's (a symlink could send the extracted file anywhere)."""
+    """Whether the extraction directory `target` exists; a DataFileError when it is there but is not a
+    real directory of this user's (a symlink could send the extracted file anywhere)."""
     try:
         status = target.lstat()
     except FileNotFoundError:
@@ -216,11 +217,12 @@ def safe_extract(
     spec: DataFile = ARCHIVE,
 ) -> list[str]:
     """Extract the first regular file named each of `names` (base name, anywhere in the archive) into
-    `target`, flat; return the names extracted. Refuses (DataFileError) the whole archive if any member
-    would land outside `target` (absolute path, `..`, a link pointing out) or is a device or FIFO.
+    `target`, flat; return the names extracted. Refuses (DataFileError) the whole archive if any
+    member would land outside `target` (absolute path, `..`, a link pointing out) or is a device or
+    FIFO.
 
-    Files are written into a temporary directory beside `target` and then renamed into place, so a crash
-    leaves no half-written file in `target`; existing files of the same names are replaced.
+    Files are written into a temporary directory beside `target` and then renamed into place, so a
+    crash leaves no half-written file in `target`; existing files of the same names are replaced.
     """
     archive, target = Path(archive), Path(target)
     root = os.path.normpath(os.path.abspath(target))

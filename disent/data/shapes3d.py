@@ -47,7 +47,8 @@ SHAPES3D_FILE = DataFile(
 )
 IMAGE_SIZE = 64
 
-# --- the scene (world coordinates: y up, the object stands on the floor y = 0 around the origin) ---
+# --- the scene (world coordinates: y up, the object stands on the floor y = 0 around the origin)
+# ---
 CAMERA_DISTANCE = 3.6  # horizontal distance from the object's axis
 CAMERA_HEIGHT = 2.3
 CAMERA_TARGET = np.array([0.0, 0.8, 0.0])
@@ -62,8 +63,9 @@ WALL_NORMALS = np.array([[1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]) / np.sqrt(
 LIGHT = np.array([2.0, 4.5, 3.0])  # a point light above, in front and to the right of the object
 # shade = ambient + (1 - ambient) * max(0, n . l), l the unit vector towards LIGHT, with n . l taken
 # as 0 in the object's shadow. A point light (rather than a distant one) shades the floor and walls
-# with gentle gradients. The object's ambient is lower than the room's, so none of its faces shades exactly like the
-# floor or a wall (a cube's top would otherwise match the floor when their hues are equal).
+# with gentle gradients. The object's ambient is lower than the room's, so none of its faces shades
+# exactly like the floor or a wall (a cube's top would otherwise match the floor when their hues are
+# equal).
 AMBIENT, OBJECT_AMBIENT = 0.35, 0.2
 SUPERSAMPLE = 3  # 3x3 rays per pixel
 FLOOR, WALL, OBJECT = 0, 1, 2  # surfaces, in the order of the hue factors
@@ -72,8 +74,9 @@ EPS = 1e-4  # hits nearer than this to a ray's origin are the surface it starts 
 CACHE_VERSION = 1  # part of the cache file's name: bump when the renderer's code changes
 
 
-# --- ray casting: every function takes origins o (..., 3) and unit directions d (..., 3) and returns
-# the distance t (...,) to the first hit in front of o (inf for none) and the unit normal (..., 3) ---
+# --- ray casting: every function takes origins o (..., 3) and unit directions d (..., 3) and
+# returns the distance t (...,) to the first hit in front of o (inf for none) and the unit normal
+# (..., 3) ---
 
 
 def _sphere(
@@ -430,7 +433,8 @@ class Shapes3D(GroundTruthData):
                     f"the procedural renderer draws the full grid {FACTOR_SIZES}; "
                     f"a smaller grid needs a file (`path`)"
                 )
-            # (480, 3, 4096): geometry (scale, shape, orientation) row-major, then surface, then pixel
+            # (480, 3, 4096): geometry (scale, shape, orientation) row-major, then surface, then
+            # pixel
             self._geometry = load_geometry(cache_dir).reshape(
                 len(SCALES) * len(SHAPES) * len(ORIENTATIONS), 3, -1
             )
@@ -534,6 +538,7 @@ class Shapes3D(GroundTruthData):
         images = np.empty((len(factors), 3, IMAGE_SIZE * IMAGE_SIZE), np.float32)
         for start in range(0, len(factors), CHUNK):  # chunks keep the gathered weights in cache
             part = slice(start, start + CHUNK)
-            # (n, rgb, surface) @ (n, surface, 64 * 64): each pixel mixes the three surfaces' colours
+            # (n, rgb, surface) @ (n, surface, 64 * 64): each pixel mixes the three surfaces'
+            # colours
             np.matmul(colours[part], self._geometry[geometry[part]], out=images[part])
         return np.minimum(images, 1.0, out=images).reshape(len(factors), 3, IMAGE_SIZE, IMAGE_SIZE)

@@ -1,16 +1,18 @@
-"""The lecture's figures and tables, reproduced: one item per figure or table of `shared/seeds` (the lecture on
-disentangled representations), each a set of ordinary `disent-train -m` sweeps plus the analysis that turns
-their jobs into the item's figure and numbers, written into one section of `docs/lecture/README.md`.
+"""The lecture's figures and tables, reproduced: one item per figure or table of `shared/seeds` (the
+lecture on disentangled representations), each a set of ordinary `disent-train -m` sweeps plus the
+analysis that turns their jobs into the item's figure and numbers, written into one section of
+`docs/lecture/README.md`.
 
     disent-lecture list
     disent-lecture run beta_traversals --preset cpu        # train (resuming what is there), then report
     disent-lecture report beta_traversals --preset cpu     # the analysis only, from the jobs on disk
 
-An item is `conf/lecture/<item>.yaml` (its sweeps: experiments of conf/experiment/lecture/, with overrides per
-preset, or the name of the item whose overrides it shares; its analysis sizes) and `disent/lecture/<item>.py`
-(its `analyze(runs, out) -> Section`: the section's markdown and headline, figures written into `out`). Items
-that name the same experiment share its jobs: `<out>/<experiment>/<preset>/<job>`, and their records beside the
-page, `docs/lecture/jobs/<experiment>/<preset>/<job>` (disent/lecture/runs.py).
+An item is `conf/lecture/<item>.yaml` (its sweeps: experiments of conf/experiment/lecture/, with
+overrides per preset, or the name of the item whose overrides it shares; its analysis sizes) and
+`disent/lecture/<item>.py` (its `analyze(runs, out) -> Section`: the section's markdown and
+headline, figures written into `out`). Items that name the same experiment share its jobs:
+`<out>/<experiment>/<preset>/<job>`, and their records beside the page,
+`docs/lecture/jobs/<experiment>/<preset>/<job>` (disent/lecture/runs.py).
 """
 
 import copy
@@ -68,8 +70,8 @@ def _read_presets() -> dict:
 
 
 def analysis(name: str):
-    """The module `disent.lecture.<name>`, whose `analyze(runs, out)` writes the item's figures into `out`
-    and returns its section's markdown."""
+    """The module `disent.lecture.<name>`, whose `analyze(runs, out)` writes the item's figures into
+    `out` and returns its section's markdown."""
     return import_module(f"disent.lecture.{name}")
 
 

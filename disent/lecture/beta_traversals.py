@@ -1,6 +1,6 @@
-"""Item 2: traversals ordered by KL, reconstructions and posX/posY heatmaps of β = 1 against a high β, and the
-numbers behind them: per factor, the latent with the highest normalised mutual information and its gap to the
-next one (the MI matrix), and MIG, for every seed.
+"""Item 2: traversals ordered by KL, reconstructions and posX/posY heatmaps of β = 1 against a high β,
+and the numbers behind them: per factor, the latent with the highest normalised mutual information
+and its gap to the next one (the MI matrix), and MIG, for every seed.
 
 The claim: a higher β gives a higher MIG than β = 1, seed for seed.
 """

@@ -1,7 +1,7 @@
-"""Item 3: controlled capacity (Burgess et al. 2018). An AnnealedVAE's per-latent KL over training, each latent
-coloured by the factor it carries most at the end; per factor, the step at which its latent first carries
-0.5 nat, in order (the claim: positions first, then scale, then shape and orientation); and the KL-ordered
-traversals of the AnnealedVAE on Color-dSprites."""
+"""Item 3: controlled capacity (Burgess et al. 2018). An AnnealedVAE's per-latent KL over training,
+each latent coloured by the factor it carries most at the end; per factor, the step at which its
+latent first carries 0.5 nat, in order (the claim: positions first, then scale, then shape and
+orientation); and the KL-ordered traversals of the AnnealedVAE on Color-dSprites."""
 
 from pathlib import Path
 
@@ -21,8 +21,8 @@ PAPER_ORDER = [
 
 
 def kl_history(job: Job) -> tuple[np.ndarray, np.ndarray]:
-    """(steps (T,), per-latent KL at those steps (T, Z)) as the run recorded them for its capacity figure (kept in
-    the job's measures)."""
+    """(steps (T,), per-latent KL at those steps (T, Z)) as the run recorded them for its capacity
+    figure (kept in the job's measures)."""
     kept = job.measure("kl_history", lambda: _kl_history(job))
     return np.asarray(kept["steps"]), np.asarray(kept["kl"])
 

@@ -73,9 +73,9 @@ def _values(text: str) -> list[str]:
 
 
 def plan(experiment: str, overrides: list[str]) -> Plan:
-    """An experiment's sweep: its file's `hydra.sweeper.params`, with the command line's `key=a,b,...` or
-    `key=range(a,b)` values in place of a key's grid (as Hydra's basic sweeper does), and the other overrides
-    applied to learn the training length."""
+    """An experiment's sweep: its file's `hydra.sweeper.params`, with the command line's `key=a,b,...`
+    or `key=range(a,b)` values in place of a key's grid (as Hydra's basic sweeper does), and the
+    other overrides applied to learn the training length."""
     return _plan(experiment, tuple(overrides))
 
 
@@ -123,8 +123,9 @@ def run(name: str, preset: str, out: Path, extra: list[str], dry_run: bool = Fal
 
 
 def run_sweep(arguments: list[str]) -> int:
-    """`disent-train <arguments>` in this process (one import of torch and Lightning for all of an item's sweeps);
-    its exit code. A signal stops the whole item, with the code disent-train gives it (128 + the signal)."""
+    """`disent-train <arguments>` in this process (one import of torch and Lightning for all of an
+    item's sweeps); its exit code. A signal stops the whole item, with the code disent-train gives
+    it (128 + the signal)."""
     from hydra.core.global_hydra import GlobalHydra
 
     import disent.train
@@ -159,8 +160,8 @@ def _commit(results: dict) -> str:
 
 
 def job_seconds(results: dict) -> float:
-    """A job's time over all its processes (`job_time_s`); jobs written before disent recorded it have only their
-    last process's `wall_time_s`."""
+    """A job's time over all its processes (`job_time_s`); jobs written before disent recorded it have
+    only their last process's `wall_time_s`."""
     return float(results.get("job_time_s") or results.get("wall_time_s") or 0.0)
 
 
@@ -268,8 +269,9 @@ def summary(name: str, preset: str, status: list[dict], section: Section) -> dic
 
 
 def index_table(docs: Path, preset: str) -> str:
-    """The items in the lecture's order, each with its command, training length, seeds, job time and headline
-    beside the paper's (from docs/<item>/summary.json; an item never reported has its plan under `preset`)."""
+    """The items in the lecture's order, each with its command, training length, seeds, job time and
+    headline beside the paper's (from docs/<item>/summary.json; an item never reported has its plan
+    under `preset`)."""
     rows = []
     for name in item_names():
         spec = item_spec(name)
@@ -330,8 +332,9 @@ def index_table(docs: Path, preset: str) -> str:
 
 
 def report(name: str, preset: str, out: Path, docs: Path, readme: Path | None = None) -> Path:
-    """Write an item's figures and summary into docs/<item>/, its section and the index into docs/README.md, and
-    the index into `readme` (between its lecture markers, where it has them); returns the page."""
+    """Write an item's figures and summary into docs/<item>/, its section and the index into
+    docs/README.md, and the index into `readme` (between its lecture markers, where it has them);
+    returns the page."""
     spec = item_spec(name)
     commands = sweep_commands(name, preset, out, [])
     settings = {

@@ -1,6 +1,7 @@
-"""Item 5: DIP-VAE-I and -II (Kumar et al. 2018): how the covariance penalties respond to λ_od (the off-diagonal
-terms Σ_{i≠j} C_ij² and the diagonal terms Σ_i (C_ii − 1)² of the regularised covariance, at the end of training),
-with reconstruction and MIG, and the traversals of each type at its largest λ_od."""
+"""Item 5: DIP-VAE-I and -II (Kumar et al. 2018): how the covariance penalties respond to λ_od (the
+off-diagonal terms Σ_{i≠j} C_ij² and the diagonal terms Σ_i (C_ii − 1)² of the regularised
+covariance, at the end of training), with reconstruction and MIG, and the traversals of each type at
+its largest λ_od."""
 
 from pathlib import Path
 

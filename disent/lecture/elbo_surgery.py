@@ -2,7 +2,8 @@
 VAE, averaged over the data, splits into the index-code mutual information I(x; z), the total correlation
 KL(q(z) || Π q(z_j)) and the dimension-wise KL Σ KL(q(z_j) || p(z_j)). For β-VAEs across β, each term is
 estimated with minibatch-stratified sampling over large batches, beside the reconstruction error. The claim:
-raising β lowers the mutual information too (not only the total correlation), which hurts reconstruction."""
+raising β lowers the mutual information too (not only the total correlation), which hurts reconstruction.
+"""
 
 from pathlib import Path
 
@@ -18,8 +19,8 @@ EXPERIMENTS = ["beta_traversals", "elbo_betas"]
 
 
 def decomposition(job: Job, batch: int, batches: int) -> dict[str, float]:
-    """The three terms (nats), each the mean of `batches` estimates on batches of `batch` images (kept in the job's
-    measures)."""
+    """The three terms (nats), each the mean of `batches` estimates on batches of `batch` images (kept
+    in the job's measures)."""
     key = f"tc_decomposition(batch={batch},batches={batches})"
     return job.measure(key, lambda: _decomposition(job, batch, batches))
 

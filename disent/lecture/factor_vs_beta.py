@@ -1,6 +1,6 @@
-"""Item 6: FactorVAE (γ = 10) against β-VAE (β = 8) on dSprites (Kim & Mnih 2018, the lecture's FactorVAE slide):
-reconstruction error beside disentanglement. The claim: FactorVAE keeps better reconstructions at a similar
-disentanglement."""
+"""Item 6: FactorVAE (γ = 10) against β-VAE (β = 8) on dSprites (Kim & Mnih 2018, the lecture's
+FactorVAE slide): reconstruction error beside disentanglement. The claim: FactorVAE keeps better
+reconstructions at a similar disentanglement."""
 
 from pathlib import Path
 

@@ -1,7 +1,8 @@
-"""Item 7: InfoGAN on digits (Chen et al. 2016, "Latent codes on MNIST"): how well the 10-way categorical code,
-read off Q for every real image, predicts the digit after the best one-to-one matching of code values to digits,
-for InfoGAN (λ = 1) against a regular GAN (λ = 0, whose Q learns nothing about the codes); and the traversals of
-every code (the paper finds rotation and width among the continuous ones)."""
+"""Item 7: InfoGAN on digits (Chen et al. 2016, "Latent codes on MNIST"): how well the 10-way
+categorical code, read off Q for every real image, predicts the digit after the best one-to-one
+matching of code values to digits, for InfoGAN (λ = 1) against a regular GAN (λ = 0, whose Q learns
+nothing about the codes); and the traversals of every code (the paper finds rotation and width among
+the continuous ones)."""
 
 from pathlib import Path
 
@@ -22,8 +23,8 @@ PAPER_ACCURACY = (
 def matched_accuracy(
     predicted: np.ndarray, labels: np.ndarray, num_codes: int, num_labels: int
 ) -> float:
-    """The accuracy of code values `predicted` at `labels` under the one-to-one matching of code values to labels
-    that gets the most right (the Hungarian algorithm on the confusion matrix)."""
+    """The accuracy of code values `predicted` at `labels` under the one-to-one matching of code values
+    to labels that gets the most right (the Hungarian algorithm on the confusion matrix)."""
     confusion = np.zeros((num_codes, num_labels), dtype=np.int64)
     np.add.at(confusion, (predicted, labels), 1)
     rows, cols = linear_sum_assignment(-confusion)
@@ -31,8 +32,8 @@ def matched_accuracy(
 
 
 def code_accuracy(job: Job) -> float:
-    """How well the job's InfoGAN's first categorical code, read off Q for every image, predicts the digit (kept
-    in the job's measures)."""
+    """How well the job's InfoGAN's first categorical code, read off Q for every image, predicts the
+    digit (kept in the job's measures)."""
     return job.measure("code_accuracy", lambda: _code_accuracy(job))
 
 

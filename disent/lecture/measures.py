@@ -1,5 +1,5 @@
-"""What the items measure on a trained model, beyond the metrics its run scored: the factor-latent mutual
-information matrix, each latent's KL, the capacity history."""
+"""What the items measure on a trained model, beyond the metrics its run scored: the factor-latent
+mutual information matrix, each latent's KL, the capacity history."""
 
 import numpy as np
 
@@ -15,9 +15,9 @@ from disent.models import encoder_of
 
 
 def mi_matrix(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(I(z_j; v_k) / H(v_k) of the mean codes (Z, K) on `num_points` points, the mean KL of each latent (Z,), the
-    factor names), kept in the job's measures. With MIG's settings (10,000 points, 20 bins, the run's metric seed)
-    the per-factor gaps of the matrix average to the run's MIG."""
+    """(I(z_j; v_k) / H(v_k) of the mean codes (Z, K) on `num_points` points, the mean KL of each
+    latent (Z,), the factor names), kept in the job's measures. With MIG's settings (10,000 points,
+    20 bins, the run's metric seed) the per-factor gaps of the matrix average to the run's MIG."""
     kept = job.measure(f"mi_matrix(points={num_points})", lambda: _mi_matrix(job, num_points))
     return np.asarray(kept["mi"]), np.asarray(kept["kl"]), kept["factor_names"]
 

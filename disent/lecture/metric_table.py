@@ -1,7 +1,8 @@
-"""Item 1: the β-VAE paper's table of its disentanglement metric (Higgins et al. 2017, table 1; the lecture's slide
-"Disentanglement metric score"): the BetaVAE score on dSprites of the ground truth, raw pixels, PCA and ICA with
-10 components, an untrained VAE, a trained VAE (β = 1), a trained β-VAE and disent's InfoGAN, over 3 seeds,
-beside the paper's column. disent scores with disentanglement_lib's version of the metric (see PROTOCOL)."""
+"""Item 1: the β-VAE paper's table of its disentanglement metric (Higgins et al. 2017, table 1; the
+lecture's slide "Disentanglement metric score"): the BetaVAE score on dSprites of the ground truth,
+raw pixels, PCA and ICA with 10 components, an untrained VAE, a trained VAE (β = 1), a trained β-VAE
+and disent's InfoGAN, over 3 seeds, beside the paper's column. disent scores with
+disentanglement_lib's version of the metric (see PROTOCOL)."""
 
 from pathlib import Path
 

@@ -1,5 +1,5 @@
-"""docs/lecture/README.md: one section per item between markers, so that regenerating an item rewrites its own
-section only; and the small formatting helpers the items share."""
+"""docs/lecture/README.md: one section per item between markers, so that regenerating an item rewrites
+its own section only; and the small formatting helpers the items share."""
 
 import re
 from collections.abc import Sequence
@@ -21,8 +21,9 @@ on disk; `disent-lecture run <item>` trains what is missing first. Nothing here 
 
 @dataclass
 class Section:
-    """What an item's analysis returns: its section's markdown, and its headline (one measured figure beside the
-    paper's, and whether the lecture's claim holds) for the index tables of the page and of the README."""
+    """What an item's analysis returns: its section's markdown, and its headline (one measured figure
+    beside the paper's, and whether the lecture's claim holds) for the index tables of the page and
+    of the README."""
 
     text: str
     measured: str = "not run yet"
@@ -54,8 +55,8 @@ def update_section(page: Path, item: str, order: Sequence[str], text: str) -> Pa
 
 
 def replace_marked(path: Path, key: str, text: str) -> bool:
-    """Put `text` between `path`'s `<!-- lecture:<key>:begin -->` and `end` markers; False (and nothing written)
-    where the file or its markers are missing."""
+    """Put `text` between `path`'s `<!-- lecture:<key>:begin -->` and `end` markers; False (and nothing
+    written) where the file or its markers are missing."""
     begin, end = _markers(key)
     old = path.read_text() if path.is_file() else ""
     found = re.search(re.escape(begin) + r"\n.*?" + re.escape(end), old, flags=re.S)
@@ -68,8 +69,9 @@ def replace_marked(path: Path, key: str, text: str) -> bool:
 
 
 def save_picture(picture: np.ndarray, path: Path, max_width: int = 480, colors: int = 32) -> str:
-    """A uint8 RGB figure as a small PNG for the docs (shrunk to `max_width`, a `colors`-colour palette: the
-    page's figures stay a few hundred kB in all); returns its file name, for the markdown."""
+    """A uint8 RGB figure as a small PNG for the docs (shrunk to `max_width`, a `colors`-colour
+    palette: the page's figures stay a few hundred kB in all); returns its file name, for the
+    markdown."""
     from PIL import Image
 
     image = Image.fromarray(picture)
@@ -85,8 +87,9 @@ def save_picture(picture: np.ndarray, path: Path, max_width: int = 480, colors: 
 def job_picture(
     job, figures: Sequence[str], path: Path, max_width: int = 480, colors: int = 32
 ) -> str:
-    """A job's end-of-run figures (figures/<name>.png, stacked top to bottom) as the docs' PNG `path` (see
-    save_picture); a job known here only by its record keeps the PNG its directory made when it was reported."""
+    """A job's end-of-run figures (figures/<name>.png, stacked top to bottom) as the docs' PNG `path`
+    (see save_picture); a job known here only by its record keeps the PNG its directory made when it
+    was reported."""
     from disent.viz import stack_vertically
 
     pictures = [job.figure(name) for name in figures]

@@ -1,11 +1,13 @@
-"""The jobs of a lecture item's sweeps, as its analysis reads them: results.json, the checkpoint, the figures.
+"""The jobs of a lecture item's sweeps, as its analysis reads them: results.json, the checkpoint, the
+figures.
 
-A job lives in two places. Its directory (`<out>/<experiment>/<preset>/<job>`) holds everything, checkpoints and
-figures included, but stays on the machine that trained it. Its *record* (`<records>/<experiment>/<preset>/<job>`,
-committed beside the page: docs/lecture/jobs/) keeps what the analyses read from a completed job in a few kB:
-results.json, the run's config and `measures.json`, the measurements the analyses took on its trained model (an
-MI matrix, a capacity history, ...). A report reads the job directories there are, then the records of the jobs
-that are not on this machine, so that an item's seeds add up across machines and sessions, and a fresh clone
+A job lives in two places. Its directory (`<out>/<experiment>/<preset>/<job>`) holds everything,
+checkpoints and figures included, but stays on the machine that trained it. Its *record*
+(`<records>/<experiment>/<preset>/<job>`, committed beside the page: docs/lecture/jobs/) keeps what
+the analyses read from a completed job in a few kB: results.json, the run's config and
+`measures.json`, the measurements the analyses took on its trained model (an MI matrix, a capacity
+history, ...). A report reads the job directories there are, then the records of the jobs that are
+not on this machine, so that an item's seeds add up across machines and sessions, and a fresh clone
 rewrites the page from the records alone.
 """
 
@@ -30,8 +32,8 @@ RECORD_FILES = {
 
 
 class JobGone(LookupError):
-    """An analysis needs what only a job's directory holds (its checkpoint, a figure, a measurement its record
-    lacks), and only the record is on this machine."""
+    """An analysis needs what only a job's directory holds (its checkpoint, a figure, a measurement its
+    record lacks), and only the record is on this machine."""
 
 
 @dataclass
@@ -96,9 +98,9 @@ class Job:
             return np.asarray(image.convert("RGB"))
 
     def measure(self, key: str, compute: Callable[[], object], refresh: bool = False):
-        """The measurement `key` of this job (JSON values): from measures.json when it was taken on these very
-        results, else `compute()`d now and kept there (also when `refresh`, where the job directory is here).
-        Keys name their settings ("mi_matrix(points=10000)")."""
+        """The measurement `key` of this job (JSON values): from measures.json when it was taken on
+        these very results, else `compute()`d now and kept there (also when `refresh`, where the job
+        directory is here). Keys name their settings ("mi_matrix(points=10000)")."""
         stamp = hashlib.sha256((self.dir / "results.json").read_bytes()).hexdigest()
         path = self.dir / "measures.json"
         cache = {"results_sha256": stamp, "values": {}}
@@ -140,8 +142,8 @@ class Runs:
     )  # experiment -> its planned length: records of others are stale
 
     def setting(self, name: str):
-        """One of the item's analysis settings (conf/lecture/<item>.yaml: `analysis`, and `analysis_tiny` under the
-        tiny preset); a clear error when the item's file lacks it."""
+        """One of the item's analysis settings (conf/lecture/<item>.yaml: `analysis`, and
+        `analysis_tiny` under the tiny preset); a clear error when the item's file lacks it."""
         if name not in self.settings:
             raise KeyError(
                 f"the item's conf/lecture file has no analysis setting {name!r} "
@@ -150,8 +152,9 @@ class Runs:
         return self.settings[name]
 
     def jobs(self, experiment: str, completed: bool = True) -> list[Job]:
-        """The experiment's jobs, sorted by name: its job directories here, then the records of completed jobs that
-        are not here (of the planned length); only the completed ones unless `completed=False`."""
+        """The experiment's jobs, sorted by name: its job directories here, then the records of
+        completed jobs that are not here (of the planned length); only the completed ones unless
+        `completed=False`."""
         found = {
             job.name: job
             for job in _read_jobs(sweep_dir(self.out, experiment, self.preset), trained=True)
@@ -179,8 +182,8 @@ class Runs:
         return [job for experiment in self.experiments for job in self.jobs(experiment, completed)]
 
     def keep_records(self) -> list[Path]:
-        """Copy each completed job directory's record (results.json, its config, measures.json) into `records`;
-        the records written."""
+        """Copy each completed job directory's record (results.json, its config, measures.json) into
+        `records`; the records written."""
         if self.records is None:
             return []
         written = []

@@ -1,6 +1,7 @@
-"""Item 10: Locatello et al.'s two findings on a Noisy-dSprites study of disent's six VAEs: (1) the strength and the
-seed explain more of each metric's spread than the model; (2) the six metrics agree only partly, set beside the
-seed's rank-correlation table, with the Spearman correlation between the two tables' 15 pairs."""
+"""Item 10: Locatello et al.'s two findings on a Noisy-dSprites study of disent's six VAEs: (1) the
+strength and the seed explain more of each metric's spread than the model; (2) the six metrics agree
+only partly, set beside the seed's rank-correlation table, with the Spearman correlation between the
+two tables' 15 pairs."""
 
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from disent.study import (
 from disent.viz.figures import figure_to_array  # noqa: E402
 
 DATASET = "noisy_dsprites"
-# the lecture's table (Locatello et al. 2019, Noisy-dSprites): Spearman x100 between the metrics (A)..(F)
+# the lecture's table (Locatello et al. 2019, Noisy-dSprites): Spearman x100 between the metrics
+# (A)..(F)
 PAPER = pd.DataFrame(
     [
         [100, 80, 44, 41, 46, 37],

@@ -1,4 +1,5 @@
-"""Item 8: the theorem of "Challenging Disentanglement Assumptions" (Locatello et al. 2019), built as in its proof.
+"""Item 8: the theorem of "Challenging Disentanglement Assumptions" (Locatello et al. 2019), built as
+in its proof.
 
 For z with a factorised density, f = g⁻¹ ∘ h⁻¹ ∘ A ∘ h ∘ g, where g maps each dimension through its CDF to
 U(0, 1), h is Φ⁻¹ per dimension (to N(0, 1)), and A is an orthogonal matrix with no zero entry. A rotates an
@@ -83,8 +84,8 @@ def empirical_marginals(reference: np.ndarray) -> tuple[Callable, Callable]:
 def ks_statistics(
     before: np.ndarray, after: np.ndarray, points: int, rng: np.random.Generator
 ) -> list[tuple[float, float]]:
-    """Per dimension, the two-sample KS (statistic, p-value) between `points` rows of `before` and other rows of
-    `after`."""
+    """Per dimension, the two-sample KS (statistic, p-value) between `points` rows of `before` and
+    other rows of `after`."""
     rows = rng.choice(len(before), size=(2, min(points, len(before) // 2)), replace=False)
     return [tuple(ks_2samp(before[rows[0], i], after[rows[1], i])) for i in range(before.shape[1])]
 
@@ -127,8 +128,9 @@ def analyze(runs: Runs, out: Path) -> Section:
 def measure(
     job: Job, figure_path: Path, metrics: str, ks_points: int, reference_points: int
 ) -> dict:
-    """Build f on the ground truth and on the job's codes, draw the figure into `figure_path`, and return what the
-    section shows (JSON values: the metrics before and after f, the KS tests, the codes' dependence)."""
+    """Build f on the ground truth and on the job's codes, draw the figure into `figure_path`, and
+    return what the section shows (JSON values: the metrics before and after f, the KS tests, the
+    codes' dependence)."""
     model, cfg = job.load()
     data = build_dataset(cfg.dataset)
     suite_config = load_config([f"metrics={metrics}"]).metrics

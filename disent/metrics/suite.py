@@ -1,9 +1,10 @@
 """The metric suite runner: a configured set of metrics (`conf/metrics/`) scored on a representation.
 
-A representation is a function of observations: `score` runs every metric of a suite on one, and `evaluate` /
-`evaluate_many` score Gaussian encoders (observations -> (mu, logvar) NumPy arrays: any model, trained by disent
-or elsewhere) through their mean ("mean", what the study reports) or a sample z ~ q(z|x) ("sampled");
-disentanglement_lib evaluates both. NumPy and scikit-learn only: nothing here imports torch or a model.
+A representation is a function of observations: `score` runs every metric of a suite on one, and
+`evaluate` / `evaluate_many` score Gaussian encoders (observations -> (mu, logvar) NumPy arrays: any
+model, trained by disent or elsewhere) through their mean ("mean", what the study reports) or a
+sample z ~ q(z|x) ("sampled"); disentanglement_lib evaluates both. NumPy and scikit-learn only:
+nothing here imports torch or a model.
 
 Speed: for a data set whose observation is a function of its factors (`data.deterministic`), the
 score metrics alone would encode millions of images. When the factor grid is smaller than the
@@ -89,11 +90,12 @@ def score(
     seed: int,
     dci_n_jobs: int | None = None,
 ) -> dict[str, float]:
-    """Every metric of `suite` (name -> settings) for one `represent` function; flat {"dci.completeness": ...}.
+    """Every metric of `suite` (name -> settings) for one `represent` function; flat
+    {"dci.completeness": ...}.
 
-    Each metric starts from a fresh `np.random.default_rng(seed)`, as disentanglement_lib gives
-    each metric its own `RandomState(seed)`: every metric's train set is the first `num_train` points
-    of one stream and its test set the points after them, so they are drawn once and shared.
+    Each metric starts from a fresh `np.random.default_rng(seed)`, as disentanglement_lib gives each
+    metric its own `RandomState(seed)`: every metric's train set is the first `num_train` points of
+    one stream and its test set the points after them, so they are drawn once and shared.
     """
     check_suite(suite)
     trains: dict[
@@ -190,9 +192,10 @@ def encode_grids(
 
 class _SharedDraws:
     """A deterministic data set seen through row ids of tables of codes, one table per model, that fill
-    up as the metrics draw: a batch of factors drawn for the first time is rendered once and encoded by
-    every model; the same factors drawn again (by the next representation, or the next model's metrics,
-    which draw from the same seed) find their rows. For several models scored on the same metric set."""
+    up as the metrics draw: a batch of factors drawn for the first time is rendered once and encoded
+    by every model; the same factors drawn again (by the next representation, or the next model's
+    metrics, which draw from the same seed) find their rows. For several models scored on the same
+    metric set."""
 
     def __init__(self, data, encoders: list[Encode]):
         self.data, self.encoders = data, encoders
@@ -256,7 +259,8 @@ def check_metrics_config(metrics_cfg: Mapping) -> None:
 def evaluate(data, encode: Encode, metrics_cfg: Mapping) -> dict[str, dict[str, float]]:
     """Score a Gaussian encoder on `data` with the metric set `metrics_cfg` (a `conf/metrics/` file).
 
-    Returns {representation: {metric: value}}, e.g. {"mean": {"mig": 0.21, "dci.disentanglement": ...}}.
+    Returns {representation: {metric: value}}, e.g. {"mean": {"mig": 0.21, "dci.disentanglement":
+    ...}}.
     """
     return evaluate_many(data, [encode], metrics_cfg)[0]
 
@@ -264,10 +268,11 @@ def evaluate(data, encode: Encode, metrics_cfg: Mapping) -> dict[str, dict[str, 
 def evaluate_many(
     data, encoders: list[Encode], metrics_cfg: Mapping
 ) -> list[dict[str, dict[str, float]]]:
-    """`evaluate` for several encoders on one data set and metric set (a stack's members): the values of one
-    `evaluate` call each, but on a deterministic data set every image the metrics draw is rendered once
-    and encoded by every model, through the encoded factor grid (module docstring) or, with more than one
-    model and at most `cache_grid_max_size` drawn images, through tables of the drawn batches' codes."""
+    """`evaluate` for several encoders on one data set and metric set (a stack's members): the values
+    of one `evaluate` call each, but on a deterministic data set every image the metrics draw is
+    rendered once and encoded by every model, through the encoded factor grid (module docstring) or,
+    with more than one model and at most `cache_grid_max_size` drawn images, through tables of the
+    drawn batches' codes."""
     cfg = _plain(metrics_cfg)
     check_metrics_config(cfg)
     suite = cfg["suite"] or {}
@@ -342,8 +347,8 @@ def flatten(results: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def _plain(value):
-    """A metric set as plain dicts and lists: an OmegaConf DictConfig read item by item (which resolves its
-    interpolations), without importing OmegaConf: the suite needs none."""
+    """A metric set as plain dicts and lists: an OmegaConf DictConfig read item by item (which resolves
+    its interpolations), without importing OmegaConf: the suite needs none."""
     if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):

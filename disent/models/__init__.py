@@ -18,8 +18,8 @@ def model_names() -> list[str]:
 
 
 def import_user_modules(modules: list[str] | None) -> None:
-    """Import the config's `imports` (modules where objectives of one's own register themselves) before the
-    config is checked; a module that cannot be imported is one ValueError naming it."""
+    """Import the config's `imports` (modules where objectives of one's own register themselves) before
+    the config is checked; a module that cannot be imported is one ValueError naming it."""
     for module in modules or []:
         try:
             importlib.import_module(module)
@@ -62,7 +62,8 @@ def build_model(
     model.observation_shape = tuple(
         observation_shape
     )  # what it encodes: disent-eval checks other data against it
-    # saved in its checkpoints, so that load_model rebuilds it without building (or finding) its data set
+    # saved in its checkpoints, so that load_model rebuilds it without building (or finding) its
+    # data set
     model.hparams["data"] = {
         "observation_shape": list(observation_shape),
         "size": int(dataset_size),

@@ -10,19 +10,21 @@ import torch
 
 
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """The generator of a run's random draws at `step` (sampled z, InfoGAN's codes, FactorVAE's permutation):
-    seeded by (run seed, step), as the data stream's batches are, so a run resumed from a checkpoint draws
-    exactly what the uninterrupted run drew, and a stack's member what its single run draws."""
+    """The generator of a run's random draws at `step` (sampled z, InfoGAN's codes, FactorVAE's
+    permutation): seeded by (run seed, step), as the data stream's batches are, so a run resumed
+    from a checkpoint draws exactly what the uninterrupted run drew, and a stack's member what its
+    single run draws."""
     seed_of_step = int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
     return torch.Generator(device=device).manual_seed(seed_of_step)
 
 
 class MemberCalls:
-    """One training step's calls of its models' pure step methods, one model after another: the one model of
-    a single run, or the members of a loop stack (a vmap stack calls them at once: disent.models.stacked).
+    """One training step's calls of its models' pure step methods, one model after another: the one
+    model of a single run, or the members of a loop stack (a vmap stack calls them at once:
+    disent.models.stacked).
 
-    A step method is `method(x, draws, *per_member, step) -> {name: tensor}`; each model's draws are made once
-    per step, by its `draws(x, generator)`, from step_generator(its seed, step)."""
+    A step method is `method(x, draws, *per_member, step) -> {name: tensor}`; each model's draws are
+    made once per step, by its `draws(x, generator)`, from step_generator(its seed, step)."""
 
     def __init__(self, models: list["DisentModel"], batches: list[torch.Tensor], step: int):
         self.models = models
@@ -47,18 +49,21 @@ class MemberCalls:
 class DisentModel(L.LightningModule):
     """A LightningModule that stops on non-finite losses and remembers recent ones for results.json.
 
-    Its training step is its family's `train_step(host, calls)`, written once for a single run (host: the
-    model, calls: MemberCalls of the model alone) and for a stack (host: the stack, calls: its members')."""
+    Its training step is its family's `train_step(host, calls)`, written once for a single run
+    (host: the model, calls: MemberCalls of the model alone) and for a stack (host: the stack,
+    calls: its members')."""
 
     def __init__(self, final_loss_window: int, config: dict | None = None):
         super().__init__()
-        # the resolved run config travels inside the checkpoint, so a checkpoint alone can be rebuilt
+        # the resolved run config travels inside the checkpoint, so a checkpoint alone can be
+        # rebuilt
         self.save_hyperparameters({"config": config or {}})
         self.noise_seed = int((config or {}).get("seed", 0))
         self.recent_losses: deque[dict[str, float]] = deque(maxlen=final_loss_window)
         self.loss_trace: list[float] = []  # total loss per step, for tests and quick plots
 
-    # --- what a family defines ----------------------------------------------------------------------
+    # --- what a family defines
+    # ----------------------------------------------------------------------
     @staticmethod
     def train_step(host: L.LightningModule, calls: MemberCalls) -> torch.Tensor | None:
         """One training step of every model `calls` runs: their losses, the optimizer steps (manual
@@ -81,7 +86,8 @@ class DisentModel(L.LightningModule):
         """x (B, C, H, W) -> (representation mean, its log-variance), each (B, D): what the metrics score."""
         raise NotImplementedError
 
-    # --- a single run ---------------------------------------------------------------------------------
+    # --- a single run
+    # ---------------------------------------------------------------------------------
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
         return self.train_step(self, MemberCalls([self], [batch], self.global_step))
 
@@ -133,8 +139,8 @@ class DisentModel(L.LightningModule):
 def finite_terms(
     terms: list[dict[str, torch.Tensor]], members: list[int]
 ) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
-    """`members`' terms as floats, in one device->host copy: those of the members whose terms are all finite, and
-    for the others which terms are not ("loss=nan, kl=inf")."""
+    """`members`' terms as floats, in one device->host copy: those of the members whose terms are all
+    finite, and for the others which terms are not ("loss=nan, kl=inf")."""
     flat = torch.stack([t.detach().float() for k in members for t in terms[k].values()]).tolist()
     finite, failures = {}, {}
     for k in members:
@@ -150,8 +156,8 @@ def finite_terms(
 
 def optimize(host: L.LightningModule, optimizer, loss: torch.Tensor, counts_the_step: bool) -> None:
     """One optimizer's update in manual optimization: zero its gradients, backpropagate `loss`, step.
-    Of a step's two optimizers one `counts_the_step`: its Lightning wrapper steps, so global_step counts batches
-    (as max_steps and the papers do); the other steps the raw optimizer."""
+    Of a step's two optimizers one `counts_the_step`: its Lightning wrapper steps, so global_step
+    counts batches (as max_steps and the papers do); the other steps the raw optimizer."""
     optimizer.zero_grad()
     host.manual_backward(loss)
     if counts_the_step:
@@ -161,8 +167,9 @@ def optimize(host: L.LightningModule, optimizer, loss: torch.Tensor, counts_the_
 
 
 def build_optimizers(named_parameters: list, model: DisentModel) -> list[torch.optim.Adam]:
-    """The model's Adams over the parameters of one or more members: `named_parameters` holds each member's
-    (name, parameter) pairs, the names as in the model (`model.optimizer_of` picks each one's optimizer)."""
+    """The model's Adams over the parameters of one or more members: `named_parameters` holds each
+    member's (name, parameter) pairs, the names as in the model (`model.optimizer_of` picks each
+    one's optimizer)."""
     settings = model.optimizer_settings()
     groups: list[list[torch.Tensor]] = [[] for _ in settings]
     for pairs in named_parameters:
@@ -185,8 +192,8 @@ def adam(parameters, settings: dict) -> torch.optim.Adam:
 def encoder_of(
     model: torch.nn.Module, batch_size: int
 ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """The model as the metric suite's encoder (disent.metrics.suite): NumPy observations (N, C, H, W) ->
-    (mu, logvar) NumPy (N, Z) each, in batches, without gradients, on the model's device."""
+    """The model as the metric suite's encoder (disent.metrics.suite): NumPy observations (N, C, H, W)
+    -> (mu, logvar) NumPy (N, Z) each, in batches, without gradients, on the model's device."""
     device = next(model.parameters()).device
 
     @torch.no_grad()

@@ -46,7 +46,8 @@ class InfoGAN(DisentModel):
             )
         self.noise_dim, self.continuous_codes = noise_dim, continuous_codes
         self.categorical_codes = list(categorical_codes)
-        # loss weights as buffers: a vmapped stack's members each have their own (disent.models.stacked)
+        # loss weights as buffers: a vmapped stack's members each have their own
+        # (disent.models.stacked)
         self.register_buffer("lambda_info", torch.tensor(float(lambda_info)), persistent=False)
         self.register_buffer(
             "continuous_weight", torch.tensor(float(continuous_weight)), persistent=False
@@ -161,8 +162,8 @@ class InfoGAN(DisentModel):
     def discriminator_terms(
         self, real: torch.Tensor, draws: dict[str, torch.Tensor], step: int
     ) -> dict[str, torch.Tensor]:
-        """The discriminator's (and Q's) step: its GAN loss + λ·L_I on the generator's images, which are
-        fixed here ('fake', with the generator's graph, goes on to generator_terms)."""
+        """The discriminator's (and Q's) step: its GAN loss + λ·L_I on the generator's images, which
+        are fixed here ('fake', with the generator's graph, goes on to generator_terms)."""
         fake = self.generator(draws["latent"])
         real_logit, _ = self.discriminator(real)
         fake_logit, fake_head = self.discriminator(fake.detach())
@@ -184,8 +185,8 @@ class InfoGAN(DisentModel):
         discriminator: dict[str, torch.Tensor],
         step: int,
     ) -> dict[str, torch.Tensor]:
-        """The generator's step, through the updated discriminator: the non-saturating GAN loss + λ·L_I, and
-        every term the run logs ('loss' is the generator's)."""
+        """The generator's step, through the updated discriminator: the non-saturating GAN loss +
+        λ·L_I, and every term the run logs ('loss' is the generator's)."""
         fake_logit, fake_head = self.discriminator(discriminator["fake"])
         gan = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
         info = self.info_loss(fake_head, draws["labels"], draws["continuous"])

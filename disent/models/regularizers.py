@@ -3,8 +3,8 @@
 Every VAE of the zoo is `loss = reconstruction + regularizer(posterior, step)`; the regularizer is
 picked by `model.name` and built from the model's YAML keys of the same names as its fields, so a
 new objective is one small class (here, or in a module of your own named in the config's `imports`),
-registered with its schema by `register_objective`, and one YAML file in `conf/model/` (README: "A new
-objective").
+registered with its schema by `register_objective`, and one YAML file in `conf/model/` (README: "A
+new objective").
 """
 
 import math
@@ -46,19 +46,22 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class Regularizer(nn.Module):
     """Base class: returns (the loss term that replaces the KL, named values to log).
 
-    Loss weights (β, γ, λ_od, ...) are given to `__init__` by name and held as buffers, so that the members
-    of a vmapped stack (disent.models.stacked) each train with their own; the rest of a regularizer (its
-    variant, the data set size) is plain Python, equal within a stack. `forward` must be pure: any random
-    draw it needs comes from `draws`, which the training step calls with the step's own generator.
+    Loss weights (β, γ, λ_od, ...) are given to `__init__` by name and held as buffers, so that the
+    members of a vmapped stack (disent.models.stacked) each train with their own; the rest of a
+    regularizer (its variant, the data set size) is plain Python, equal within a stack. `forward`
+    must be pure: any random draw it needs comes from `draws`, which the training step calls with
+    the step's own generator.
 
-    A regularizer with a `discriminator` submodule (FactorVAE) also implements `discriminator_terms`; the
-    VAE then trains the discriminator with its own optimizer (`discriminator_optimizer`).
+    A regularizer with a `discriminator` submodule (FactorVAE) also implements
+    `discriminator_terms`; the VAE then trains the discriminator with its own optimizer
+    (`discriminator_optimizer`).
     """
 
     def __init__(self, **loss_weights: float):
         super().__init__()
         for name, value in loss_weights.items():
-            # not persistent: the run config holds them, and a checkpoint's weights stay the nets' own
+            # not persistent: the run config holds them, and a checkpoint's weights stay the nets'
+            # own
             self.register_buffer(name, torch.tensor(float(value)), persistent=False)
 
     def forward(
@@ -76,8 +79,8 @@ class Regularizer(nn.Module):
 
 
 class LinearSchedule(nn.Module):
-    """A value that moves linearly from `start` to `end` over `steps` training steps, then stays at `end`
-    (a tensor: its three numbers are loss weights, buffers of their own)."""
+    """A value that moves linearly from `start` to `end` over `steps` training steps, then stays at
+    `end` (a tensor: its three numbers are loss weights, buffers of their own)."""
 
     def __init__(self, start: float, end: float, steps: int):
         super().__init__()
@@ -270,7 +273,8 @@ class Discriminator(nn.Module):
 
 
 class FactorVAELoss(Regularizer):
-    """FactorVAE (Kim & Mnih 2018): KL + γ·TC with TC ≈ E[log D(z) − log(1 − D(z))] = E[logit_0 − logit_1].
+    """FactorVAE (Kim & Mnih 2018): KL + γ·TC with TC ≈ E[log D(z) − log(1 − D(z))] = E[logit_0 −
+    logit_1].
 
     The discriminator learns to tell z ~ q(z) (class 0) from permuted codes ~ Π_d q(z_d) (class 1).
     permute: "same" permutes the batch's own codes (disentanglement_lib); "second" permutes the codes
@@ -308,8 +312,9 @@ class FactorVAELoss(Regularizer):
     def discriminator_terms(
         self, posterior: Posterior, draws: dict[str, torch.Tensor], second: Posterior | None = None
     ) -> dict[str, torch.Tensor]:
-        """The discriminator's loss (cross-entropy of joint codes vs codes permuted by draws["order"], those of
-        `second` if given) and accuracy; the codes are detached, so only the discriminator learns from it."""
+        """The discriminator's loss (cross-entropy of joint codes vs codes permuted by draws["order"],
+        those of `second` if given) and accuracy; the codes are detached, so only the discriminator
+        learns from it."""
         z = posterior.z.detach()
         permuted = permute_dims((second or posterior).z.detach(), draws["order"])
         logits_joint = self.discriminator(z)
@@ -336,12 +341,14 @@ REGULARIZERS: dict[str, type[Regularizer]] = {
 
 
 def register_objective(name: str, schema: type) -> Callable[[type[Regularizer]], type[Regularizer]]:
-    """Class decorator: the VAE objective `model=<name>` is `loss = reconstruction + <the class>(posterior,
-    step)`, its config checked by `schema` (a dataclass deriving disent.schema.VAE, with a field for each
-    argument of the class; loss weights marked `spec(per_member=True)` may differ within a stack).
+    """Class decorator: the VAE objective `model=<name>` is `loss = reconstruction + <the
+    class>(posterior, step)`, its config checked by `schema` (a dataclass deriving
+    disent.schema.VAE, with a field for each argument of the class; loss weights marked
+    `spec(per_member=True)` may differ within a stack).
 
-    The class is built from the model's YAML keys named like its arguments (and `dataset_size`, the data set's
-    size, if it asks for it). It then trains alone, in multiruns and in stacks like the zoo's own objectives."""
+    The class is built from the model's YAML keys named like its arguments (and `dataset_size`, the
+    data set's size, if it asks for it). It then trains alone, in multiruns and in stacks like the
+    zoo's own objectives."""
     from disent.schema import MODELS, VAE
 
     if not (isinstance(schema, type) and issubclass(schema, VAE)):

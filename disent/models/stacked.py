@@ -1,17 +1,19 @@
-"""K models of one family and architecture trained as one LightningModule, each member exactly as its own run.
+"""K models of one family and architecture trained as one LightningModule, each member exactly as its
+own run.
 
-The members run their family's own training step (`train_step`, the one a single run runs) on their own
-batches and draws, called in a loop (`vectorize=False`: on a CPU, which one small net already keeps busy; the
-stack still shares one Lightning step, one data batch and one Adam call among its members) or all at once
-with `torch.func.vmap` over their stacked parameters and buffers (`vectorize=True`: on a GPU, which one small
-VAE at batch 64 leaves mostly idle), regularizers and FactorVAE's discriminator included.
+The members run their family's own training step (`train_step`, the one a single run runs) on their
+own batches and draws, called in a loop (`vectorize=False`: on a CPU, which one small net already
+keeps busy; the stack still shares one Lightning step, one data batch and one Adam call among its
+members) or all at once with `torch.func.vmap` over their stacked parameters and buffers
+(`vectorize=True`: on a GPU, which one small VAE at batch 64 leaves mostly idle), regularizers and
+FactorVAE's discriminator included.
 
-Each member keeps everything that makes it a run of its own: its initial weights (built from its own seed),
-its loss weights (buffers: β, γ, c_max, λ_od, λ_info, ...), its data stream and its random draws (from the
-generator of (its seed, step), as a single run's). The loss is the sum of the members' losses, so each
-member's gradient is its own loss's gradient, and Adam, being element-wise, updates each member as its own
-Adam would. A member trained in a stack therefore matches its single run up to float rounding (vmap may
-pick other kernels).
+Each member keeps everything that makes it a run of its own: its initial weights (built from its own
+seed), its loss weights (buffers: β, γ, c_max, λ_od, λ_info, ...), its data stream and its random
+draws (from the generator of (its seed, step), as a single run's). The loss is the sum of the
+members' losses, so each member's gradient is its own loss's gradient, and Adam, being element-wise,
+updates each member as its own Adam would. A member trained in a stack therefore matches its single
+run up to float rounding (vmap may pick other kernels).
 """
 
 import copy
@@ -38,8 +40,8 @@ class _Method(nn.Module):
 
 
 class _StackedState(nn.Module):
-    """The parameters and buffers of K copies of one model, (K, ...) each, and a call of one of its methods
-    for all K at once (vmap over the stacked state)."""
+    """The parameters and buffers of K copies of one model, (K, ...) each, and a call of one of its
+    methods for all K at once (vmap over the stacked state)."""
 
     def __init__(self, models: list[nn.Module]):
         super().__init__()
@@ -109,8 +111,8 @@ class _VmappedCalls(MemberCalls):
 
 
 class ModelStack(L.LightningModule):
-    """K members of one model family (same class, nets and plain settings) trained together on (K, B, C, H, W)
-    batches; their failures (a non-finite loss) stop them alone, the others train on."""
+    """K members of one model family (same class, nets and plain settings) trained together on (K, B,
+    C, H, W) batches; their failures (a non-finite loss) stop them alone, the others train on."""
 
     def __init__(
         self,
@@ -148,8 +150,9 @@ class ModelStack(L.LightningModule):
         configs = [dict(m.hparams)["config"] for m in members]
         self.save_hyperparameters({"config": {"members": configs, "vectorize": vectorize}})
         self.recent_losses = [deque(maxlen=final_loss_window) for _ in members]
-        # every member's loss terms after step s, for the steps s that are multiples of one of `history_every`
-        # (what a single run's logger and figures would have recorded): member -> [(s, {term: value})]
+        # every member's loss terms after step s, for the steps s that are multiples of one of
+        # `history_every` (what a single run's logger and figures would have recorded): member ->
+        # [(s, {term: value})]
         self.history_every = tuple(history_every)
         self.history: list[list[tuple[int, dict[str, float]]]] = [[] for _ in members]
         self.failures: dict[
@@ -185,8 +188,8 @@ class ModelStack(L.LightningModule):
     def screen(
         self, terms: list[dict[str, torch.Tensor]], members: list[int]
     ) -> dict[int, dict[str, float]]:
-        """The values of `members`' terms that are all finite; a member with a non-finite one fails alone (its loss
-        leaves the sum, so the others train on untouched)."""
+        """The values of `members`' terms that are all finite; a member with a non-finite one fails
+        alone (its loss leaves the sum, so the others train on untouched)."""
         finite, failures = finite_terms(terms, members)
         self.failures |= {
             k: f"non-finite loss at step {self.global_step}: {why}" for k, why in failures.items()

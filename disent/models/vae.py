@@ -112,8 +112,9 @@ class VAE(DisentModel):
     def step_terms(
         self, x: torch.Tensor, draws: dict[str, torch.Tensor], step: int
     ) -> dict[str, torch.Tensor]:
-        """All loss terms for a batch x (B, C, H, W) and the step's draws; 'loss' is the one that is minimised
-        (and 'discriminator_loss' the discriminator's). Pure: a vmap stack runs it on its members at once."""
+        """All loss terms for a batch x (B, C, H, W) and the step's draws; 'loss' is the one that is
+        minimised (and 'discriminator_loss' the discriminator's). Pure: a vmap stack runs it on its
+        members at once."""
         posterior = self.posterior(x, draws["noise"])
         second = None
         if (
@@ -130,8 +131,8 @@ class VAE(DisentModel):
 
     @staticmethod
     def train_step(host: L.LightningModule, calls: MemberCalls) -> torch.Tensor | None:
-        """The VAE step of every model `calls` runs; with a discriminator (FactorVAE) the VAEs step first, then
-        the discriminators, on the codes of the same forward pass."""
+        """The VAE step of every model `calls` runs; with a discriminator (FactorVAE) the VAEs step
+        first, then the discriminators, on the codes of the same forward pass."""
         terms = calls("step_terms")
         values = host.screen(terms, host.alive)
         loss = torch.stack([terms[k]["loss"] for k in values]).sum()

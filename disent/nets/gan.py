@@ -1,11 +1,12 @@
 """InfoGAN's generator and discriminator (Chen et al. 2016), sized for 64x64 or 32x32 images.
 
-`conv` (64x64, or any size divisible by 16): the generator is FC hidden -> FC 128*(H/16)*(W/16) ->
-4 transposed convs (128, 64, 64, 32 -> C), doubling each time; the discriminator mirrors it with
+`conv` (64x64, or any size divisible by 16): the generator is FC hidden -> FC 128*(H/16)*(W/16) -> 4
+transposed convs (128, 64, 64, 32 -> C), doubling each time; the discriminator mirrors it with
 strided convs. `conv_small` (32x32, or any size divisible by 4) is the paper's MNIST architecture:
 FC hidden -> FC 128*(H/4)*(W/4) -> 2 transposed convs (64 -> C). The paper's hidden width is 1024
-(`model.hidden_dim`); the two FC layers hold most of the parameters (17M at 32x32). Batch norm and leaky
-ReLU (0.1) as in the paper. The discriminator's body is shared by the real/fake head D and the code head Q.
+(`model.hidden_dim`); the two FC layers hold most of the parameters (17M at 32x32). Batch norm and
+leaky ReLU (0.1) as in the paper. The discriminator's body is shared by the real/fake head D and the
+code head Q.
 """
 
 import torch

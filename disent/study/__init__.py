@@ -1,4 +1,5 @@
-"""Collecting the jobs of a study into one table and analysing it (Locatello et al. 2019's two findings).
+"""Collecting the jobs of a study into one table and analysing it (Locatello et al. 2019's two
+findings).
 
 Reads `results.json` files only: nothing here imports models, nets or Lightning.
 """

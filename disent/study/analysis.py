@@ -42,8 +42,8 @@ def rank_correlation(
 
 
 def variance_explained(table: pd.DataFrame, column: str) -> dict[str, float]:
-    """Shares of a metric's variance (sums of squares) explained by the model, by the strength within the
-    model, and by what is left: the seed. They add up to 1."""
+    """Shares of a metric's variance (sums of squares) explained by the model, by the strength within
+    the model, and by what is left: the seed. They add up to 1."""
     jobs = completed(table).dropna(subset=[column])
     values = jobs[column].astype(float)
     grand = values.mean()
@@ -62,9 +62,9 @@ def variance_explained(table: pd.DataFrame, column: str) -> dict[str, float]:
 
 
 def better_beats_worse(table: pd.DataFrame, column: str) -> pd.Series:
-    """Per model: the probability that a run with the better of two strengths (higher mean metric) scores
-    higher than a run with the worse one, both with random seeds; averaged over all pairs of strengths
-    (ties count one half). 0.5 means the strength does not matter beside the seed."""
+    """Per model: the probability that a run with the better of two strengths (higher mean metric)
+    scores higher than a run with the worse one, both with random seeds; averaged over all pairs of
+    strengths (ties count one half). 0.5 means the strength does not matter beside the seed."""
     jobs = completed(table).dropna(subset=[column])
     out = {}
     for model, runs in jobs.groupby("model"):

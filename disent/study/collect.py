@@ -1,9 +1,9 @@
 """One tidy table from the job directories of one or more studies or multiruns: a row per job.
 
 A study of hundreds of jobs must survive a few bad ones: a results.json that cannot be read (binary
-garbage, broken JSON, JSON of the wrong shape) makes its job's row `unreadable`, with the path and the
-reason in `error`; a metric value that is not a finite number (NaN, a string) is a missing value; a
-hyperparameter value of any type (a string, a list) is kept, lists as their JSON text.
+garbage, broken JSON, JSON of the wrong shape) makes its job's row `unreadable`, with the path and
+the reason in `error`; a metric value that is not a finite number (NaN, a string) is a missing
+value; a hyperparameter value of any type (a string, a list) is kept, lists as their JSON text.
 """
 
 import json
@@ -121,8 +121,9 @@ def _row(job_dir: Path) -> dict:
 
 
 def collect(paths: list[str | Path]) -> pd.DataFrame:
-    """Every job under `paths`: status (completed, failed, interrupted, running, missing, unreadable), model,
-    data set, hyperparameter name and value, seed, and one float column per metric ("mean/mig", ...)."""
+    """Every job under `paths`: status (completed, failed, interrupted, running, missing, unreadable),
+    model, data set, hyperparameter name and value, seed, and one float column per metric
+    ("mean/mig", ...)."""
     rows = [_row(job_dir) for root in paths for job_dir in _job_dirs(Path(root))]
     table = pd.DataFrame(rows)
     for column in COLUMNS:

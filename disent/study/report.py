@@ -1,11 +1,13 @@
-"""`disent-study run --preset cpu --out DIR`: a study preset (conf/study/), one Hydra multirun per model.
-`disent-study report <study or multirun dirs...> --out DIR`: the study's table, tables and figures.
+"""`disent-study run --preset cpu --out DIR`: a study preset (conf/study/), one Hydra multirun per
+model. `disent-study report <study or multirun dirs...> --out DIR`: the study's table, tables and
+figures.
 
-Writes into DIR: `table.csv` and `table.parquet` (one row per job), `correlation_<dataset>.{csv,md,png}`
-(the metrics' Spearman rank correlation x100), `variance.{csv,md}` (the shares of each metric's variance
-explained by model, strength and seed), `better_beats_worse.{csv,md}`, `strengths_<metric>.png` (each
-metric across each model's strengths, seeds as the spread), `tc_sampled_vs_mean.png` (when the
-unsupervised scores of both representations were computed) and `report.md` tying them together.
+Writes into DIR: `table.csv` and `table.parquet` (one row per job),
+`correlation_<dataset>.{csv,md,png}` (the metrics' Spearman rank correlation x100),
+`variance.{csv,md}` (the shares of each metric's variance explained by model, strength and seed),
+`better_beats_worse.{csv,md}`, `strengths_<metric>.png` (each metric across each model's strengths,
+seeds as the spread), `tc_sampled_vs_mean.png` (when the unsupervised scores of both representations
+were computed) and `report.md` tying them together.
 """
 
 import argparse
@@ -222,8 +224,8 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
 
 
 def study_commands(preset: dict, out: Path, extra: list[str]) -> list[list[str]]:
-    """One `disent-train -m` command per model of a study preset (conf/study/*.yaml), all writing into `out`:
-    the union of the per-model grids, each swept and launched by Hydra."""
+    """One `disent-train -m` command per model of a study preset (conf/study/*.yaml), all writing into
+    `out`: the union of the per-model grids, each swept and launched by Hydra."""
     seeds = ",".join(str(s) for s in preset["seeds"])
     commands = []
     for model, grid in preset["models"].items():

@@ -58,7 +58,8 @@ def code_traversals(
     traversal_range: float,
     steps: int,
 ) -> list[np.ndarray]:
-    """InfoGAN's traversals around one (noise (1, N), labels (1, n_cat), continuous (1, n_cont)) sample.
+    """InfoGAN's traversals around one (noise (1, N), labels (1, n_cat), continuous (1, n_cont))
+    sample.
 
     One row per categorical code showing each of its values, then one row per continuous code swept
     over [-range, range]; returns a list of rows, each (1, columns, C, H, W) in [0, 1].

@@ -1,6 +1,7 @@
-"""`hydra/launcher=stacked`: a multirun's jobs that differ only in seed and loss weights train together,
-`stack_size` at a time, as one stacked model (disent.stack); the other jobs run one by one, as with
-Hydra's basic launcher. Every job still gets its own directory, results.json, checkpoint and figures.
+"""`hydra/launcher=stacked`: a multirun's jobs that differ only in seed and loss weights train
+together, `stack_size` at a time, as one stacked model (disent.stack); the other jobs run one by
+one, as with Hydra's basic launcher. Every job still gets its own directory, results.json,
+checkpoint and figures.
 
     disent-train -m hydra/launcher=stacked hydra.launcher.stack_size=8 model.beta=1,2,4,8 seed=0,1
 """
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 class StackedLauncherConf:
     _target_: str = "hydra_plugins.disent_stacked_launcher.stacked_launcher.StackedLauncher"
     stack_size: int = 8  # jobs trained as one model at most; 1 runs every job alone
-    # how a step runs the members' nets: "vmap" (one vectorised call), "loop" (one member after another),
-    # or "auto": vmap on a GPU, loop on a CPU, where vmap's grouped convolutions measured 2x slower
+    # how a step runs the members' nets: "vmap" (one vectorised call), "loop" (one member after
+    # another), or "auto": vmap on a GPU, loop on a CPU, where vmap's grouped convolutions measured
+    # 2x slower
     member_calls: str = "auto"
 
 
