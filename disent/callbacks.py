@@ -110,7 +110,8 @@ class PeriodicEvaluation(L.Callback):
     """Scores the `periodic_metrics` set every `every_n_steps` training steps and logs it."""
 
     def __init__(self, dataset, metrics_cfg: DictConfig):
-        self.dataset, self.metrics_cfg = dataset, metrics_cfg
+        self.dataset = dataset
+        self.metrics_cfg = metrics_cfg
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
         step = trainer.global_step
@@ -169,12 +170,10 @@ class FigureCallback(L.Callback):
     latent-activation heatmaps, the factor–latent MI matrix and the per-latent KL over training."""
 
     def __init__(self, dataset, figures_cfg: DictConfig, job_dir: Path, seed: int):
-        self.dataset, self.cfg, self.dir, self.seed = (
-            dataset,
-            figures_cfg,
-            Path(job_dir) / "figures",
-            seed,
-        )
+        self.dataset = dataset
+        self.cfg = figures_cfg
+        self.dir = Path(job_dir) / "figures"
+        self.seed = seed
         self.kl_steps: list[int] = []
         self.kl_history: list[list[float]] = []
         self.written: list[str] = []
@@ -186,10 +185,8 @@ class FigureCallback(L.Callback):
         }  # the capacity figure spans a resume
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.kl_steps, self.kl_history = (
-            list(state_dict["kl_steps"]),
-            list(state_dict["kl_history"]),
-        )
+        self.kl_steps = list(state_dict["kl_steps"])
+        self.kl_history = list(state_dict["kl_history"])
 
     def record_kl(self, step: int, losses: dict[str, float]) -> None:
         """Keep the per-latent KL of `step`'s loss terms, every `kl_every_n_steps` steps (VAEs only)."""

@@ -52,7 +52,8 @@ class JobInterrupted(BaseException):
     swallow it, and Lightning must not treat it as the Ctrl-C it handles itself."""
 
     def __init__(self, signum: int, phase: str):
-        self.signum, self.phase = signum, phase
+        self.signum = signum
+        self.phase = phase
         super().__init__(f"interrupted by {signal.Signals(signum).name} during {phase}")
 
     def __reduce__(self):  # a worker process sends it to its parent pickled (hydra/launcher=joblib)

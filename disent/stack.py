@@ -326,13 +326,11 @@ class _SharedMetrics:
         members: list[int],
         device: torch.device,
     ):
-        self.metrics_cfg, self.dataset, self.models, self.members, self.device = (
-            metrics_cfg,
-            dataset,
-            models,
-            members,
-            device,
-        )
+        self.metrics_cfg = metrics_cfg
+        self.dataset = dataset
+        self.models = models
+        self.members = members
+        self.device = device
         self.values: dict[int, dict] | Exception | None = None
 
     def of(self, k: int) -> dict:

@@ -20,7 +20,10 @@ class BatchStream(IterableDataset):
     """Yields batch `start`, `start + 1`, ... forever: (batch_size, C, H, W) float32 tensors."""
 
     def __init__(self, dataset: GroundTruthData, batch_size: int, seed: int, start: int = 0):
-        self.dataset, self.batch_size, self.seed, self.start = dataset, batch_size, seed, start
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = seed
+        self.start = start
 
     def batch(self, i: int) -> torch.Tensor:
         """Batch number `i` of the stream."""
@@ -57,12 +60,10 @@ class GroundTruthDataModule(L.LightningDataModule):
                 f"need batch_size >= 1, num_workers >= 0 and seed >= 0, "
                 f"got {batch_size}, {num_workers}, {seed}"
             )
-        self.dataset, self.batch_size, self.num_workers, self.seed = (
-            dataset,
-            batch_size,
-            num_workers,
-            seed,
-        )
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
         self.batches_served = 0
 
     def train_dataloader(self) -> DataLoader:

@@ -204,7 +204,9 @@ class Digits(GroundTruthData):
                 f"the style jitter needs 0 <= rotation <= 180 (degrees), 0 <= width < 1 and "
                 f"0 <= shift < size; got rotation={rotation}, width={width}, shift={shift}"
             )
-        self.rotation, self.width, self.shift = float(rotation), float(width), float(shift)
+        self.rotation = float(rotation)
+        self.width = float(width)
+        self.shift = float(shift)
         self.path = None if path is None else os.fspath(path)
         self.observation_shape = (1, self.size, self.size)
         if self.path is None:
@@ -225,12 +227,11 @@ class Digits(GroundTruthData):
             )
         # images sorted by label: digit d's images are by_label[start[d] : start[d] + counts[d]]
         self._by_label = np.argsort(self.labels, kind="stable")
-        self._start, self._counts = np.cumsum(counts) - counts, counts
+        self._start = np.cumsum(counts) - counts
+        self._counts = counts
         _, height, width = self.images.shape
-        self._resize_rows, self._resize_cols = (
-            resize_matrix(height, self.size),
-            resize_matrix(width, self.size),
-        )
+        self._resize_rows = resize_matrix(height, self.size)
+        self._resize_cols = resize_matrix(width, self.size)
 
     def render(self, indices: np.ndarray) -> np.ndarray:
         """(N,) indices into `images` -> (N, 1, size, size) float32 in [0, 1], resized."""

@@ -54,19 +54,20 @@ def analyze(runs: Runs, out: Path) -> Section:
     paired = [
         seed for seed in seeds if seed in mig[low] and seed in mig[high]
     ]  # seeds with both strengths
-    rows = [
-        [
-            seed,
-            *[mig[beta].get(seed, "—") for beta in groups],
-            ("yes" if mig[high][seed] > mig[low][seed] else "no") if seed in paired else "not yet",
-        ]
-        for seed in seeds
-    ]
+
+    def higher(seed: int) -> str:
+        if seed not in paired:
+            return "not yet"
+        return "yes" if mig[high][seed] > mig[low][seed] else "no"
+
+    rows = [[seed, *[mig[beta].get(seed, "—") for beta in groups], higher(seed)] for seed in seeds]
     rows.append(
         ["mean ± sd", *[mean_sd(list(mig[beta].values()), digits=3) for beta in groups], ""]
     )
     wins = sum(row[-1] == "yes" for row in rows[:-1])
-    holds = "holds" if paired and wins == len(paired) else "fails" if paired else "—"
+    holds = "—"  # no seed with both strengths yet
+    if paired:
+        holds = "holds" if wins == len(paired) else "fails"
     unpaired = [str(seed) for seed in seeds if seed not in paired]
     suite = groups[low][0].config.metrics
     lines += [

@@ -154,11 +154,9 @@ class GridIndices:
 
     def __init__(self, data):
         self.data = data
-        self.factor_sizes, self.num_factors, self.deterministic = (
-            data.factor_sizes,
-            data.num_factors,
-            True,
-        )
+        self.factor_sizes = data.factor_sizes
+        self.num_factors = data.num_factors
+        self.deterministic = True
 
     def sample_factors(self, n: int, rng) -> np.ndarray:
         return self.data.sample_factors(n, rng)
@@ -198,12 +196,11 @@ class _SharedDraws:
     metric set."""
 
     def __init__(self, data, encoders: list[Encode]):
-        self.data, self.encoders = data, encoders
-        self.factor_sizes, self.num_factors, self.deterministic = (
-            data.factor_sizes,
-            data.num_factors,
-            True,
-        )
+        self.data = data
+        self.encoders = encoders
+        self.factor_sizes = data.factor_sizes
+        self.num_factors = data.num_factors
+        self.deterministic = True
         self.rows: dict[
             bytes, np.ndarray
         ] = {}  # factors of a drawn batch -> its rows in the tables

@@ -44,7 +44,8 @@ class InfoGAN(DisentModel):
             raise ValueError(
                 "InfoGAN needs at least one code: set model.categorical_codes or model.continuous_codes"
             )
-        self.noise_dim, self.continuous_codes = noise_dim, continuous_codes
+        self.noise_dim = noise_dim
+        self.continuous_codes = continuous_codes
         self.categorical_codes = list(categorical_codes)
         # loss weights as buffers: a vmapped stack's members each have their own
         # (disent.models.stacked)
@@ -60,10 +61,8 @@ class InfoGAN(DisentModel):
             sum(self.categorical_codes) + 2 * continuous_codes
         )  # logits, then means and log-variances
         self.discriminator = Discriminator(net, observation_shape, code_outputs, hidden_dim)
-        self.generator_settings, self.discriminator_settings = (
-            dict(generator_optimizer),
-            dict(discriminator_optimizer),
-        )
+        self.generator_settings = dict(generator_optimizer)
+        self.discriminator_settings = dict(discriminator_optimizer)
         self.automatic_optimization = False  # two optimizers per step
         # H(c): log k per categorical code, log 2 per uniform [-1, 1] code (differential entropy)
         self.code_entropy = sum(

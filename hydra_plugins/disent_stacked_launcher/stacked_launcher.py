@@ -52,7 +52,8 @@ class StackedLauncher(Launcher):
             raise ValueError(
                 f"hydra.launcher.member_calls = {member_calls!r}: must be one of {list(MEMBER_CALLS)}"
             )
-        self.stack_size, self.member_calls = stack_size, member_calls
+        self.stack_size = stack_size
+        self.member_calls = member_calls
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -60,7 +61,9 @@ class StackedLauncher(Launcher):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
 
     def _job_config(self, overrides: Sequence[str], idx: int) -> DictConfig:
         config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
