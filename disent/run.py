@@ -285,14 +285,16 @@ def seeded_model(cfg: DictConfig) -> tuple[GroundTruthData, DisentModel]:
         torch.set_num_threads(cfg.threads)
     if cfg.malloc:
         keep_freed_memory(cfg.malloc.trim_threshold_mb, cfg.malloc.mmap_threshold_mb)
+    torch.set_float32_matmul_precision(cfg.compute.float32_matmul_precision)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dataset = build_dataset(cfg.dataset)
     return dataset, build_model(cfg, dataset.observation_shape, len(dataset))
 
 
 def build_trainer(cfg: DictConfig, job_dir: Path, logger, callbacks: list) -> L.Trainer:
-    """The Lightning Trainer of a run; settings Lightning refuses (which the schema did not catch) are
-    one ConfigError naming the trainer group."""
+    """The Lightning Trainer of a run or a stack (logger=False: its members log on their own);
+    settings Lightning refuses (which the schema did not catch) are one ConfigError naming the
+    trainer group."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
@@ -330,6 +332,7 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
                 batch_size=cfg.loader.batch_size,
                 num_workers=cfg.loader.num_workers,
                 seed=cfg.seed,
+                on_device=cfg.loader.on_device,
             )
             logger = build_logger(cfg, job_dir, sweep_name, results.get("resumed_from_step"))
             checkpoint = PeriodicCheckpoint(job_dir / "checkpoints", cfg.checkpoint.every_n_steps)

@@ -365,6 +365,13 @@ LOGGERS: dict[str, type[Logger]] = {"csv": Logger, "tensorboard": Logger, "wandb
 class Loader:
     batch_size: int = spec(min=1)
     num_workers: int = spec(min=0)
+    on_device: bool  # the factor grid on the training device (disent.data.on_device)
+
+
+@dataclass(kw_only=True)
+class Compute:
+    float32_matmul_precision: str = spec(choices=["highest", "high", "medium"])
+    compile: bool  # torch.compile the training step
 
 
 @dataclass(kw_only=True)
@@ -408,6 +415,7 @@ class Train:
     threads: int | None = spec(min=1)
     malloc: Malloc | None
     loader: Loader
+    compute: Compute
     checkpoint: Checkpoint
     resume: str | bool = spec(choices=["auto", True, False])  # continue from checkpoints/last.ckpt
     results: Results

@@ -14,12 +14,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from disent.callbacks import FigureCallback, PeriodicCheckpoint, StopOnSignal, Stopwatch
-from disent.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_differences
+from disent.checkpoints import read_checkpoint, resume_differences
 from disent.data.datamodule import StackedDataModule
 from disent.job import (
     check_pending,
@@ -35,6 +34,7 @@ from disent.models import encoder_of, import_user_modules
 from disent.models.stacked import ModelStack
 from disent.results import write_bytes_atomic
 from disent.run import (
+    build_trainer,
     close_job,
     finish_job,
     quiet_lightning,
@@ -188,20 +188,14 @@ def _train_members(
             first.loader.batch_size,
             [cfg.seed for cfg, _, _ in jobs],
             num_workers=first.loader.num_workers,
+            on_device=first.loader.on_device,
         )
         path = stack_checkpoint(jobs)
         resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs], vectorized)
         every = PeriodicCheckpoint(
             path.parent, first.checkpoint.every_n_steps, name=path.stem
         )  # to resume a kill
-        trainer = L.Trainer(
-            **OmegaConf.to_container(first.trainer, resolve=True),
-            logger=False,
-            max_epochs=-1,
-            default_root_dir=jobs[0][1],
-            plugins=[AtomicCheckpointIO()],
-            callbacks=[every, StopOnSignal(path), stopwatch],
-        )
+        trainer = build_trainer(first, jobs[0][1], False, [every, StopOnSignal(path), stopwatch])
         log.info(
             "training %d jobs as one stack (%s)%s: %s",
             len(jobs),

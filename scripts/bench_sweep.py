@@ -6,6 +6,7 @@ several stack sizes, side by side in one run, plus where the stacked step's time
     python scripts/bench_sweep.py --against HEAD~3              # the sweeps also with that commit's code
     python scripts/bench_sweep.py --metrics fast                # each job also scored with metrics=fast
     python scripts/bench_sweep.py --steps 500 --skip-sweeps     # only the in-process parts
+    python scripts/bench_sweep.py --overrides loader.on_device=true compute.compile=true   # a GPU's knobs
 
 Three measurements, all on the study's conv nets at batch 64 on dSprites:
 1. multiruns end to end (`disent-train -m`; each job still writes its checkpoint, figures and results.json,
@@ -41,6 +42,8 @@ from disent.models import build_model
 from disent.models.base import step_generator
 from disent.models.stacked import ModelStack
 
+# disent-train overrides of every job and in-process model (--overrides), e.g. loader.on_device=true
+OVERRIDES: list[str] = []
 ISSUE_LIMIT = 550.0  # images/s: issue 9's estimate from a 55 GFLOP/s matrix-multiply peak
 
 
@@ -91,6 +94,7 @@ def sweep(
         f"metrics={metrics}",
         "trainer.enable_progress_bar=false",
         f"checkpoint.every_n_steps={steps}",
+        *OVERRIDES,
     ]
     if launcher == "stacked":
         command.append(f"hydra.launcher.stack_size={stack_size}")
@@ -153,12 +157,13 @@ def fit_rate(
         enable_model_summary=False,
         callbacks=[timer],
         max_epochs=-1,
+        precision=load_config(OVERRIDES).trainer.precision,
     ).fit(model, datamodule=data)
     return steps * images / (timer.end - timer.start)
 
 
 def members(k: int) -> tuple:
-    configs = [load_config([f"model.beta={1 + i}", f"seed={i}"]) for i in range(k)]
+    configs = [load_config([f"model.beta={1 + i}", f"seed={i}", *OVERRIDES]) for i in range(k)]
     built = []
     for cfg in configs:
         L.seed_everything(cfg.seed, verbose=False)
@@ -250,16 +255,22 @@ def main() -> None:
     parser.add_argument(
         "--against", metavar="REV", help="also run the sweeps with this git revision's code"
     )
+    parser.add_argument(
+        "--overrides",
+        nargs="*",
+        default=[],
+        help="disent-train overrides of every job and in-process model (e.g. loader.on_device=true)",
+    )
     args = parser.parse_args()
+    OVERRIDES.extend(args.overrides)
     sizes = [int(k) for k in args.stack_sizes.split(",")]
-    malloc = load_config(
-        []
-    ).malloc  # what every disent-train job (the sweeps below) sets for itself
-    keep_freed_memory(malloc.trim_threshold_mb, malloc.mmap_threshold_mb)
+    job = load_config(OVERRIDES)  # what every disent-train job (the sweeps below) sets for itself
+    keep_freed_memory(job.malloc.trim_threshold_mb, job.malloc.mmap_threshold_mb)
+    torch.set_float32_matmul_precision(job.compute.float32_matmul_precision)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; β-VAE jobs of {args.steps} "
-        f"steps, batch 64, metrics={args.metrics}, stack sizes {sizes}"
+        f"steps, batch 64, metrics={args.metrics}, stack sizes {sizes}, overrides {OVERRIDES}"
     )
 
     if not args.skip_sweeps:
@@ -289,8 +300,13 @@ def main() -> None:
         f"matmul peak {peak / 1e9:.0f} GFLOP/s; a training step costs {flops / 1e6:.0f} MFLOP per image -> a limit "
         f"of {limit:.0f} images/s (issue 9 assumed {ISSUE_LIMIT:.0f})"
     )
+    on_device = configs[0].loader.on_device
     single = fit_rate(
-        built[0], GroundTruthDataModule(dataset, 64, seed=0), args.timed_steps, warmup, 64
+        built[0],
+        GroundTruthDataModule(dataset, 64, seed=0, on_device=on_device),
+        args.timed_steps,
+        warmup,
+        64,
     )
     print(
         f"training step alone: one β-VAE {single:7.1f} images/s ({100 * single / limit:.0f}% of the limit)"
@@ -301,7 +317,7 @@ def main() -> None:
             stacked = ModelStack(built, final_loss_window=1, vectorize=vectorized)
             rate = fit_rate(
                 stacked,
-                StackedDataModule(dataset, 64, [c.seed for c in configs]),
+                StackedDataModule(dataset, 64, [c.seed for c in configs], on_device=on_device),
                 args.timed_steps,
                 warmup,
                 64 * k,

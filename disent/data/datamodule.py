@@ -14,20 +14,32 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from disent.data.base import GroundTruthData
+from disent.data.on_device import DeviceGrid
 
 
 class BatchStream(IterableDataset):
-    """Yields batch `start`, `start + 1`, ... forever: (batch_size, C, H, W) float32 tensors."""
+    """Yields batch `start`, `start + 1`, ... forever: (batch_size, C, H, W) float32 tensors, or with
+    `factors_only` the batches' (batch_size, K) int64 factors (the device renders them: on_device.py)."""
 
-    def __init__(self, dataset: GroundTruthData, batch_size: int, seed: int, start: int = 0):
+    def __init__(
+        self,
+        dataset: GroundTruthData,
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        factors_only: bool = False,
+    ):
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed
         self.start = start
+        self.factors_only = factors_only
 
     def batch(self, i: int) -> torch.Tensor:
         """Batch number `i` of the stream."""
         rng = np.random.default_rng([self.seed, i])
+        if self.factors_only:  # the factors GroundTruthData.sample draws first from the same rng
+            return torch.from_numpy(self.dataset.sample_factors(self.batch_size, rng))
         return torch.from_numpy(self.dataset.sample_observations(self.batch_size, rng))
 
     def __iter__(self):
@@ -49,10 +61,19 @@ class GroundTruthDataModule(L.LightningDataModule):
     checkpoints through `state_dict`, and `train_dataloader()` starts the stream there, so a resumed
     run sees exactly the batches the uninterrupted run would have seen. Iterating the loader by hand
     does not count; set `batches_served` yourself if you need to.
+
+    `on_device`: the loader yields factors, and `on_after_batch_transfer` looks their images up in the
+    grid kept on the training device (disent.data.on_device): the same batches, without rendering
+    them on the CPU.
     """
 
     def __init__(
-        self, dataset: GroundTruthData, batch_size: int = 64, num_workers: int = 0, seed: int = 0
+        self,
+        dataset: GroundTruthData,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        on_device: bool = False,
     ):
         super().__init__()
         if batch_size < 1 or num_workers < 0 or seed < 0:
@@ -64,10 +85,20 @@ class GroundTruthDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.on_device = on_device
+        if on_device:
+            DeviceGrid.check(dataset)  # before training starts
+        self.grid: DeviceGrid | None = None  # built on the first batch, on that batch's device
         self.batches_served = 0
 
     def train_dataloader(self) -> DataLoader:
-        stream = BatchStream(self.dataset, self.batch_size, self.seed, start=self.batches_served)
+        stream = BatchStream(
+            self.dataset,
+            self.batch_size,
+            self.seed,
+            start=self.batches_served,
+            factors_only=self.on_device,
+        )
         return DataLoader(
             stream,
             batch_size=None,
@@ -79,6 +110,13 @@ class GroundTruthDataModule(L.LightningDataModule):
         if self.trainer is None or self.trainer.training:
             self.batches_served += 1
         return batch
+
+    def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
+        if not self.on_device:
+            return batch
+        if self.grid is None or self.grid.device != batch.device:
+            self.grid = DeviceGrid(self.dataset, batch.device)
+        return self.grid(batch)  # (..., K) factors -> (..., C, H, W) images
 
     def state_dict(self) -> dict:
         return {
@@ -106,8 +144,15 @@ class GroundTruthDataModule(L.LightningDataModule):
 class StackedBatchStream(IterableDataset):
     """Batch i of K streams at once, (K, batch_size, C, H, W): member k's is its own stream's batch i."""
 
-    def __init__(self, dataset: GroundTruthData, batch_size: int, seeds: list[int], start: int = 0):
-        self.streams = [BatchStream(dataset, batch_size, seed) for seed in seeds]
+    def __init__(
+        self,
+        dataset: GroundTruthData,
+        batch_size: int,
+        seeds: list[int],
+        start: int = 0,
+        factors_only: bool = False,
+    ):
+        self.streams = [BatchStream(dataset, batch_size, seed, 0, factors_only) for seed in seeds]
         self.start = start
 
     def __iter__(self):
@@ -124,14 +169,19 @@ class StackedDataModule(GroundTruthDataModule):
     """The data streams of K stacked runs (one seed each), served together as (K, B, C, H, W) batches."""
 
     def __init__(
-        self, dataset: GroundTruthData, batch_size: int, seeds: list[int], num_workers: int = 0
+        self,
+        dataset: GroundTruthData,
+        batch_size: int,
+        seeds: list[int],
+        num_workers: int = 0,
+        on_device: bool = False,
     ):
-        super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, seed=seeds[0])
+        super().__init__(dataset, batch_size, num_workers, seeds[0], on_device)
         self.seeds = list(seeds)
 
     def train_dataloader(self) -> DataLoader:
         stream = StackedBatchStream(
-            self.dataset, self.batch_size, self.seeds, start=self.batches_served
+            self.dataset, self.batch_size, self.seeds, self.batches_served, self.on_device
         )
         return DataLoader(
             stream,

@@ -40,10 +40,20 @@ class MemberCalls:
         outputs = []
         for k, model in enumerate(self.models):
             arguments = [values[k] for values in per_member]
-            outputs.append(
-                getattr(model, method)(self.batches[k], self.draws[k], *arguments, self.step)
-            )
+            function = compiled(model, method, getattr(model, method))
+            outputs.append(function(self.batches[k], self.draws[k], *arguments, self.step))
         return outputs
+
+
+def compiled(model: "DisentModel", name: str, function: Callable) -> Callable:
+    """`function` (the model's step method `name`, or a stack's vmapped call of it) torch.compile'd
+    once, when the run config asks (compute.compile); as it is otherwise. The draws stay outside: they
+    come from a torch.Generator, which compiled code does not take."""
+    if not model.compile_step:
+        return function
+    if name not in model.compiled_steps:
+        model.compiled_steps[name] = torch.compile(function)
+    return model.compiled_steps[name]
 
 
 class DisentModel(L.LightningModule):
@@ -59,6 +69,9 @@ class DisentModel(L.LightningModule):
         # rebuilt
         self.save_hyperparameters({"config": config or {}})
         self.noise_seed = int((config or {}).get("seed", 0))
+        # compute.compile: the step methods torch.compile'd on first use (`compiled`)
+        self.compile_step = bool(((config or {}).get("compute") or {}).get("compile", False))
+        self.compiled_steps: dict[str, Callable] = {}
         self.recent_losses: deque[dict[str, float]] = deque(maxlen=final_loss_window)
         self.loss_trace: list[float] = []  # total loss per step, for tests and quick plots
 

@@ -18,13 +18,20 @@ run up to float rounding (vmap may pick other kernels).
 
 import copy
 from collections import deque
+from collections.abc import Callable
 
 import lightning as L
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from disent.models.base import DisentModel, MemberCalls, build_optimizers, finite_terms
+from disent.models.base import (
+    DisentModel,
+    MemberCalls,
+    build_optimizers,
+    compiled,
+    finite_terms,
+)
 
 
 class _Method(nn.Module):
@@ -73,13 +80,21 @@ class _StackedState(nn.Module):
 
     def call(self, method: str, step: int, *inputs) -> dict[str, torch.Tensor]:
         """model.<method>(*inputs, step) for every member: inputs (K, ...) each -> outputs (K, ...) each."""
-        function = _Method(self._template[0], method)
         prefixed = {f"module.{n}": t for n, t in self.member_state().items()}
+        function = compiled(self._template[0], f"vmapped {method}", self.vmapped(method))
+        return function(prefixed, step, *inputs)
 
-        def one(member_state, *member_inputs):
-            return functional_call(function, member_state, (*member_inputs, step))
+    def vmapped(self, method: str) -> Callable:
+        """(stacked state, step, *inputs (K, ...)) -> model.<method> of each member, (K, ...) each."""
+        function = _Method(self._template[0], method)
 
-        return vmap(one)(prefixed, *inputs)
+        def all_members(state, step, *inputs):
+            def one(member_state, *member_inputs):
+                return functional_call(function, member_state, (*member_inputs, step))
+
+            return vmap(one)(state, *inputs)
+
+        return all_members
 
 
 def _stacked(values: list):
