@@ -165,11 +165,16 @@ def _train_members(
     written: a stack interrupted (or killed) while writing its members resumes as the same stack,
     from its checkpoint at the last step, instead of training the unwritten members again."""
     start = time.time()
-    stopwatch = (
-        Stopwatch()
-    )  # the stack's time, restored with its checkpoint; each member's job_time_s is the stack's
+    # the stack's time, restored with its checkpoint; each member's job_time_s is the stack's
+    stopwatch = Stopwatch()
     first = jobs[0][0]
     trainer = None
+
+    def close_members(errors: list[BaseException | None], step: int | None) -> None:
+        """Each member's final results.json (disent.run.close_job), with its error or none."""
+        for (cfg, job_dir, _), job_results, error in zip(jobs, results, errors, strict=True):
+            close_job(cfg, job_dir, job_results, start, None, error, step, stopwatch.restored_s)
+
     for k, job_results in enumerate(results):
         job_results["stack"] = {"size": len(jobs), "member": k}
     try:
@@ -213,9 +218,7 @@ def _train_members(
         check_pending()
         models = stacked.unstack()
     except BaseException as error:
-        step = trainer.global_step if trainer is not None else None
-        for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
-            close_job(cfg, job_dir, job_results, start, None, error, step, stopwatch.restored_s)
+        close_members([error] * len(jobs), trainer.global_step if trainer is not None else None)
         if not isinstance(error, Exception):
             raise
         return [error] * len(jobs)
@@ -242,31 +245,12 @@ def _train_members(
                 )
             )
     except BaseException as error:  # a signal: every member is interrupted, none completed
-        for (cfg, job_dir, _), job_results in zip(jobs, results, strict=True):
-            close_job(
-                cfg,
-                job_dir,
-                job_results,
-                start,
-                None,
-                error,
-                trainer.global_step,
-                stopwatch.restored_s,
-            )
+        close_members([error] * len(jobs), trainer.global_step)
         raise
-    for (cfg, job_dir, _), job_results, failure in zip(jobs, results, failures, strict=True):
+    for job_results, failure in zip(results, failures, strict=True):
         if failure is None:
             job_results["status"] = "completed"
-        close_job(
-            cfg,
-            job_dir,
-            job_results,
-            start,
-            None,
-            failure,
-            trainer.global_step,
-            stopwatch.restored_s,
-        )
+    close_members(failures, trainer.global_step)
     if not any(failures):
         path.unlink(missing_ok=True)  # every member has its own checkpoint now
     return [failure or job_results for failure, job_results in zip(failures, results, strict=True)]
