@@ -255,6 +255,27 @@ class ModularityMetric(TrainTestMetric):
 
 
 @dataclass(kw_only=True)
+class IRSMetric:
+    num_train: int = spec(min=1)
+    diff_quantile: float = spec(gt=0, max=1)  # DL: 0.99 (the paper's version: 1)
+    num_bins: int = spec(min=1)  # bins of the factors' discretisation
+
+
+@dataclass(kw_only=True)
+class MCCMetric:
+    num_train: int = spec(min=1)
+    correlation: str = spec(choices=["pearson", "spearman"])
+
+
+@dataclass(kw_only=True)
+class DownstreamMetric:
+    num_train: list[int] = spec(min=1, nonempty=True)  # training-set sizes (Locatello: 10 ... 10000)
+    num_test: int = spec(min=1)
+    batch_size: int = spec(min=1)
+    efficiency: list[int] = spec(length=2, min=1)  # sample_efficiency = acc(first) / acc(second)
+
+
+@dataclass(kw_only=True)
 class Suite:
     """metrics.suite: the metrics to score (any of them) and their sizes."""
 
@@ -266,6 +287,10 @@ class Suite:
     sap: SAPMetric = spec(optional=True)
     modularity: ModularityMetric = spec(optional=True)
     unsupervised: MIGMetric = spec(optional=True)
+    irs: IRSMetric = spec(optional=True)
+    mcc: MCCMetric = spec(optional=True)
+    downstream_logistic: DownstreamMetric = spec(optional=True)
+    downstream_gbt: DownstreamMetric = spec(optional=True)
 
 
 @dataclass(kw_only=True)

@@ -17,6 +17,9 @@ function                      returns                                           
                               mutual_info_score
 ``beta_vae_score``            train_accuracy, eval_accuracy                     ``beta_vae.py``
 ``factor_vae_score``          train_accuracy, eval_accuracy, num_active_dims    ``factor_vae.py``
+``irs``                       irs, num_active_dims                              ``irs_score.py``
+``mcc``                       mcc                                               ``mcc_score.py``
+``downstream``                {n}:mean_test_accuracy, ..., sample_efficiency    ``downstream.py``
 ============================  ================================================  ==========================
 
 The first five take codes/factors already drawn (e.g. with
@@ -55,12 +58,17 @@ Deliberate differences from disentanglement_lib
    sklearn's exact per-cell formula (equal to ``mutual_info_score`` up to summation order,
    ~1e-15). Output keys are renamed (``mig``, ``sap``, ``modularity``,
    ``explicitness_train``...) and all values are Python floats (``num_active_dims`` too).
+9. IRS: ``num_active_dims`` counts the active dims (DL: the sum of their code values).
+10. Downstream: the GBT predictor gets ``random_state=0`` (DL: unseeded, so not repeatable).
 """
 
 from disent.metrics import utils
 from disent.metrics.beta_vae import beta_vae_score
 from disent.metrics.dci_score import completeness, dci, disentanglement
+from disent.metrics.downstream import downstream
 from disent.metrics.factor_vae import factor_vae_score
+from disent.metrics.irs_score import irs
+from disent.metrics.mcc_score import mcc
 from disent.metrics.mig_score import mig
 from disent.metrics.modularity_score import modularity, modularity_explicitness
 from disent.metrics.sap_score import sap, sap_score_matrix
@@ -84,6 +92,9 @@ __all__ = [
     "unsupervised",
     "beta_vae_score",
     "factor_vae_score",
+    "irs",
+    "mcc",
+    "downstream",
     # building blocks
     "disentanglement",
     "completeness",

@@ -24,7 +24,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 from disent.metrics.beta_vae import beta_vae_score
 from disent.metrics.dci_score import dci
+from disent.metrics.downstream import downstream
 from disent.metrics.factor_vae import factor_vae_score
+from disent.metrics.irs_score import irs
+from disent.metrics.mcc_score import mcc
 from disent.metrics.mig_score import mig
 from disent.metrics.modularity_score import modularity_explicitness
 from disent.metrics.sap_score import sap
@@ -55,9 +58,28 @@ DRAWN_METRICS = {
     "modularity": lambda train, test, s, seed, n_jobs: modularity_explicitness(
         *train, *test, num_bins=s["num_bins"]
     ),
+    "irs": lambda train, test, s, seed, n_jobs: irs(
+        *train, diff_quantile=s["diff_quantile"], num_bins=s["num_bins"]
+    ),
+    "mcc": lambda train, test, s, seed, n_jobs: mcc(*train, correlation=s["correlation"]),
 }
+
+
+def downstream_logistic(data, represent, rng, **settings) -> dict[str, float]:
+    return downstream(data, represent, rng, predictor="logistic", **settings)
+
+
+def downstream_gbt(data, represent, rng, **settings) -> dict[str, float]:
+    return downstream(data, represent, rng, predictor="gbt", **settings)
+
+
 # metrics that draw their own samples through (data, represent, rng, **settings)
-SCORE_METRICS = {"beta_vae": beta_vae_score, "factor_vae": factor_vae_score}
+SCORE_METRICS = {
+    "beta_vae": beta_vae_score,
+    "factor_vae": factor_vae_score,
+    "downstream_logistic": downstream_logistic,
+    "downstream_gbt": downstream_gbt,
+}
 METRIC_NAMES = sorted(DRAWN_METRICS | SCORE_METRICS)
 
 
@@ -78,6 +100,8 @@ def images_encoded_per_batch(suite: dict) -> int:
             total += 2 * s["batch_size"] * (s["num_train"] + s["num_eval"])
         elif name == "factor_vae":
             total += s["num_variance_estimate"] + s["batch_size"] * (s["num_train"] + s["num_eval"])
+        elif name.startswith("downstream"):
+            total += sum(s["num_train"]) + len(s["num_train"]) * s["num_test"]
         else:
             total += s["num_train"] + s.get("num_test", 0)
     return total
