@@ -242,6 +242,7 @@ class TrainTestMetric:
 @dataclass(kw_only=True)
 class DCIMetric(TrainTestMetric):
     n_estimators: int = spec(min=1)  # boosting stages of each factor's classifier (DL: 100)
+    estimator: str = spec(choices=["gbt", "hist_gbt"])  # gbt: DL's exact; hist_gbt: fast, close
 
 
 @dataclass(kw_only=True)
@@ -269,7 +270,9 @@ class MCCMetric:
 
 @dataclass(kw_only=True)
 class DownstreamMetric:
-    num_train: list[int] = spec(min=1, nonempty=True)  # training-set sizes (Locatello: 10 ... 10000)
+    num_train: list[int] = spec(
+        min=1, nonempty=True
+    )  # training-set sizes (Locatello: 10 ... 10000)
     num_test: int = spec(min=1)
     batch_size: int = spec(min=1)
     efficiency: list[int] = spec(length=2, min=1)  # sample_efficiency = acc(first) / acc(second)

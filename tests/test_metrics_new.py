@@ -161,3 +161,24 @@ def _downstream_of(factors, codes):
             num_test=1000,
             efficiency=(10, 1000),
         )
+
+
+@pytest.mark.slow  # ~25 s: the exact DCI's trees
+def test_fast_dci_is_close_to_the_exact_one_and_a_bad_estimator_is_refused():
+    from disent.metrics.dci_score import dci
+
+    rng = np.random.default_rng(3)
+    factors, perfect = _grid(rng, n=900)
+    codes = {
+        "perfect": np.c_[perfect, rng.normal(size=(900, 2))],
+        "random": rng.normal(size=(900, 4)),
+    }
+    for name, code in codes.items():
+        split = (code[:600], factors[:600], code[600:], factors[600:])
+        exact = dci(*split, n_estimators=20)
+        fast = dci(*split, n_estimators=20, estimator="hist_gbt")
+        for key in ("disentanglement", "completeness"):
+            assert fast[key] == pytest.approx(exact[key], abs=0.03), (name, key)
+    assert fast["disentanglement"] < 0.1 < exact["informativeness_train"]
+    with pytest.raises(ValueError, match="estimator"):
+        dci(*split, estimator="xgboost")

@@ -74,7 +74,13 @@ def _member(cfg):
             "32-true",
             ["model.permute=second"],
         ),  # the paper's second batch
-        ("beta_tcvae", "mlp", True, "32-true", ["compute.compile=true"]),  # the vmapped step compiled
+        (
+            "beta_tcvae",
+            "mlp",
+            True,
+            "32-true",
+            ["compute.compile=true"],
+        ),  # the vmapped step compiled
         ("beta_vae", "mlp", False, "bf16-mixed", []),  # autocast: a GPU study's precision
         ("beta_vae", "mlp", True, "bf16-mixed", []),
     ],

@@ -50,7 +50,12 @@ DRAWN_METRICS = {
         train[0], num_bins=s["num_bins"]
     ),
     "dci": lambda train, test, s, seed, n_jobs: dci(
-        *train, *test, seed=seed, n_jobs=n_jobs, n_estimators=s["n_estimators"]
+        *train,
+        *test,
+        seed=seed,
+        n_jobs=n_jobs,
+        n_estimators=s["n_estimators"],
+        estimator=s["estimator"],
     ),
     "sap": lambda train, test, s, seed, n_jobs: sap(
         *train, *test, continuous_factors=s["continuous_factors"]
