@@ -28,7 +28,7 @@ TINY_SUITE = {
         "prune_threshold": 0.05,
     },
     "mig": {"num_train": 300, "num_bins": 20},
-    "dci": {"num_train": 150, "num_test": 60, "n_estimators": 10},
+    "dci": {"num_train": 150, "num_test": 60, "n_estimators": 10, "estimator": "gbt"},
     "sap": {"num_train": 300, "num_test": 100, "continuous_factors": False},
     "modularity": {"num_train": 300, "num_test": 100, "num_bins": 20},
     "unsupervised": {"num_train": 300, "num_bins": 20},

@@ -74,7 +74,8 @@ class DeviceGrid:
 
 def _whole_grid(dataset: GroundTruthData, device: torch.device) -> torch.Tensor:
     """Every grid image, in grid order, on `device`: (N, C, H, W) uint8 levels if the pixels allow it
-    exactly, else float32. Refused, before anything is rendered, when the device has not the room."""
+    exactly, else float32. Refused after its first chunk (which says the dtype) when the device has
+    not the room."""
     pixels = int(np.prod(dataset.observation_shape))
     first_indices = np.arange(min(CHUNK, len(dataset)))
     first = dataset.sample_observations_from_factors(dataset.index_to_factors(first_indices))
