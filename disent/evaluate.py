@@ -39,13 +39,16 @@ def evaluate_checkpoint(
         )
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     start = time.time()
-    values = evaluate(data, encoder_of(model, metrics_cfg["encode_batch_size"]), metrics_cfg)
+    seconds: dict = {}
+    encode = encoder_of(model, metrics_cfg["encode_batch_size"])
+    values = evaluate(data, encode, metrics_cfg, seconds)
     return {
         "checkpoint": str(Path(checkpoint).resolve()),
         "model": run_cfg.model.name,
         "dataset": _as_dict(dataset_cfg),
         "metrics_config": _as_dict(metrics_cfg),
         "wall_time_s": round(time.time() - start, 3),
+        "metric_seconds": seconds,  # each metric's, and the grid encoding's
         "metrics": values,
     }
 

@@ -201,12 +201,12 @@ def finish_job(
     step: int,
     results: dict,
     device: torch.device,
-    metrics: Callable[[], dict] | None = None,
+    metrics: Callable[[dict], dict] | None = None,
 ) -> None:
     """After training: the final losses, then the figures and the metrics into results.json and the
     loggers. Figures and metrics run on `device`, where the model trained (Lightning hands it back
-    on the CPU); `metrics` gives the model's metric values when they are computed elsewhere (a stack
-    scores its members together)."""
+    on the CPU); `metrics(seconds)` gives the model's metric values when they are computed elsewhere
+    (a stack scores its members together), and fills `seconds` with their wall times."""
     results.update(
         steps=step, final_losses=model.final_losses(), checkpoint="checkpoints/last.ckpt"
     )
@@ -219,11 +219,13 @@ def finish_job(
     set_phase("figures")
     results["figures"] = figures.write(model, loggers, step)
     set_phase("metrics")
-    results["metrics"] = (
-        metrics()
-        if metrics is not None
-        else evaluate(dataset, encoder_of(model, cfg.metrics.encode_batch_size), cfg.metrics)
-    )
+    seconds: dict = {}  # where the evaluation's time went (suite.evaluate_many)
+    if metrics is not None:
+        results["metrics"] = metrics(seconds)
+    else:
+        encode = encoder_of(model, cfg.metrics.encode_batch_size)
+        results["metrics"] = evaluate(dataset, encode, cfg.metrics, seconds)
+    results["metric_seconds"] = seconds
     set_phase("logging")
     final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
     for logger in loggers:

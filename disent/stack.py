@@ -310,8 +310,10 @@ class _SharedMetrics:
         self.members = members
         self.device = device
         self.values: dict[int, dict] | Exception | None = None
+        self.seconds: dict = {}  # the evaluation's wall times, all members together
 
-    def of(self, k: int) -> dict:
+    def of(self, k: int, seconds: dict) -> dict:
+        """Member k's values; `seconds` receives the shared evaluation's wall times."""
         if self.values is None:
             encoders = [
                 encoder_of(
@@ -323,7 +325,7 @@ class _SharedMetrics:
                 self.values = dict(
                     zip(
                         self.members,
-                        evaluate_many(self.dataset, encoders, self.metrics_cfg),
+                        evaluate_many(self.dataset, encoders, self.metrics_cfg, self.seconds),
                         strict=True,
                     )
                 )
@@ -331,6 +333,7 @@ class _SharedMetrics:
                 self.values = error
         if isinstance(self.values, Exception):
             raise self.values
+        seconds.update(self.seconds)
         return self.values[k]
 
 
@@ -376,7 +379,7 @@ def _write_member(
                 step,
                 results,
                 device,
-                lambda: metrics.of(k),
+                lambda seconds: metrics.of(k, seconds),
             )
         results["status"] = "running"  # completed once every member is written
     except Exception as error:  # noqa: BLE001 -- this member's job fails; the others are written on

@@ -182,6 +182,9 @@ def test_training_writes_every_metric_and_disent_eval_rescores_the_checkpoint(tm
     ]:
         assert np.isfinite(metrics[name]), name
     assert metrics == results["metrics"]["mean"]
+    # where the time went: each metric's wall time beside its values
+    assert set(on_disk["metric_seconds"]["mean"]) == set(cfg.metrics.suite)
+    assert all(s >= 0 for s in on_disk["metric_seconds"]["mean"].values())
 
     checkpoint = tmp_path / "job" / "checkpoints" / "last.ckpt"
     done = run_in_process(
@@ -190,6 +193,7 @@ def test_training_writes_every_metric_and_disent_eval_rescores_the_checkpoint(tm
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "job" / "metrics.json").read_text())
     assert report["model"] == "beta_vae" and report["dataset"]["name"] == "dsprites"
+    assert set(report["metric_seconds"]["mean"]) == set(cfg.metrics.suite)
     # the same weights and metric seed: the same numbers as at the end of training
     for name, value in metrics.items():
         assert report["metrics"]["mean"][name] == pytest.approx(value, abs=1e-6), name

@@ -118,9 +118,10 @@ def score(
     suite: dict,
     seed: int,
     dci_n_jobs: int | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Every metric of `suite` (name -> settings) for one `represent` function; flat
-    {"dci.completeness": ...}.
+    {"dci.completeness": ...}. `seconds`, when given, receives each metric's wall time.
 
     Each metric starts from a fresh `np.random.default_rng(seed)`, as disentanglement_lib gives each
     metric its own `RandomState(seed)`: every metric's train set is the first `num_train` points of
@@ -162,7 +163,10 @@ def score(
             else:
                 train, test = draw(settings["num_train"], settings.get("num_test", 0))
                 values = DRAWN_METRICS[name](train, test, settings, seed, dci_n_jobs)
-        log.info("metric %s: %.1f s", name, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        log.info("metric %s: %.1f s", name, elapsed)
+        if seconds is not None:
+            seconds[name] = round(elapsed, 3)
         results |= {(k if k == name else f"{name}.{k}"): float(v) for k, v in values.items()}
     return results
 
@@ -282,23 +286,30 @@ def check_metrics_config(metrics_cfg: Mapping) -> None:
         )
 
 
-def evaluate(data, encode: Encode, metrics_cfg: Mapping) -> dict[str, dict[str, float]]:
+def evaluate(
+    data, encode: Encode, metrics_cfg: Mapping, seconds: dict | None = None
+) -> dict[str, dict[str, float]]:
     """Score a Gaussian encoder on `data` with the metric set `metrics_cfg` (a `conf/metrics/` file).
 
     Returns {representation: {metric: value}}, e.g. {"mean": {"mig": 0.21, "dci.disentanglement":
-    ...}}.
+    ...}}. `seconds`, when given, receives the wall times (`evaluate_many`).
     """
-    return evaluate_many(data, [encode], metrics_cfg)[0]
+    return evaluate_many(data, [encode], metrics_cfg, seconds)[0]
 
 
 def evaluate_many(
-    data, encoders: list[Encode], metrics_cfg: Mapping
+    data, encoders: list[Encode], metrics_cfg: Mapping, seconds: dict | None = None
 ) -> list[dict[str, dict[str, float]]]:
     """`evaluate` for several encoders on one data set and metric set (a stack's members): the values
     of one `evaluate` call each, but on a deterministic data set every image the metrics draw is
     rendered once and encoded by every model, through the encoded factor grid (module docstring) or,
     with more than one model and at most `cache_grid_max_size` drawn images, through tables of the
-    drawn batches' codes."""
+    drawn batches' codes.
+
+    `seconds`, when given, receives where the time went, for all encoders together:
+    {"grid_encoding": s (when the grid was encoded), "<representation>": {metric: s, summed over the
+    encoders}}."""
+    seconds = {} if seconds is None else seconds
     cfg = _plain(metrics_cfg)
     check_metrics_config(cfg)
     suite = cfg["suite"] or {}
@@ -308,6 +319,7 @@ def evaluate_many(
     if deterministic and len(data) <= cfg["cache_grid_max_size"] and len(data) < drawn:
         start = time.perf_counter()
         grids = encode_grids(data, encoders)
+        seconds["grid_encoding"] = round(time.perf_counter() - start, 3)
         log.info(
             "encoded the %d-image factor grid for %d model(s) in %.1f s",
             len(data),
@@ -327,9 +339,18 @@ def evaluate_many(
             noise = np.random.default_rng(
                 [cfg["seed"], 1 + REPRESENTATIONS.index(kind)]
             )  # for "sampled"
+            times: dict[str, float] = {}
             per_kind[kind] = score(
-                view, _represent(codes, kind, noise), suite, cfg["seed"], cfg.get("dci_n_jobs")
+                view,
+                _represent(codes, kind, noise),
+                suite,
+                cfg["seed"],
+                cfg.get("dci_n_jobs"),
+                times,
             )
+            totals = seconds.setdefault(kind, {})
+            for name, elapsed in times.items():
+                totals[name] = round(totals.get(name, 0.0) + elapsed, 3)
         results.append(per_kind)
     return results
 
