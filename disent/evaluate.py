@@ -1,5 +1,5 @@
-"""`disent-eval`: score a `disent-train` checkpoint with a metric set (`conf/metrics/`); the suite
-itself is disent/metrics/suite.py."""
+"""`disent-eval`: score a `disent-train` checkpoint, or codes computed anywhere (`codes=<file.npz>`),
+with a metric set (`conf/metrics/`); the suite itself is disent/metrics/suite.py."""
 
 import sys
 import time
@@ -12,12 +12,68 @@ from omegaconf import DictConfig, OmegaConf
 from disent.checkpoints import load_model
 from disent.config import CONF_DIR
 from disent.data import build_dataset
-from disent.metrics.suite import check_metrics_config, evaluate
+from disent.metrics.suite import check_metrics_config, evaluate, score_codes
 from disent.models import encoder_of
 from disent.results import write_json_atomic
 
 
 # --- disent-eval ------------------------------------------------------------------------------
+CODE_ARRAYS = ("codes_train", "factors_train", "codes_test", "factors_test")
+
+
+def evaluate_codes(path: str | Path, metrics_cfg: DictConfig | dict) -> dict:
+    """Score the representation stored in an .npz: `codes_train` (N, D) and `factors_train` (N, K)
+    integer factors, `codes_test` and `factors_test` likewise (any model's codes, e.g. one trained
+    elsewhere). The metrics that draw observations from a data set are skipped, and listed."""
+    import numpy as np
+
+    from disent.schema import ConfigError
+
+    check_metrics_config(metrics_cfg)
+    cfg = _as_dict(metrics_cfg)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            missing = [name for name in CODE_ARRAYS if name not in stored.files]
+            if missing:
+                raise ConfigError(
+                    f"codes={path} lacks the arrays {missing} (it has {sorted(stored.files)}): "
+                    f"save codes_train, factors_train, codes_test, factors_test with np.savez"
+                )
+            arrays = {name: stored[name] for name in CODE_ARRAYS}
+    except (OSError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"codes={path} cannot be read as an .npz: {error}") from None
+    for split in ("train", "test"):
+        factors = arrays[f"factors_{split}"]
+        if factors.ndim != 2 or not np.issubdtype(factors.dtype, np.integer):
+            raise ConfigError(
+                f"codes={path}: factors_{split} must be an (N, K) integer array, got "
+                f"{factors.dtype} of shape {factors.shape}"
+            )
+    seconds: dict = {}
+    start = time.time()
+    try:
+        values, skipped = score_codes(
+            (arrays["codes_train"], arrays["factors_train"]),
+            (arrays["codes_test"], arrays["factors_test"]),
+            cfg["suite"] or {},
+            cfg["seed"],
+            cfg.get("dci_n_jobs"),
+            seconds,
+        )
+    except ValueError as error:  # shapes that do not fit together
+        raise ConfigError(f"codes={path}: {error}") from None
+    return {
+        "codes": str(Path(path).resolve()),
+        "metrics_config": cfg,
+        "skipped": skipped,  # metrics that draw observations themselves: they need a model
+        "wall_time_s": round(time.time() - start, 3),
+        "metric_seconds": {"codes": seconds},
+        "metrics": {"codes": values},
+    }
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     metrics_cfg: DictConfig | dict,
@@ -65,14 +121,19 @@ def default_output(checkpoint: Path) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
-    """disent-eval checkpoint=PATH [metrics=study] [output=metrics.json]"""
+    """disent-eval checkpoint=PATH | codes=FILE.npz [metrics=study] [output=metrics.json]"""
     from disent.checkpoints import CheckpointError
     from disent.data import DataFileError
     from disent.results import os_reason
     from disent.schema import ConfigError, validate_metrics_config
 
-    checkpoint = Path(cfg.checkpoint)
-    output = Path(cfg.output) if cfg.output else default_output(checkpoint)
+    if (cfg.checkpoint is None) == (cfg.codes is None):
+        _refuse(
+            "give checkpoint=<a disent-train checkpoint> or codes=<an .npz of codes_train, "
+            "factors_train, codes_test, factors_test>, one of them"
+        )
+    source = Path(cfg.checkpoint or cfg.codes)
+    output = Path(cfg.output) if cfg.output else default_output(source)
     try:
         if output.is_dir():
             raise ConfigError(
@@ -81,7 +142,12 @@ def main(cfg: DictConfig) -> None:
             )
         validate_metrics_config(cfg.metrics)
         _check_output(output)  # before the minutes of scoring, not after
-        report = evaluate_checkpoint(checkpoint, cfg.metrics, cfg.get("dataset"))
+        if cfg.codes is not None:
+            report = evaluate_codes(source, cfg.metrics)
+            if report["skipped"]:
+                print(f"skipped (they draw observations from a data set): {report['skipped']}")
+        else:
+            report = evaluate_checkpoint(source, cfg.metrics, cfg.get("dataset"))
     except (ConfigError, CheckpointError, DataFileError) as error:
         _refuse(str(error))
     for kind, values in report["metrics"].items():

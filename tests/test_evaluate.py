@@ -276,3 +276,36 @@ def test_the_metric_suite_runs_without_torch_lightning_hydra_or_omegaconf():
     assert (
         out["values"]["mig"] > 0.5
     )  # the ground-truth factors as codes: each factor in its own dimension
+
+
+@pytest.mark.slow  # ~20 s: DCI's trees
+def test_disent_eval_scores_codes_from_anywhere_and_refuses_a_bad_file(tmp_path):
+    """codes=<npz>: a representation computed outside disent (here a NumPy function of the factors)."""
+    rng = np.random.default_rng(0)
+    sizes = np.array([3, 6, 10])
+    factors = np.stack([rng.integers(0, s, 700) for s in sizes], axis=1)
+    codes = np.c_[factors / (sizes - 1), rng.normal(size=(700, 2))]
+    np.savez(
+        tmp_path / "codes.npz",
+        codes_train=codes[:500],
+        factors_train=factors[:500],
+        codes_test=codes[500:],
+        factors_test=factors[500:],
+    )
+    done = run_in_process(
+        "disent.evaluate", f"codes={tmp_path / 'codes.npz'}", "metrics=tiny_extended", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "codes.metrics.json").read_text())
+    values = report["metrics"]["codes"]
+    assert values["mig"] > 0.5 and values["mcc"] > 0.99 and 0 < values["irs"] <= 1
+    assert values["dci.disentanglement"] > 0.5 and "sap" in values and "modularity" in values
+    assert report["skipped"] == ["beta_vae", "downstream_gbt", "downstream_logistic", "factor_vae"]
+    assert "skipped" in done.stdout
+
+    np.savez(tmp_path / "bad.npz", codes_train=codes, factors_train=factors)
+    done = run_in_process("disent.evaluate", f"codes={tmp_path / 'bad.npz'}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "lacks the arrays ['codes_test', 'factors_test']" in done.stderr
+    done = run_in_process("disent.evaluate", cwd=tmp_path)
+    assert done.returncode == 2 and "checkpoint=" in done.stderr and "codes=" in done.stderr

@@ -171,6 +171,34 @@ def score(
     return results
 
 
+def score_codes(
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    suite: dict,
+    seed: int,
+    dci_n_jobs: int | None = None,
+    seconds: dict[str, float] | None = None,
+) -> tuple[dict[str, float], list[str]]:
+    """The metrics of `suite` that score fixed arrays (codes, factors), on a representation computed
+    anywhere: `train` and `test` are ((N, D) codes, (N, K) factors) each, used whole (the suite's
+    num_train / num_test do not apply). Returns (flat values, the suite's metrics that were skipped
+    because they draw their own observations from a data set: BetaVAE, FactorVAE, downstream)."""
+    check_suite(suite)
+    values: dict[str, float] = {}
+    skipped = sorted(name for name in suite if name in SCORE_METRICS)
+    for name, settings in suite.items():
+        if name in SCORE_METRICS:
+            continue
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # as in `score`
+            result = DRAWN_METRICS[name](train, test, settings, seed, dci_n_jobs)
+        if seconds is not None:
+            seconds[name] = round(time.perf_counter() - start, 3)
+        values |= {(k if k == name else f"{name}.{k}"): float(v) for k, v in result.items()}
+    return values, skipped
+
+
 # --- representations ---------------------------------------------------------------------------
 def to_representation(
     encoded: tuple[np.ndarray, np.ndarray], kind: str, rng: np.random.Generator
