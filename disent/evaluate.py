@@ -16,7 +16,6 @@ from disent.metrics.suite import check_metrics_config, evaluate, score_codes
 from disent.models import encoder_of
 from disent.results import write_json_atomic
 
-
 # --- disent-eval ------------------------------------------------------------------------------
 CODE_ARRAYS = ("codes_train", "factors_train", "codes_test", "factors_test")
 
