@@ -11,6 +11,7 @@ import numpy as np
 import scipy.stats
 from joblib import Parallel, delayed
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+from tqdm import tqdm
 
 from disent.metrics.utils import check_codes_factors
 
@@ -101,7 +102,7 @@ def dci(
         delayed(_fit_one_factor)(
             x_train, factors_train[:, k], x_test, factors_test[:, k], seed, n_estimators, estimator
         )
-        for k in range(num_factors)
+        for k in tqdm(range(num_factors), desc="DCI classifiers", leave=False, disable=None)
     )
     importance_matrix = np.empty((codes_train.shape[1], num_factors), dtype=np.float64)  # (D, K)
     importance_matrix[order, :] = np.stack([r[0] for r in results], axis=1)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from tqdm import tqdm
 
 from disent.metrics.beta_vae import beta_vae_score
 from disent.metrics.dci_score import dci
@@ -150,7 +151,8 @@ def score(
         return train, tests.get((num_train, num_test))
 
     results: dict[str, float] = {}
-    for name, settings in suite.items():
+    # progress in a terminal only (disable=None: off when stderr is not a TTY, e.g. in a sweep's log)
+    for name, settings in tqdm(suite.items(), desc="metrics", unit="metric", disable=None):
         start = time.perf_counter()
         with warnings.catch_warnings():
             # the reference's classifiers (LogisticRegression with max_iter=100) often stop early on
@@ -236,7 +238,8 @@ def encode_grids(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """`encode_grid` for several models: each chunk of the grid is rendered once and encoded by every model."""
     parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in encoders]
-    for start in range(0, len(data), chunk):
+    starts = range(0, len(data), chunk)
+    for start in tqdm(starts, desc="encoding the factor grid", unit="chunk", disable=None):
         indices = np.arange(start, min(start + chunk, len(data)))
         observations = data.sample_observations_from_factors(
             data.index_to_factors(indices), np.random.default_rng(0)
