@@ -238,3 +238,26 @@ def test_study_presets_run_the_union_of_the_per_model_grids(preset, jobs, tmp_pa
         cfg = load_config(first)  # every job's config composes: keys exist, options exist
         assert cfg.study_name == preset and cfg.dataset.name == spec["dataset"]
     assert total == jobs
+
+
+def test_report_extends_its_tables_to_the_extended_metrics_when_they_were_scored(tmp_path):
+    from disent.study.analysis import EXTENDED_METRICS
+    from disent.study.report import main
+
+    study = synthetic_study(tmp_path / "study")
+    rng = np.random.default_rng(5)
+    for path in study.glob("*/results.json"):
+        results = json.loads(path.read_text())
+        if "metrics" in results:
+            for column in EXTENDED_METRICS.values():
+                results["metrics"]["mean"][column.removeprefix("mean/")] = float(rng.random())
+            path.write_text(json.dumps(results))
+    main(["report", str(study), "--out", str(tmp_path / "report")])
+    correlation = pd.read_csv(tmp_path / "report" / "correlation_dsprites.csv", index_col=0)
+    assert list(correlation.index) == [*STUDY_METRICS, *EXTENDED_METRICS]
+    variance = pd.read_csv(tmp_path / "report" / "variance.csv", index_col=0)
+    assert set(EXTENDED_METRICS) <= set(variance.index)
+    # without them the tables keep the six only
+    main(["report", str(synthetic_study(tmp_path / "six")), "--out", str(tmp_path / "six_report")])
+    six = pd.read_csv(tmp_path / "six_report" / "correlation_dsprites.csv", index_col=0)
+    assert list(six.index) == list(STUDY_METRICS)

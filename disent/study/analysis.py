@@ -22,6 +22,23 @@ STUDY_METRICS = {
 }
 
 
+# the metrics after the study (metrics=extended), reported beside the six when the table has them
+EXTENDED_METRICS = {
+    "IRS": "mean/irs",
+    "MCC": "mean/mcc",
+    "Downstream LR accuracy": "mean/downstream_logistic.10000:mean_test_accuracy",
+    "Downstream LR efficiency": "mean/downstream_logistic.sample_efficiency",
+    "Downstream GBT accuracy": "mean/downstream_gbt.10000:mean_test_accuracy",
+    "Downstream GBT efficiency": "mean/downstream_gbt.sample_efficiency",
+}
+
+
+def reported_metrics(table: pd.DataFrame) -> dict[str, str]:
+    """The six metrics, and those of EXTENDED_METRICS that the table has: name -> column."""
+    extended = {name: column for name, column in EXTENDED_METRICS.items() if column in table}
+    return {**STUDY_METRICS, **extended}
+
+
 def completed(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["status"] == "completed"]
 

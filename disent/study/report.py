@@ -24,10 +24,10 @@ import pandas as pd  # noqa: E402
 
 from disent.results import save_figure_atomic, write_atomic  # noqa: E402
 from disent.study.analysis import (  # noqa: E402
-    STUDY_METRICS,
     better_beats_worse,
     completed,
     rank_correlation,
+    reported_metrics,
     variance_explained,
 )
 from disent.study.collect import collect  # noqa: E402
@@ -168,10 +168,11 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
             markdown(failed[["job_dir", "status", "error"]], index=False),
         ]
 
-    present = {name: column for name, column in STUDY_METRICS.items() if column in jobs}
+    metrics = reported_metrics(jobs)  # the six, and the extended set's when they were scored
+    present = {name: column for name, column in metrics.items() if column in jobs}
     lines += ["", "## Do the metrics agree? Spearman rank correlation ×100", ""]
     for dataset in sorted(jobs["dataset"].dropna().unique()):
-        correlation = rank_correlation(table, dataset)
+        correlation = rank_correlation(table, dataset, metrics)
         write_atomic(out / f"correlation_{dataset}.csv", correlation.to_csv())
         write_atomic(out / f"correlation_{dataset}.md", markdown(correlation))
         correlation_heatmap(correlation, dataset, out / f"correlation_{dataset}.png")
