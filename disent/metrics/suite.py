@@ -18,6 +18,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -153,24 +154,31 @@ def score(
     results: dict[str, float] = {}
     # progress in a terminal only (disable=None: off when stderr is not a TTY, e.g. in a sweep's log)
     for name, settings in tqdm(suite.items(), desc="metrics", unit="metric", disable=None):
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            # the reference's classifiers (LogisticRegression with max_iter=100) often stop early on
-            # these features; that is part of the metric's definition, so it is not reported per fit
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            if name in SCORE_METRICS:
-                values = SCORE_METRICS[name](
-                    data, represent, np.random.default_rng(seed), **settings
-                )
-            else:
-                train, test = draw(settings["num_train"], settings.get("num_test", 0))
-                values = DRAWN_METRICS[name](train, test, settings, seed, dci_n_jobs)
-        elapsed = time.perf_counter() - start
-        log.info("metric %s: %.1f s", name, elapsed)
-        if seconds is not None:
-            seconds[name] = round(elapsed, 3)
-        results |= {(k if k == name else f"{name}.{k}"): float(v) for k, v in values.items()}
+        if name in SCORE_METRICS:
+            rng = np.random.default_rng(seed)
+            run = partial(SCORE_METRICS[name], data, represent, rng, **settings)
+        else:
+            train, test = draw(settings["num_train"], settings.get("num_test", 0))
+            run = partial(DRAWN_METRICS[name], train, test, settings, seed, dci_n_jobs)
+        results |= _timed(name, run, seconds)
     return results
+
+
+def _timed(
+    name: str, run: Callable[[], dict], seconds: dict[str, float] | None
+) -> dict[str, float]:
+    """One metric's values, flat ({"dci.completeness": ...}), its wall time logged and put in `seconds`."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # the reference's classifiers (LogisticRegression with max_iter=100) often stop early on
+        # these features; that is part of the metric's definition, so it is not reported per fit
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        values = run()
+    elapsed = time.perf_counter() - start
+    log.info("metric %s: %.1f s", name, elapsed)
+    if seconds is not None:
+        seconds[name] = round(elapsed, 3)
+    return {(k if k == name else f"{name}.{k}"): float(v) for k, v in values.items()}
 
 
 def score_codes(
@@ -189,15 +197,9 @@ def score_codes(
     values: dict[str, float] = {}
     skipped = sorted(name for name in suite if name in SCORE_METRICS)
     for name, settings in suite.items():
-        if name in SCORE_METRICS:
-            continue
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # as in `score`
-            result = DRAWN_METRICS[name](train, test, settings, seed, dci_n_jobs)
-        if seconds is not None:
-            seconds[name] = round(time.perf_counter() - start, 3)
-        values |= {(k if k == name else f"{name}.{k}"): float(v) for k, v in result.items()}
+        if name not in SCORE_METRICS:
+            run = partial(DRAWN_METRICS[name], train, test, settings, seed, dci_n_jobs)
+            values |= _timed(name, run, seconds)
     return values, skipped
 
 
