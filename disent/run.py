@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -47,12 +48,13 @@ from disent.job import (
 )
 from disent.loggers import build_logger, finish_logger, is_wandb, logger_builder, wandb_summary
 from disent.malloc import keep_freed_memory
-from disent.metrics.suite import evaluate, flatten
+from disent.metrics.suite import encode_shared, evaluate, flatten
 from disent.models import DisentModel, build_model, encoder_of, import_user_modules
-from disent.results import code_version, write_json_atomic
+from disent.results import code_version, write_atomic, write_json_atomic
 from disent.schema import ConfigError, validate_train_config
 
 log = logging.getLogger(__name__)
+SHARED_CODES = "shared_codes.npz"  # a job's codes on the shared observations (metrics.shared_codes)
 
 
 def hydra_job_info() -> tuple[Path, str | None]:
@@ -220,11 +222,13 @@ def finish_job(
     results["figures"] = figures.write(model, loggers, step)
     set_phase("metrics")
     seconds: dict = {}  # where the evaluation's time went (suite.evaluate_many)
+    encode = encoder_of(model, cfg.metrics.encode_batch_size)
     if metrics is not None:
         results["metrics"] = metrics(seconds)
     else:
-        encode = encoder_of(model, cfg.metrics.encode_batch_size)
         results["metrics"] = evaluate(dataset, encode, cfg.metrics, seconds)
+    if cfg.metrics.get("shared_codes"):
+        results["shared_codes"] = save_shared_codes(job_dir, dataset, encode, cfg.metrics, seconds)
     results["metric_seconds"] = seconds
     set_phase("logging")
     final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
@@ -235,6 +239,19 @@ def finish_job(
                 wandb_summary(logger, final)
         logger.save()
     results["status"] = "completed"
+
+
+def save_shared_codes(
+    job_dir: Path, dataset, encode, metrics_cfg: DictConfig, seconds: dict
+) -> dict:
+    """The model's (mu, logvar) on the metric set's shared observations (`suite.encode_shared`) as
+    shared_codes.npz in the job directory, for UDR; returns what results.json records of them."""
+    start = time.perf_counter()
+    num_points = metrics_cfg.shared_codes.num_points
+    mu, logvar = encode_shared(dataset, encode, num_points, metrics_cfg.seed)
+    write_atomic(job_dir / SHARED_CODES, lambda file: np.savez(file, mu=mu, logvar=logvar))
+    seconds["shared_codes"] = round(time.perf_counter() - start, 3)
+    return {"file": SHARED_CODES, "num_points": num_points, "seed": metrics_cfg.seed}
 
 
 def close_job(

@@ -297,6 +297,14 @@ class Suite:
 
 
 @dataclass(kw_only=True)
+class SharedCodes:
+    """metrics.shared_codes: codes of observations drawn from `metrics.seed` alone, the same for every
+    job on a data set, saved beside results.json for the study-level metrics (UDR)."""
+
+    num_points: int = spec(min=1)
+
+
+@dataclass(kw_only=True)
 class Metrics:
     name: str
     seed: int = spec(min=0)
@@ -305,6 +313,7 @@ class Metrics:
     encode_batch_size: int = spec(min=1)
     dci_n_jobs: int | None = spec(nonzero=True)  # joblib's n_jobs: -1 = all cores
     suite: Suite | None
+    shared_codes: SharedCodes | None = spec(optional=True)  # null or left out: none saved
 
 
 @dataclass(kw_only=True)

@@ -209,6 +209,10 @@ def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
     done = table[table["status"] == "completed"]
     scored = [column for column in STUDY_METRICS.values() if column in done]
     assert len(scored) == 5  # the tiny set: all but DCI
+    # each job saved its codes on the shared observations, the input of UDR (test_udr)
+    for job_dir in done["job_dir"]:
+        with np.load(Path(job_dir) / "shared_codes.npz") as codes:
+            assert codes["mu"].shape == codes["logvar"].shape == (100, 10)
     expected = (done[scored].astype(float).corr(method="spearman") * 100).round()
     got = pd.read_csv(tmp_path / "report" / "correlation_dsprites.csv", index_col=0)
     np.testing.assert_array_equal(got.to_numpy(dtype=float), expected.to_numpy())
@@ -244,19 +248,21 @@ def test_report_extends_its_tables_to_the_extended_metrics_when_they_were_scored
     from disent.study.analysis import EXTENDED_METRICS
     from disent.study.report import main
 
+    # the per-job ones (UDR, scored per cell from saved codes, has its own test in test_udr)
+    extended = {n: c for n, c in EXTENDED_METRICS.items() if c.startswith("mean/")}
     study = synthetic_study(tmp_path / "study")
     rng = np.random.default_rng(5)
     for path in study.glob("*/results.json"):
         results = json.loads(path.read_text())
         if "metrics" in results:
-            for column in EXTENDED_METRICS.values():
+            for column in extended.values():
                 results["metrics"]["mean"][column.removeprefix("mean/")] = float(rng.random())
             path.write_text(json.dumps(results))
     main(["report", str(study), "--out", str(tmp_path / "report")])
     correlation = pd.read_csv(tmp_path / "report" / "correlation_dsprites.csv", index_col=0)
-    assert list(correlation.index) == [*STUDY_METRICS, *EXTENDED_METRICS]
+    assert list(correlation.index) == [*STUDY_METRICS, *extended]
     variance = pd.read_csv(tmp_path / "report" / "variance.csv", index_col=0)
-    assert set(EXTENDED_METRICS) <= set(variance.index)
+    assert set(extended) <= set(variance.index)
     # without them the tables keep the six only
     main(["report", str(synthetic_study(tmp_path / "six")), "--out", str(tmp_path / "six_report")])
     six = pd.read_csv(tmp_path / "six_report" / "correlation_dsprites.csv", index_col=0)

@@ -203,6 +203,16 @@ def score_codes(
     return values, skipped
 
 
+def encode_shared(
+    data, encode: Encode, num_points: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar) of `num_points` observations drawn from `seed` alone: every model scored with the
+    same metric set on the same data set sees the same observations, in the same order (the shared
+    inputs of UDR, disent.metrics.udr)."""
+    observations = data.sample_observations(num_points, np.random.default_rng(seed))
+    return encode(observations)
+
+
 # --- representations ---------------------------------------------------------------------------
 def to_representation(
     encoded: tuple[np.ndarray, np.ndarray], kind: str, rng: np.random.Generator

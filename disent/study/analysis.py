@@ -30,6 +30,8 @@ EXTENDED_METRICS = {
     "Downstream LR efficiency": "mean/downstream_logistic.sample_efficiency",
     "Downstream GBT accuracy": "mean/downstream_gbt.10000:mean_test_accuracy",
     "Downstream GBT efficiency": "mean/downstream_gbt.sample_efficiency",
+    "UDR (Lasso)": "udr/lasso",  # unsupervised, study-level: disent.study.udr
+    "UDR (Spearman)": "udr/spearman",
 }
 
 

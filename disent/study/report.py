@@ -1,13 +1,15 @@
 """`disent-study run --preset cpu --out DIR`: a study preset (conf/study/), one Hydra multirun per
 model. `disent-study report <study or multirun dirs...> --out DIR`: the study's table, tables and
-figures.
+figures. `disent-study udr <dirs...> --out DIR`: every job's UDR from the codes the jobs saved on
+shared observations (udr.csv, udr_cells.{csv,md}).
 
 Writes into DIR: `table.csv` and `table.parquet` (one row per job),
 `correlation_<dataset>.{csv,md,png}` (the metrics' Spearman rank correlation x100),
 `variance.{csv,md}` (the shares of each metric's variance explained by model, strength and seed),
 `better_beats_worse.{csv,md}`, `strengths_<metric>.png` (each metric across each model's strengths,
 seeds as the spread), `tc_sampled_vs_mean.png` (when the unsupervised scores of both representations
-were computed) and `report.md` tying them together.
+were computed), `udr_cells.{csv,md}` (when the jobs saved shared codes: UDR, Duan et al. 2020, is then
+a column of the table and of the correlation and variance tables) and `report.md` tying them together.
 """
 
 import argparse
@@ -31,6 +33,7 @@ from disent.study.analysis import (  # noqa: E402
     variance_explained,
 )
 from disent.study.collect import collect  # noqa: E402
+from disent.study.udr import POOLS, UDR_COLUMNS, udr_scores, with_udr  # noqa: E402
 
 TC = "unsupervised.gaussian_total_correlation"
 
@@ -128,7 +131,7 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
     """Write every table and figure of the study under `paths` into `out`; returns report.md's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table = collect(paths)
+    table = with_udr(collect(paths))  # UDR columns when the jobs saved shared codes
     write_atomic(out / "table.csv", table.to_csv(index=False))
     # a hyperparameter's values may mix types (numbers, strings): parquet stores that column as text
     write_atomic(
@@ -212,6 +215,8 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
         figure = f"strengths_{column.split('/')[-1]}.png"
         strengths_figure(jobs, name, column, out / figure)
         lines.append(f"![{name}]({figure})")
+    if UDR_COLUMNS["lasso"] in jobs:
+        lines += udr_section(table, metrics, out)
     if f"sampled/{TC}" in jobs and f"mean/{TC}" in jobs:
         tc_figure(jobs, out / "tc_sampled_vs_mean.png")
         lines += [
@@ -222,6 +227,59 @@ def report(paths: list[str | Path], out: str | Path) -> Path:
         ]
     write_atomic(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"
+
+
+def udr_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean UDR of each (data set, model, strength) cell, and how many jobs it has."""
+    jobs = completed(table).dropna(subset=[UDR_COLUMNS["lasso"]])
+    cells = jobs.groupby(["dataset", "model", "hyperparameter", "value"], dropna=False)
+    means = cells[list(UDR_COLUMNS.values())].mean().round(3)
+    means["jobs"] = cells.size()
+    return means.reset_index()
+
+
+def udr_section(table: pd.DataFrame, metrics: dict[str, str], out: Path) -> list[str]:
+    """The report's UDR part: its rank correlation with the supervised metrics (Duan et al. 2020's
+    headline table) per data set, and each cell's mean UDR; writes udr_cells.{csv,md}."""
+    cells = udr_cells(table)
+    write_atomic(out / "udr_cells.csv", cells.to_csv(index=False))
+    write_atomic(out / "udr_cells.md", markdown(cells, index=False))
+    names = [name for name, column in metrics.items() if column in UDR_COLUMNS.values()]
+    lines = [
+        "",
+        "## Unsupervised model selection: UDR",
+        "",
+        "UDR (Duan et al. 2020) of each job against the other seeds of its cell (same model and strength), "
+        "from the codes the jobs saved on shared observations; disentanglement_lib's Lasso and Spearman "
+        "variants. Spearman rank correlation ×100 of UDR with each metric:",
+        "",
+    ]
+    for dataset in sorted(completed(table)["dataset"].dropna().unique()):
+        correlation = rank_correlation(table, dataset, metrics)
+        rows = correlation.loc[[n for n in names if n in correlation.index]]
+        lines += [f"### {dataset}", "", markdown(rows.drop(columns=names, errors="ignore")), ""]
+    lines += ["Mean UDR per cell:", "", markdown(cells, index=False)]
+    return lines
+
+
+def write_udr(paths: list[str | Path], out: Path, pool: str) -> Path:
+    """`disent-study udr`: every job's UDR (udr.csv) and each cell's mean (udr_cells.{csv,md})."""
+    table = collect(paths)
+    scores = udr_scores(table, pool)
+    if scores.empty:
+        raise SystemExit(
+            "disent-study udr: no pool of two or more completed jobs with shared codes under "
+            f"{', '.join(str(p) for p in paths)}; train with a metric set that saves them "
+            "(metrics.shared_codes, on in metrics=study and metrics=tiny)"
+        )
+    identity = ["job_dir", "dataset", "model", "hyperparameter", "value", "seed"]
+    scores = table[identity].merge(scores, on="job_dir")
+    write_atomic(out / "udr.csv", scores.to_csv(index=False))
+    cells = udr_cells(table.merge(scores[["job_dir", *UDR_COLUMNS.values()]], on="job_dir"))
+    write_atomic(out / "udr_cells.csv", cells.to_csv(index=False))
+    write_atomic(out / "udr_cells.md", markdown(cells, index=False))
+    print(markdown(cells, index=False))
+    return out / "udr.csv"
 
 
 def study_commands(preset: dict, out: Path, extra: list[str]) -> list[list[str]]:
@@ -307,6 +365,22 @@ def main(argv: list[str] | None = None) -> None:
         "paths", nargs="+", help="study or multirun directories (searched recursively)"
     )
     report_parser.add_argument("--out", required=True, help="directory for the report")
+    udr_parser = commands.add_parser(
+        "udr",
+        help="UDR of every job from its shared codes (Duan et al. 2020), and each cell's mean",
+    )
+    udr_parser.add_argument(
+        "paths", nargs="+", help="study or multirun directories (searched recursively)"
+    )
+    udr_parser.add_argument(
+        "--out", required=True, help="directory for udr.csv and udr_cells.{csv,md}"
+    )
+    udr_parser.add_argument(
+        "--pool",
+        choices=POOLS,
+        default="cell",
+        help="compare each job with the other seeds of its cell (the paper's UDR) or every job on its data set",
+    )
     args = parser.parse_args(argv)
     if args.command == "run":
         failures = run_study(args.preset, args.out, args.overrides, args.dry_run)
@@ -320,6 +394,9 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         parser.error(f"not a directory: {', '.join(missing)}")
     _check_out(parser, Path(args.out))
+    if args.command == "udr":
+        print(f"wrote {write_udr(args.paths, Path(args.out), args.pool)}")
+        return
     path = report(args.paths, args.out)
     print(f"wrote {path}")
 
