@@ -246,6 +246,15 @@ class DCIMetric(TrainTestMetric):
 
 
 @dataclass(kw_only=True)
+class DCIESMetric(TrainTestMetric):
+    depths: list[int] = spec(
+        min=1, nonempty=True
+    )  # the probes' capacities: random-forest depths, increasing
+    n_estimators: int = spec(min=1)  # trees per forest (the authors': 100)
+    continuous_factors: bool  # regress every factor (loss 1 - R²) instead of classifying it
+
+
+@dataclass(kw_only=True)
 class SAPMetric(TrainTestMetric):
     continuous_factors: bool
 
@@ -292,6 +301,7 @@ class Suite:
     unsupervised: MIGMetric = spec(optional=True)
     irs: IRSMetric = spec(optional=True)
     mcc: MCCMetric = spec(optional=True)
+    dci_es: DCIESMetric = spec(optional=True)
     downstream_logistic: DownstreamMetric = spec(optional=True)
     downstream_gbt: DownstreamMetric = spec(optional=True)
 
@@ -679,6 +689,8 @@ def _cross_checks(cfg: dict, checker: _Checker) -> None:
     )
     schema = MODELS.get(model.get("name")) if isinstance(model.get("name"), str) else None
     data = DATASETS.get(dataset.get("name")) if isinstance(dataset.get("name"), str) else None
+    for group in ("metrics", "periodic_metrics"):
+        _increasing_depths(cfg.get(group), group, checker)
     if schema is None:
         return
     knob, knobs = model.get("hyperparameter"), _knobs(schema)
@@ -709,6 +721,19 @@ def _cross_checks(cfg: dict, checker: _Checker) -> None:
             f"loader.batch_size = {batch}: must be even with model.permute=second "
             f"(each batch is split into two halves)"
         )
+
+
+def _increasing_depths(metrics: Any, group: str, checker: _Checker) -> None:
+    """DCI-ES's probes must grow in capacity: at least two depths, increasing."""
+    suite = metrics.get("suite") if isinstance(metrics, dict) else None
+    dci_es = suite.get("dci_es") if isinstance(suite, dict) else None
+    depths = dci_es.get("depths") if isinstance(dci_es, dict) else None
+    if isinstance(depths, list) and all(_is(d, int) for d in depths):
+        if len(depths) < 2 or any(b <= a for a, b in zip(depths, depths[1:])):
+            checker.problems.append(
+                f"{group}.suite.dci_es.depths = {_show(depths)}: give at least two increasing depths "
+                f"(the authors': [1, 2, 3, 4, 8, 10, 12, 14, 16, 18, 20, 32])"
+            )
 
 
 def _device_checks(trainer: dict, checker: _Checker) -> None:

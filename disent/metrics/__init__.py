@@ -20,6 +20,7 @@ function                      returns                                           
 ``irs``                       irs, num_active_dims                              ``irs_score.py``
 ``mcc``                       mcc                                               ``mcc_score.py``
 ``downstream``                {n}:mean_test_accuracy, ..., sample_efficiency    ``downstream.py``
+``dci_es``                    explicitness(.k), size, disentanglement, ...      ``dci_es.py``
 ``udr``                       scores (M,), pairwise (M, M): a set of models     ``udr.py``
 ============================  ================================================  ==========================
 

@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from tqdm import tqdm
 
 from disent.metrics.beta_vae import beta_vae_score
+from disent.metrics.dci_es import dci_es
 from disent.metrics.dci_score import dci
 from disent.metrics.downstream import downstream
 from disent.metrics.factor_vae import factor_vae_score
@@ -69,6 +70,15 @@ DRAWN_METRICS = {
         *train, diff_quantile=s["diff_quantile"], num_bins=s["num_bins"]
     ),
     "mcc": lambda train, test, s, seed, n_jobs: mcc(*train, correlation=s["correlation"]),
+    "dci_es": lambda train, test, s, seed, n_jobs: dci_es(
+        *train,
+        *test,
+        depths=s["depths"],
+        n_estimators=s["n_estimators"],
+        continuous_factors=s["continuous_factors"],
+        seed=seed,
+        n_jobs=n_jobs,
+    ),
 }
 
 

@@ -26,6 +26,7 @@ STUDY_METRICS = {
 EXTENDED_METRICS = {
     "IRS": "mean/irs",
     "MCC": "mean/mcc",
+    "DCI-ES Explicitness": "mean/dci_es.explicitness",
     "Downstream LR accuracy": "mean/downstream_logistic.10000:mean_test_accuracy",
     "Downstream LR efficiency": "mean/downstream_logistic.sample_efficiency",
     "Downstream GBT accuracy": "mean/downstream_gbt.10000:mean_test_accuracy",
