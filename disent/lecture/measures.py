@@ -37,6 +37,24 @@ def _mi_matrix(job: Job, num_points: int) -> dict:
     return {"mi": mi.tolist(), "kl": kl.tolist(), "factor_names": list(data.factor_names)}
 
 
+def kl_offsets(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each latent's mean KL to the prior (Z,), the part of it that is a constant offset of the means,
+    ½·E[μ_j]² (Z,)) on `num_points` images, kept in the job's measures. An offset is the same for
+    every image, so it carries no information: a KL made of offsets is capacity spent on nothing."""
+    kept = job.measure(f"kl_offsets(points={num_points})", lambda: _kl_offsets(job, num_points))
+    return np.asarray(kept["kl"]), np.asarray(kept["offset"])
+
+
+def _kl_offsets(job: Job, num_points: int) -> dict:
+    model, cfg = job.load()
+    data = build_dataset(cfg.dataset)
+    mu, logvar = encoder_of(model, 512)(
+        data.sample_observations(num_points, np.random.default_rng(1))
+    )
+    kl = 0.5 * (mu**2 + np.exp(logvar) - logvar - 1).mean(axis=0)
+    return {"kl": kl.tolist(), "offset": (0.5 * mu.mean(axis=0) ** 2).tolist()}
+
+
 def factor_gaps(mi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per factor: (the best latent, its normalised MI, its gap to the second best latent)."""
     ranked = np.sort(mi, axis=0)[::-1]
