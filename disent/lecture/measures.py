@@ -5,6 +5,7 @@ import numpy as np
 
 from disent.data import build_dataset
 from disent.lecture.runs import Job
+from disent.metrics.udr import gaussian_kl
 from disent.metrics.utils import (
     discrete_entropy,
     discrete_mutual_info,
@@ -33,7 +34,7 @@ def _mi_matrix(job: Job, num_points: int) -> dict:
         / discrete_entropy(factors)[None, :]
     )
     mu, logvar = encode(data.sample_observations(2000, np.random.default_rng(1)))
-    kl = 0.5 * (mu**2 + np.exp(logvar) - logvar - 1).mean(axis=0)
+    kl = gaussian_kl(mu, logvar)
     return {"mi": mi.tolist(), "kl": kl.tolist(), "factor_names": list(data.factor_names)}
 
 
@@ -51,7 +52,7 @@ def _kl_offsets(job: Job, num_points: int) -> dict:
     mu, logvar = encoder_of(model, 512)(
         data.sample_observations(num_points, np.random.default_rng(1))
     )
-    kl = 0.5 * (mu**2 + np.exp(logvar) - logvar - 1).mean(axis=0)
+    kl = gaussian_kl(mu, logvar)
     return {"kl": kl.tolist(), "offset": (0.5 * mu.mean(axis=0) ** 2).tolist()}
 
 

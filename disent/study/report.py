@@ -238,12 +238,18 @@ def udr_cells(table: pd.DataFrame) -> pd.DataFrame:
     return means.reset_index()
 
 
-def udr_section(table: pd.DataFrame, metrics: dict[str, str], out: Path) -> list[str]:
-    """The report's UDR part: its rank correlation with the supervised metrics (Duan et al. 2020's
-    headline table) per data set, and each cell's mean UDR; writes udr_cells.{csv,md}."""
+def write_udr_cells(table: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """`udr_cells` of the table, written as udr_cells.{csv,md} into `out`."""
     cells = udr_cells(table)
     write_atomic(out / "udr_cells.csv", cells.to_csv(index=False))
     write_atomic(out / "udr_cells.md", markdown(cells, index=False))
+    return cells
+
+
+def udr_section(table: pd.DataFrame, metrics: dict[str, str], out: Path) -> list[str]:
+    """The report's UDR part: its rank correlation with the supervised metrics (Duan et al. 2020's
+    headline table) per data set, and each cell's mean UDR; writes udr_cells.{csv,md}."""
+    cells = write_udr_cells(table, out)
     names = [name for name, column in metrics.items() if column in UDR_COLUMNS.values()]
     lines = [
         "",
@@ -275,9 +281,9 @@ def write_udr(paths: list[str | Path], out: Path, pool: str) -> Path:
     identity = ["job_dir", "dataset", "model", "hyperparameter", "value", "seed"]
     scores = table[identity].merge(scores, on="job_dir")
     write_atomic(out / "udr.csv", scores.to_csv(index=False))
-    cells = udr_cells(table.merge(scores[["job_dir", *UDR_COLUMNS.values()]], on="job_dir"))
-    write_atomic(out / "udr_cells.csv", cells.to_csv(index=False))
-    write_atomic(out / "udr_cells.md", markdown(cells, index=False))
+    cells = write_udr_cells(
+        table.merge(scores[["job_dir", *UDR_COLUMNS.values()]], on="job_dir"), out
+    )
     print(markdown(cells, index=False))
     return out / "udr.csv"
 
