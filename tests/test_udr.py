@@ -26,7 +26,7 @@ def fixture_cell(kind: str) -> tuple[list, list]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_udr_equals_disentanglement_lib(kind, correlation):
     mus, logvars = fixture_cell(kind)
-    got = udr(mus, [gaussian_kl(m, v) for m, v in zip(mus, logvars)], correlation)
+    got = udr(mus, [gaussian_kl(m, v) for m, v in zip(mus, logvars, strict=True)], correlation)
     np.testing.assert_allclose(got["scores"], FIXTURE[f"{kind}/{correlation}/scores"], atol=1e-9)
     pairwise = FIXTURE[f"{kind}/{correlation}/pairwise"]
     off_diagonal = ~np.eye(MODELS, dtype=bool)
