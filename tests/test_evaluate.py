@@ -177,6 +177,9 @@ def test_training_writes_every_metric_and_disent_eval_rescores_the_checkpoint(tm
         "sap",
         "irs",
         "mcc",
+        "dci_es.explicitness",
+        "infomec.infom",
+        "infomec.infoe",
         "downstream_logistic.sample_efficiency",
         "downstream_gbt.50:mean_test_accuracy",
     ]:
@@ -300,6 +303,7 @@ def test_disent_eval_scores_codes_from_anywhere_and_refuses_a_bad_file(tmp_path)
     values = report["metrics"]["codes"]
     assert values["mig"] > 0.5 and values["mcc"] > 0.99 and 0 < values["irs"] <= 1
     assert values["dci.disentanglement"] > 0.5 and "sap" in values and "modularity" in values
+    assert values["infomec.infoe"] > 0.5 and values["infomec.num_active_dims"] == 5
     assert report["skipped"] == ["beta_vae", "downstream_gbt", "downstream_logistic", "factor_vae"]
     assert "skipped" in done.stdout
 

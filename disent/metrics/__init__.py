@@ -21,6 +21,7 @@ function                      returns                                           
 ``mcc``                       mcc                                               ``mcc_score.py``
 ``downstream``                {n}:mean_test_accuracy, ..., sample_efficiency    ``downstream.py``
 ``dci_es``                    explicitness(.k), size, disentanglement, ...      ``dci_es.py``
+``infomec``                   infom, infoc, infoe, num_active_dims              ``infomec.py``
 ``udr``                       scores (M,), pairwise (M, M): a set of models     ``udr.py``
 ============================  ================================================  ==========================
 

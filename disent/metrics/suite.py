@@ -29,6 +29,7 @@ from disent.metrics.dci_es import dci_es
 from disent.metrics.dci_score import dci
 from disent.metrics.downstream import downstream
 from disent.metrics.factor_vae import factor_vae_score
+from disent.metrics.infomec import infomec
 from disent.metrics.irs_score import irs
 from disent.metrics.mcc_score import mcc
 from disent.metrics.mig_score import mig
@@ -78,6 +79,14 @@ DRAWN_METRICS = {
         continuous_factors=s["continuous_factors"],
         seed=seed,
         n_jobs=n_jobs,
+    ),
+    "infomec": lambda train, test, s, seed, n_jobs: infomec(
+        *train,
+        discrete_codes=s["discrete_codes"],
+        n_neighbors=s["n_neighbors"],
+        active_fraction=s["active_fraction"],
+        max_iter=s["max_iter"],
+        seed=seed,
     ),
 }
 
