@@ -47,8 +47,7 @@ def infomec(
         from all standardised latents (one-hot for discrete codes) to ``v_k``, and ``H_0(v_k)`` the
         same regression's loss on constant inputs. Each is 1 for a perfect code: InfoM when each
         latent informs about one factor only, InfoC when each factor is captured by one latent,
-        InfoE
-        when the code predicts every factor.
+        InfoE when the code predicts every factor.
 
     Args:
         codes: ``(N, D)`` representations (continuous, or integer-valued when ``discrete_codes``).
