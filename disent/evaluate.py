@@ -15,6 +15,7 @@ from disent.data import build_dataset
 from disent.metrics.suite import check_metrics_config, evaluate, score_codes
 from disent.models import encoder_of
 from disent.results import write_json_atomic
+from disent.run import save_shared_codes
 
 # --- disent-eval ------------------------------------------------------------------------------
 CODE_ARRAYS = ("codes_train", "factors_train", "codes_test", "factors_test")
@@ -77,8 +78,11 @@ def evaluate_checkpoint(
     checkpoint: str | Path,
     metrics_cfg: DictConfig | dict,
     dataset_cfg: DictConfig | dict | None = None,
+    shared_codes: Path | None = None,
 ) -> dict:
-    """Score a `disent-train` checkpoint; the data set is the one it was trained on unless given."""
+    """Score a `disent-train` checkpoint; the data set is the one it was trained on unless given.
+    With `shared_codes` (a path) and a metric set that has `shared_codes`, the model's codes on the
+    shared observations are saved there as well (UDR's input, as training saves them)."""
     from disent.schema import ConfigError
 
     check_metrics_config(metrics_cfg)
@@ -97,6 +101,9 @@ def evaluate_checkpoint(
     seconds: dict = {}
     encode = encoder_of(model, metrics_cfg["encode_batch_size"])
     values = evaluate(data, encode, metrics_cfg, seconds)
+    saved = None
+    if shared_codes is not None and metrics_cfg.get("shared_codes"):
+        saved = save_shared_codes(shared_codes, data, encode, metrics_cfg, seconds)
     return {
         "checkpoint": str(Path(checkpoint).resolve()),
         "model": run_cfg.model.name,
@@ -105,7 +112,14 @@ def evaluate_checkpoint(
         "wall_time_s": round(time.time() - start, 3),
         "metric_seconds": seconds,  # each metric's, and the grid encoding's
         "metrics": values,
+        **({"shared_codes": saved} if saved else {}),
     }
+
+
+def shared_codes_path(output: Path) -> Path:
+    """Where disent-eval saves the shared codes beside its report: `<report>.shared_codes.npz` (never a
+    job's own shared_codes.npz, which its results.json describes)."""
+    return output.with_name(f"{output.stem}.shared_codes.npz")
 
 
 def default_output(checkpoint: Path) -> Path:
@@ -146,7 +160,9 @@ def main(cfg: DictConfig) -> None:
             if report["skipped"]:
                 print(f"skipped (they draw observations from a data set): {report['skipped']}")
         else:
-            report = evaluate_checkpoint(source, cfg.metrics, cfg.get("dataset"))
+            report = evaluate_checkpoint(
+                source, cfg.metrics, cfg.get("dataset"), shared_codes_path(output)
+            )
     except (ConfigError, CheckpointError, DataFileError) as error:
         _refuse(str(error))
     for kind, values in report["metrics"].items():

@@ -228,7 +228,9 @@ def finish_job(
     else:
         results["metrics"] = evaluate(dataset, encode, cfg.metrics, seconds)
     if cfg.metrics.get("shared_codes"):
-        results["shared_codes"] = save_shared_codes(job_dir, dataset, encode, cfg.metrics, seconds)
+        results["shared_codes"] = save_shared_codes(
+            job_dir / SHARED_CODES, dataset, encode, cfg.metrics, seconds
+        )
     results["metric_seconds"] = seconds
     set_phase("logging")
     final = {f"metrics/{k}": v for k, v in flatten(results["metrics"]).items()}
@@ -242,16 +244,17 @@ def finish_job(
 
 
 def save_shared_codes(
-    job_dir: Path, dataset, encode, metrics_cfg: DictConfig, seconds: dict
+    path: Path, dataset, encode, metrics_cfg: DictConfig | dict, seconds: dict
 ) -> dict:
-    """The model's (mu, logvar) on the metric set's shared observations (`suite.encode_shared`) as
-    shared_codes.npz in the job directory, for UDR; returns what results.json records of them."""
+    """The model's (mu, logvar) on the metric set's shared observations (`suite.encode_shared`) as an
+    .npz at `path` (a job's shared_codes.npz), for UDR; returns what results.json records of them
+    (the file's name, relative to the results file beside it)."""
     start = time.perf_counter()
-    num_points = metrics_cfg.shared_codes.num_points
-    mu, logvar = encode_shared(dataset, encode, num_points, metrics_cfg.seed)
-    write_atomic(job_dir / SHARED_CODES, lambda file: np.savez(file, mu=mu, logvar=logvar))
+    num_points = metrics_cfg["shared_codes"]["num_points"]
+    mu, logvar = encode_shared(dataset, encode, num_points, metrics_cfg["seed"])
+    write_atomic(path, lambda file: np.savez(file, mu=mu, logvar=logvar))
     seconds["shared_codes"] = round(time.perf_counter() - start, 3)
-    return {"file": SHARED_CODES, "num_points": num_points, "seed": metrics_cfg.seed}
+    return {"file": path.name, "num_points": num_points, "seed": metrics_cfg["seed"]}
 
 
 def close_job(

@@ -200,6 +200,12 @@ def test_training_writes_every_metric_and_disent_eval_rescores_the_checkpoint(tm
     # the same weights and metric seed: the same numbers as at the end of training
     for name, value in metrics.items():
         assert report["metrics"]["mean"][name] == pytest.approx(value, abs=1e-6), name
+    # the shared codes (UDR's input) beside the report, equal to the ones training saved: same weights,
+    # same metric seed; the job's own shared_codes.npz is left as its results.json describes it
+    assert report["shared_codes"] == {**on_disk["shared_codes"], "file": "metrics.shared_codes.npz"}
+    evaluated = np.load(tmp_path / "job" / "metrics.shared_codes.npz")
+    trained = np.load(tmp_path / "job" / on_disk["shared_codes"]["file"])
+    np.testing.assert_allclose(evaluated["mu"], trained["mu"], atol=1e-5)
 
 
 @pytest.mark.slow
