@@ -278,6 +278,15 @@ class MCCMetric:
 
 
 @dataclass(kw_only=True)
+class InfoMECMetric:
+    num_train: int = spec(min=1)
+    discrete_codes: bool  # each code dimension categorical (quantised latents): plug-in MI, one-hot
+    n_neighbors: int = spec(min=1)  # the KSG estimator's neighbours (the authors': 10)
+    active_fraction: float = spec(min=0, max=1)  # pruned: range <= this share of the widest (1/20)
+    max_iter: int = spec(min=1)  # lbfgs iterations of each logistic regression (the authors': 100)
+
+
+@dataclass(kw_only=True)
 class DownstreamMetric:
     num_train: list[int] = spec(
         min=1, nonempty=True
@@ -292,15 +301,6 @@ class Suite:
     """metrics.suite: the metrics to score (any of them) and their sizes."""
 
     key_name: ClassVar[str] = "metric"
-@dataclass(kw_only=True)
-class InfoMECMetric:
-    num_train: int = spec(min=1)
-    discrete_codes: bool  # each code dimension categorical (quantised latents): plug-in MI, one-hot
-    n_neighbors: int = spec(min=1)  # the KSG estimator's neighbours (the authors': 10)
-    active_fraction: float = spec(min=0, max=1)  # pruned: range <= this share of the widest (1/20)
-    max_iter: int = spec(min=1)  # lbfgs iterations of each logistic regression (the authors': 100)
-
-
     beta_vae: BetaVAEMetric = spec(optional=True)
     factor_vae: FactorVAEMetric = spec(optional=True)
     mig: MIGMetric = spec(optional=True)
@@ -311,6 +311,7 @@ class InfoMECMetric:
     irs: IRSMetric = spec(optional=True)
     mcc: MCCMetric = spec(optional=True)
     dci_es: DCIESMetric = spec(optional=True)
+    infomec: InfoMECMetric = spec(optional=True)
     downstream_logistic: DownstreamMetric = spec(optional=True)
     downstream_gbt: DownstreamMetric = spec(optional=True)
 
@@ -326,7 +327,6 @@ class SharedCodes:
 @dataclass(kw_only=True)
 class Metrics:
     name: str
-    infomec: InfoMECMetric = spec(optional=True)
     seed: int = spec(min=0)
     representations: list[str] = spec(choices=["mean", "sampled"])
     cache_grid_max_size: int = spec(min=0)
