@@ -2,7 +2,9 @@
 it.
 
 One row per factor, sweeping that factor over (up to `max_columns` of) its values with the others
-fixed at a random grid point, then rows of random samples.
+fixed at a random grid point, then rows of random samples. On a data set that is not a full grid
+(`dataset=arrays`), a combination of the sweep that the data lacks shows a random image with the
+swept value instead (`GroundTruthData.with_fixed_factor`).
 """
 
 from pathlib import Path
@@ -13,7 +15,7 @@ from omegaconf import DictConfig
 
 from disent.config import CONF_DIR
 from disent.data import GroundTruthData, build_dataset
-from disent.viz import image_grid, save_png, stack_vertically
+from disent.viz import image_grid, labelled_rows, save_png
 
 
 def factor_sweeps(
@@ -28,6 +30,7 @@ def factor_sweeps(
         )
         factors = np.repeat(base[None], len(values), axis=0)
         factors[:, k] = values
+        factors = data.with_fixed_factor(factors, k, rng)  # a grid: unchanged, nothing drawn
         rows.append(data.sample_observations_from_factors(factors, rng)[None])
     return rows
 
@@ -35,11 +38,16 @@ def factor_sweeps(
 def preview(
     data: GroundTruthData, rng: np.random.Generator, max_columns: int, sample_rows: int
 ) -> np.ndarray:
-    """The preview picture as a uint8 RGB array."""
+    """The preview picture as a uint8 RGB array: each factor's row labelled with its name and size,
+    then the random samples."""
     samples = data.sample_observations(sample_rows * max_columns, rng)
     samples = samples.reshape(sample_rows, max_columns, *samples.shape[1:])
-    return stack_vertically(
-        [image_grid(row) for row in factor_sweeps(data, rng, max_columns)] + [image_grid(samples)]
+    sweeps = factor_sweeps(data, rng, max_columns)
+    labels = [
+        f"{name} ({size})" for name, size in zip(data.factor_names, data.factor_sizes, strict=True)
+    ]
+    return labelled_rows(
+        [image_grid(row) for row in sweeps] + [image_grid(samples)], [*labels, "samples"]
     )
 
 
@@ -66,9 +74,9 @@ def main(cfg: DictConfig) -> None:
     sizes = ", ".join(
         f"{name} {size}" for name, size in zip(data.factor_names, data.factor_sizes, strict=True)
     )
-    print(
-        f"{cfg.dataset.name}: {len(data):,} grid points ({sizes}); observations {data.observation_shape}"
-    )
+    points = "grid points" if getattr(data, "full_grid", True) else "rows, not a full grid"
+    shape = data.observation_shape
+    print(f"{cfg.dataset.name}: {len(data):,} {points} ({sizes}); observations {shape}")
     print(f"rows: one per factor ({', '.join(data.factor_names)}), then random samples -> {output}")
 
 

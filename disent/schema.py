@@ -202,6 +202,36 @@ class Digits(Dataset):
         return cfg.get("size")
 
 
+@dataclass(kw_only=True)
+class Arrays(Dataset):
+    """arrays: one's own images and factors from a file (disent.data.arrays)."""
+
+    factors: dict[str, int] | None = spec(optional=True, min=1)  # from the file; checked if given
+    path: str  # required: there is no default data
+    size: int | None = spec(min=1)  # null: the file's own size
+    in_memory: bool
+
+    @classmethod
+    def side(cls, cfg: dict) -> Any:
+        return cfg.get("size")  # null (the file's size): known only once the file is read
+
+
+@dataclass(kw_only=True)
+class SmallNORB(Dataset):
+    """smallnorb: the original NORB binary-matrix files (disent.data.smallnorb)."""
+
+    instance_factor: bool  # the instance a fifth factor (true) or drawn per observation (false)
+
+
+@dataclass(kw_only=True)
+class MPI3D(Dataset):
+    """mpi3d: the toy, realistic or real photographs of a robot arm's object (disent.data.mpi3d)."""
+
+    variant: str = spec(choices=["toy", "realistic", "real"])
+    axis_size: int = spec(min=1)  # values per arm axis in the file (40; tests write fewer)
+    in_memory: bool
+
+
 DATASETS: dict[str, type[Dataset]] = {
     "dsprites": Dataset,
     "color_dsprites": Dataset,
@@ -209,6 +239,10 @@ DATASETS: dict[str, type[Dataset]] = {
     "scream_dsprites": ScreamDSprites,
     "shapes3d": Shapes3D,
     "digits": Digits,
+    "arrays": Arrays,
+    "smallnorb": SmallNORB,
+    "cars3d": Dataset,
+    "mpi3d": MPI3D,
 }
 
 

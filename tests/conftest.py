@@ -75,3 +75,66 @@ def run_in_process(
     return subprocess.CompletedProcess(
         [module, *arguments], code, stdout.getvalue(), stderr.getvalue()
     )
+
+
+# a region of the dSprites grid (values: grid positions): 3 x 2 x 4 x 4 x 4 = 384 combinations
+ARRAYS_REGION = ((0, 1, 2), (0, 5), (0, 10, 20, 30), (0, 10, 20, 31), (0, 10, 20, 31))
+
+
+def write_arrays_file(
+    path: Path, rows: int = 300, rgb: bool = False, seed: int = 0, kind: str = "npz"
+) -> Path:
+    """A `dataset=arrays` file that is NOT a full grid, rendered from procedural dSprites: `rows`
+    rows drawn with replacement from 200 of the 384 combinations of ARRAYS_REGION (so some
+    combinations are missing and others repeat), factor values as in ARRAYS_REGION (e.g.
+    orientation 0, 10, 20, 30), each image marked with its row number in pixels (0, 0) and (0, 1)
+    (row % 256, row // 256, in channel 0; see `arrays_rows`). Grayscale uint8 (N, 64, 64), or with
+    `rgb` float32 (N, 64, 64, 3); `kind` "npz" or "h5"."""
+    import numpy as np
+
+    from disent.data import DSprites
+
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*ARRAYS_REGION, indexing="ij"), -1).reshape(-1, 5)
+    chosen = grid[rng.choice(len(grid), 200, replace=False)]
+    factors = chosen[rng.integers(0, len(chosen), rows)]
+    images = DSprites().sample_observations_from_factors(factors)[:, 0]  # (N, 64, 64) {0, 1}
+    marks = np.stack([np.arange(rows) % 256, np.arange(rows) // 256], 1) / 255
+    if rgb:
+        images = images[..., None] * rng.uniform(0.3, 1.0, (rows, 1, 1, 3))
+        images[:, 0, :2, 0] = marks
+        images = images.astype(np.float32)
+    else:
+        images[:, 0, :2] = marks
+        images = np.rint(images * 255).astype(np.uint8)
+    names = ("shape", "scale", "orientation", "posX", "posY")
+    if kind == "h5":
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            f["images"], f["factors"] = images, factors
+            f["factor_names"] = np.array(names, dtype="S")
+    else:
+        np.savez(path, images=images, factors=factors, factor_names=np.array(names))
+    return path
+
+
+def arrays_rows(observations):
+    """The row numbers `write_arrays_file` marked into (N, C, H, W) observations."""
+    import numpy as np
+
+    marks = np.rint(observations[:, 0, 0, :2] * 255).astype(int)
+    return marks[:, 0] + 256 * marks[:, 1]
+
+
+def dataset_files(dataset: str, directory: Path) -> list[str]:
+    """The overrides a test that runs every conf/dataset/ file needs for `dataset`: none for the
+    procedural ones; for those read only from files (arrays, smallnorb, cars3d, mpi3d), small files
+    written under `directory` and `dataset.path` (and the reduced grid) pointing at them."""
+    if dataset == "arrays":
+        return [f"dataset.path={write_arrays_file(directory / 'a.npz')}"]
+    if dataset in ("smallnorb", "cars3d", "mpi3d"):
+        from test_data_originals import original_overrides
+
+        return original_overrides(dataset, directory)
+    return []

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_in_process
+from conftest import dataset_files, run_in_process
 
 from disent.config import CONF_DIR, load_config
 from disent.run import train
@@ -187,9 +187,11 @@ def test_wandb_online_without_network_or_key_falls_back_to_offline(tmp_path):
 @pytest.mark.parametrize("dataset", sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")))
 def test_default_model_trains_on_every_data_set(dataset, tmp_path):
     """The conv nets adapt to each data set's channels and image size."""
+    path = dataset_files(dataset, tmp_path)
     cfg = load_config(
         [
             f"dataset={dataset}",
+            *path,
             "trainer.max_steps=3",
             "trainer.enable_progress_bar=false",
             "metrics=none",

@@ -4,12 +4,16 @@ The Lightning datamodule lives in `disent.data.datamodule` and is not imported h
 metrics can use the data sets without importing Lightning.
 """
 
+from disent.data.arrays import ArraysData
 from disent.data.base import GroundTruthData, as_rng
+from disent.data.cars3d import Cars3D
 from disent.data.digits import Digits
 from disent.data.dsprites import DSprites
 from disent.data.dsprites_variants import ColorDSprites, NoisyDSprites, ScreamDSprites
 from disent.data.files import DataFileError, DataFileNotFoundError
+from disent.data.mpi3d import MPI3D
 from disent.data.shapes3d import Shapes3D
+from disent.data.smallnorb import SmallNORB
 
 DATASETS: dict[str, type[GroundTruthData]] = {
     "dsprites": DSprites,
@@ -18,13 +22,18 @@ DATASETS: dict[str, type[GroundTruthData]] = {
     "scream_dsprites": ScreamDSprites,
     "shapes3d": Shapes3D,
     "digits": Digits,
+    "arrays": ArraysData,
+    "smallnorb": SmallNORB,
+    "cars3d": Cars3D,
+    "mpi3d": MPI3D,
 }
 
 
 def build_dataset(dataset_cfg) -> GroundTruthData:
     """The data set named `dataset_cfg.name`, built from the other keys of its `conf/dataset/` file.
 
-    `factors` (name: size) is metadata for the reader; it must agree with the data set built.
+    `factors` (name: size) is metadata for the reader; it must agree with the data set built
+    (`arrays`, whose factors come from its file, leaves it null: then nothing is checked).
     """
     name = dataset_cfg["name"]
     if name not in DATASETS:
@@ -44,15 +53,19 @@ def build_dataset(dataset_cfg) -> GroundTruthData:
 
 __all__ = [
     "DATASETS",
+    "ArraysData",
+    "Cars3D",
     "ColorDSprites",
     "DataFileError",
     "DataFileNotFoundError",
     "Digits",
     "DSprites",
     "GroundTruthData",
+    "MPI3D",
     "NoisyDSprites",
     "ScreamDSprites",
     "Shapes3D",
+    "SmallNORB",
     "as_rng",
     "build_dataset",
 ]

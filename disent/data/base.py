@@ -7,6 +7,7 @@ run is reproducible from its seeds alone.
 """
 
 import operator
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -102,6 +103,20 @@ class GroundTruthData:
         raise NotImplementedError(
             f"{type(self).__name__} must implement sample_observations_from_factors"
         )
+
+    def with_fixed_factor(
+        self, factors: np.ndarray, k: int | Sequence[int], rng: np.random.Generator | int
+    ) -> np.ndarray:
+        """Factors whose column `k` a caller has overwritten, made into combinations that exist.
+
+        Callers that fix a factor across drawn factors (the BetaVAE and FactorVAE scores, the
+        preview's sweeps, the latent heatmaps with two columns `k`) pass the result on to
+        `sample_observations_from_factors`. On a grid every combination exists: `factors` is
+        returned as it is and nothing is drawn from `rng`, so the callers' random streams are those
+        of disentanglement_lib. A data set that is not a full grid (`disent.data.arrays`) replaces
+        the combinations it lacks with existing ones sharing the values of column(s) `k`.
+        """
+        return factors
 
     def sample_observations(self, n: int, rng: np.random.Generator | int) -> np.ndarray:
         """(n, C, H, W) float32 observations of uniformly sampled factors."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from disent.metrics.utils import as_rng, random_index
+from disent.metrics.utils import as_rng, random_index, with_fixed_factor
 
 __all__ = ["beta_vae_score"]
 
@@ -32,9 +32,10 @@ def beta_vae_score(
     Draw order (identical to DL, so a caching ``data``/``represent`` pair cannot change the
     result): per point ``k = rng.integers(K)`` (``randint`` for a ``RandomState``),
     ``f1 = data.sample_factors(batch_size, rng)``, ``f2 = data.sample_factors(batch_size,
-    rng)``, ``x1 = data.sample_observations_from_factors(f1, rng)``, ``x2 = ...(f2, rng)``,
-    then ``represent(x1)``, ``represent(x2)``; all training points before all eval points.
-    ``data`` and ``represent`` are used only through these calls.
+    rng)``, ``f2[:, k] = f1[:, k]``, ``f2 = data.with_fixed_factor(f2, k, rng)`` (where ``data``
+    has it; see below), ``x1 = data.sample_observations_from_factors(f1, rng)``,
+    ``x2 = ...(f2, rng)``, then ``represent(x1)``, ``represent(x2)``; all training points before
+    all eval points. ``data`` and ``represent`` are used only through these calls.
 
     Settings (disentanglement_lib study)
         ``batch_size = 64``, ``num_train = 10000``, ``num_eval = 5000``.
@@ -55,6 +56,12 @@ def beta_vae_score(
         - As DL's code run with scikit-learn >= 0.22, the classifier is lbfgs/multinomial; the
           scikit-learn 0.20 of the original DL study defaulted to liblinear one-vs-rest.
         - ``rng`` is a ``Generator`` by default (DL: ``RandomState``); the calls are the same.
+        - After the copy of column ``k``, ``f2`` goes through ``data.with_fixed_factor(f2, k,
+          rng)`` (when ``data`` has the method; DL has no such call). On a grid data set it
+          returns ``f2`` unchanged and draws nothing, so the score equals DL's; on a data set
+          that is not a full grid (``dataset=arrays``), where ``f2``'s combinations may not
+          exist, it replaces each missing one by a random existing row with the same value of
+          factor ``k`` (so the pairs still share factor ``k``), and warns once.
     """
     rng = as_rng(rng)
     train_points, train_labels = _generate_training_batch(
@@ -84,6 +91,7 @@ def _generate_training_sample(data, represent, batch_size, rng):
     factors1 = np.array(data.sample_factors(batch_size, rng))
     factors2 = np.array(data.sample_factors(batch_size, rng))
     factors2[:, index] = factors1[:, index]
+    factors2 = with_fixed_factor(data, factors2, index, rng)  # grids: unchanged, nothing drawn
     observation1 = data.sample_observations_from_factors(factors1, rng)
     observation2 = data.sample_observations_from_factors(factors2, rng)
     representation1 = np.asarray(represent(observation1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from disent.metrics.utils import as_rng, random_index
+from disent.metrics.utils import as_rng, random_index, with_fixed_factor
 
 __all__ = ["factor_vae_score"]
 
@@ -41,6 +41,7 @@ def factor_vae_score(
     ``x = data.sample_observations_from_factors(f, rng)``, ``represent(x)`` (one call each,
     as DL's ``sample_observations``); then per vote ``k = rng.integers(K)`` (``randint`` for
     a ``RandomState``), ``f = data.sample_factors(batch_size, rng)``, ``f[:, k] = f[0, k]``,
+    ``f = data.with_fixed_factor(f, k, rng)`` (where ``data`` has it; see below),
     ``x = data.sample_observations_from_factors(f, rng)``, ``represent(x)``; all training
     votes before all eval votes. ``data``/``represent`` are used only through these calls.
 
@@ -67,6 +68,12 @@ def factor_vae_score(
           the active dims. This relabels the columns of the vote matrix one-to-one, so both
           accuracies are identical.
         - ``rng`` is a ``Generator`` by default (DL: ``RandomState``); the calls are the same.
+        - After ``f[:, k] = f[0, k]``, ``f`` goes through ``data.with_fixed_factor(f, k, rng)``
+          (when ``data`` has the method; DL has no such call). On a grid data set it returns
+          ``f`` unchanged and draws nothing, so the score equals DL's; on a data set that is not
+          a full grid (``dataset=arrays``), where ``f``'s combinations may not exist, it replaces
+          each missing one by a random existing row with the same value of factor ``k`` (so the
+          batch still shares factor ``k``), and warns once.
         - none otherwise; in particular, with ``prune_threshold = 0`` (DL's non-study default)
           a constant dim gives ``0/0 = NaN`` and ``argmin`` picks it, exactly as in DL.
     """
@@ -104,6 +111,8 @@ def _generate_votes(data, represent, batch_size, num_points, rng, global_varianc
         factor_index = random_index(rng, data.num_factors)
         factors = np.array(data.sample_factors(batch_size, rng))
         factors[:, factor_index] = factors[0, factor_index]
+        # on a grid unchanged, nothing drawn; else missing combinations replaced (see above)
+        factors = with_fixed_factor(data, factors, factor_index, rng)
         observations = data.sample_observations_from_factors(factors, rng)
         local_variances = np.var(np.asarray(represent(observations)), axis=0, ddof=1)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -36,7 +36,7 @@ from disent.metrics.mig_score import mig
 from disent.metrics.modularity_score import modularity_explicitness
 from disent.metrics.sap_score import sap
 from disent.metrics.unsupervised_metrics import unsupervised
-from disent.metrics.utils import generate_batch_factor_code
+from disent.metrics.utils import generate_batch_factor_code, with_fixed_factor
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,9 @@ class GridIndices:
     def sample_factors(self, n: int, rng) -> np.ndarray:
         return self.data.sample_factors(n, rng)
 
+    def with_fixed_factor(self, factors: np.ndarray, k: int, rng) -> np.ndarray:
+        return with_fixed_factor(self.data, factors, k, rng)  # a grid's: unchanged, nothing drawn
+
     def sample_observations_from_factors(self, factors: np.ndarray, rng) -> np.ndarray:
         return self.data.factors_to_index(factors)  # (n,) grid indices
 
@@ -306,6 +309,9 @@ class _SharedDraws:
 
     def sample_factors(self, n: int, rng) -> np.ndarray:
         return self.data.sample_factors(n, rng)
+
+    def with_fixed_factor(self, factors: np.ndarray, k: int, rng) -> np.ndarray:
+        return with_fixed_factor(self.data, factors, k, rng)  # a grid's: unchanged, nothing drawn
 
     def sample_observations_from_factors(self, factors: np.ndarray, rng) -> np.ndarray:
         factors = np.ascontiguousarray(factors)

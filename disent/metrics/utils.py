@@ -11,6 +11,7 @@ Contents
 ``discrete_mutual_info``        matrix of ``sklearn.metrics.mutual_info_score`` values, vectorised.
 ``discrete_entropy``            ``mutual_info_score(y, y)`` per column, vectorised.
 ``generate_batch_factor_code``  DL's ``generate_batch_factor_code`` (rows = samples).
+``with_fixed_factor``           ``data.with_fixed_factor`` where ``data`` has it (non-grid data).
 
 Differences from disentanglement_lib
 ------------------------------------
@@ -32,6 +33,7 @@ __all__ = [
     "as_rng",
     "check_codes_factors",
     "random_index",
+    "with_fixed_factor",
     "histogram_discretize",
     "discrete_mutual_info",
     "discrete_entropy",
@@ -66,6 +68,16 @@ def random_index(rng, high: int) -> int:
     if isinstance(rng, np.random.RandomState):
         return int(rng.randint(high))
     return int(rng.integers(high))
+
+
+def with_fixed_factor(data, factors: np.ndarray, k: int, rng) -> np.ndarray:
+    """``factors`` after the caller copied one value of factor ``k`` into them, made into
+    combinations the data set has: ``data.with_fixed_factor(factors, k, rng)`` where ``data`` has
+    that method (``disent.data.GroundTruthData``; on a grid it returns ``factors`` and draws
+    nothing), else ``factors`` unchanged (a data set of one's own, e.g. DL's, whose every
+    combination exists)."""
+    hook = getattr(data, "with_fixed_factor", None)
+    return factors if hook is None else np.asarray(hook(factors, k, rng))
 
 
 def histogram_discretize(codes, num_bins: int = 20) -> np.ndarray:

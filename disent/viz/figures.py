@@ -72,15 +72,24 @@ def latent_heatmaps(
     """Mean code of each latent over the grid of two factors (e.g. posX x posY): (Z, size_y, size_x).
 
     Every cell averages `samples_per_cell` observations whose other factors are drawn at random.
+    On a data set that is not a full grid (`dataset=arrays`) they come from rows with the cell's
+    two values (`with_fixed_factor`), and a cell no row has is NaN (blank in the figure).
     """
     size_x, size_y = data.factor_sizes[x_factor], data.factor_sizes[y_factor]
     factors = data.sample_factors(size_x * size_y * samples_per_cell, rng)
     cells = np.arange(size_x * size_y).repeat(samples_per_cell)
     factors[:, x_factor], factors[:, y_factor] = cells % size_x, cells // size_x
+    fix = getattr(data, "with_fixed_factor", None)
+    if fix is not None:  # a grid: unchanged, nothing drawn; else -1 rows for cells no row has
+        factors = fix(factors, (x_factor, y_factor), rng)
+        cells = cells[factors[:, 0] >= 0]
+        factors = factors[factors[:, 0] >= 0]
     codes, _ = encode(data.sample_observations_from_factors(factors, rng))  # (N, Z)
     sums = np.zeros((size_x * size_y, codes.shape[1]))
     np.add.at(sums, cells, codes)
-    return (sums / samples_per_cell).T.reshape(codes.shape[1], size_y, size_x)
+    counts = np.bincount(cells, minlength=size_x * size_y)[:, None]
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)  # NaN: a cell without rows
+    return means.T.reshape(codes.shape[1], size_y, size_x)
 
 
 def heatmap_figure(

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from disent.results import write_atomic
 
@@ -37,6 +37,22 @@ def stack_vertically(pictures: list[np.ndarray], gap: int = 6) -> np.ndarray:
         out[top : top + picture.shape[0], : picture.shape[1]] = picture
         top += picture.shape[0] + gap
     return out
+
+
+def labelled_rows(pictures: list[np.ndarray], labels: list[str], gap: int = 6) -> np.ndarray:
+    """`stack_vertically` with a text label left of each picture, vertically centred on it (PIL's
+    built-in bitmap font: nothing to install or download)."""
+    font = ImageFont.load_default()
+    margin = 8 + max(int(font.getlength(label)) for label in labels)
+    rows = []
+    for picture, label in zip(pictures, labels, strict=True):
+        # tall enough for the text even beside a thin picture
+        height = max(picture.shape[0], 14)
+        row = Image.new("RGB", (margin + picture.shape[1], height), "white")
+        row.paste(Image.fromarray(picture), (margin, 0))
+        ImageDraw.Draw(row).text((4, height // 2), label, fill="black", font=font, anchor="lm")
+        rows.append(np.asarray(row))
+    return stack_vertically(rows, gap)
 
 
 def save_png(picture: np.ndarray, path: str | Path) -> Path:
