@@ -13,7 +13,14 @@ from scipy.stats import kstest
 
 from disent.lecture import item_names, item_spec
 from disent.lecture.capacity import order_holds
-from disent.lecture.cli import Plan, index_table, main, plan, sweep_commands
+from disent.lecture.cli import (
+    Plan,
+    index_table,
+    main,
+    plan,
+    sweep_commands,
+    unrecorded_commands,
+)
 from disent.lecture.infogan_digits import matched_accuracy
 from disent.lecture.page import replace_marked, update_section
 from disent.lecture.study_findings import PAPER, pairs
@@ -265,9 +272,10 @@ def test_items_share_the_jobs_of_an_experiment_and_unknown_items_are_refused(tmp
 
 
 def test_the_plan_counts_the_grid_with_the_command_lines_values_in_place():
-    assert plan("beta_traversals", []) == Plan(6, 30000, [0, 1, 2])  # β = 1, 16 × seeds 0-2
+    grid = {"model.beta": ["1", "16"], "seed": ["0", "1", "2"]}
+    assert plan("beta_traversals", []) == Plan(6, 30000, [0, 1, 2], grid)  # β = 1, 16 × seeds 0-2
     assert plan("beta_traversals", ["seed=0", "threads=1", "trainer.max_steps=10"]) == Plan(
-        2, 10, [0]
+        2, 10, [0], {"model.beta": ["1", "16"], "seed": ["0"]}
     )
     assert plan("noisy_beta_vae", ["seed=range(0,50)", "model.beta=1,2,4,6,8,16"]).jobs == 300
 
@@ -334,3 +342,50 @@ def test_the_capacity_order_claim():
 
 def test_the_seeds_table_is_symmetric_and_has_fifteen_pairs():
     assert (PAPER.to_numpy() == PAPER.to_numpy().T).all() and len(pairs(PAPER)) == 15
+
+
+def test_jobs_with_committed_records_are_not_trained_again(tmp_path):
+    """`disent-lecture run` trains only the grid points without a completed record of the planned
+    length (and no job directory here), as few sweeps as keep jobs side by side."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    records, out = tmp_path / "records", tmp_path / "out"
+    command = sweep_commands("study_findings", "cpu", out, [])["noisy_beta_vae"]
+    planned = plan("noisy_beta_vae", [])  # beta 1, 4, 16 x seeds 0, 1; 6,000 steps
+
+    def record(beta, seed, steps=6000, status="completed"):
+        job = records / "noisy_beta_vae" / "cpu" / f"beta={beta}_seed={seed}"
+        job.mkdir(parents=True)
+        results = {"status": status, "max_steps": steps, "seed": seed}
+        (job / "results.json").write_text(json.dumps(results))
+        OmegaConf.save({"seed": seed, "model": {"beta": float(beta)}}, job / "config.yaml")
+
+    def sweeps():
+        found = unrecorded_commands(command, "noisy_beta_vae", "cpu", planned, records, out)
+        return [[p for p in c if p.startswith(("model.beta=", "seed="))] for c in found]
+
+    assert unrecorded_commands(command, "noisy_beta_vae", "cpu", planned, records, out) == [command]
+    record(1, 0)
+    record(1, 1)
+    record(4, 0, steps=2000)  # another length: trained again
+    record(16, 1, status="failed")  # not completed: trained again
+    assert sweeps() == [["model.beta=4,16", "seed=0,1"]]  # the rest is still a grid: one sweep
+    record(16, 0)
+    assert sweeps() == [["model.beta=4", "seed=0,1"], ["model.beta=16", "seed=1"]]
+    (out / "noisy_beta_vae" / "cpu" / "beta=1_seed=0").mkdir(parents=True)
+    (out / "noisy_beta_vae" / "cpu" / "beta=1_seed=0" / "results.json").write_text("{}")
+    assert sweeps()[0] == ["model.beta=1", "seed=0"]  # a job directory here: it resumes
+    for beta, seed in ((4, 1), (16, 1)):
+        shutil.rmtree(records / "noisy_beta_vae" / "cpu" / f"beta={beta}_seed={seed}", True)
+        record(beta, seed)
+    shutil.rmtree(records / "noisy_beta_vae" / "cpu" / "beta=4_seed=0")
+    record(4, 0)
+    shutil.rmtree(out)
+    assert sweeps() == []  # every job recorded: nothing to train
+    fixed = [p for p in command if not p.startswith(("model.beta=", "seed="))]
+    record_dir = records / "noisy_beta_vae" / "cpu"
+    shutil.rmtree(record_dir / "beta=16_seed=0")
+    (commands,) = [unrecorded_commands(command, "noisy_beta_vae", "cpu", planned, records, out)]
+    assert commands == [[*fixed, "model.beta=16", "seed=0"]]  # the rest of the command kept

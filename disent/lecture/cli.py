@@ -1,6 +1,7 @@
 """`disent-lecture`: train and report the lecture's items (see disent/lecture/__init__.py)."""
 
 import argparse
+import itertools
 import json
 import shlex
 import sys
@@ -9,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from disent.lecture import (
     ITEMS,
@@ -20,7 +22,7 @@ from disent.lecture import (
     sweep_dir,
 )
 from disent.lecture.page import Section, hours, replace_marked, table, update_section
-from disent.lecture.runs import Runs
+from disent.lecture.runs import Runs, read_jobs
 from disent.results import code_version, write_atomic
 
 SECTIONS = ["index", *ITEMS]  # the page's sections in order: the index table, then the items
@@ -63,6 +65,7 @@ class Plan:
     jobs: int
     steps: int
     seeds: list[int]
+    grid: dict[str, list[str]]  # swept key -> its values, as the sweeper expands them
 
 
 def _values(text: str) -> list[str]:
@@ -103,7 +106,10 @@ def _plan(experiment: str, overrides: tuple[str, ...]) -> Plan:
     grid = {key: _values(str(value)) for key, value in (grid | swept).items()}
     seeds = [int(seed) for seed in grid.get("seed", [cfg.seed])]
     return Plan(
-        int(np.prod([len(values) for values in grid.values()])), int(cfg.trainer.max_steps), seeds
+        int(np.prod([len(values) for values in grid.values()])),
+        int(cfg.trainer.max_steps),
+        seeds,
+        grid,
     )
 
 
@@ -112,14 +118,103 @@ def shown(command: list[str]) -> str:
     return " ".join(["disent-train", *(shlex.quote(part) for part in command[3:])])
 
 
-def run(name: str, preset: str, out: Path, extra: list[str], dry_run: bool = False) -> int:
-    """Run every sweep of an item (finished jobs are skipped, interrupted ones resume); how many failed."""
+def run(
+    name: str,
+    preset: str,
+    out: Path,
+    extra: list[str],
+    dry_run: bool = False,
+    docs: Path | None = None,
+) -> int:
+    """Run every sweep of an item (finished jobs are skipped, interrupted ones resume, and jobs whose
+    completed records are in `docs`/jobs are not trained again); how many failed."""
     failures = 0
-    for command in sweep_commands(name, preset, out, extra).values():
-        print(shown(command), flush=True)
-        if not dry_run:
-            failures += run_sweep(command[3:]) != 0  # a failed job must not stop the other sweeps
+    for experiment, command in sweep_commands(name, preset, out, extra).items():
+        todo = [command]
+        if docs is not None:
+            overrides = [
+                *preset_overrides(preset),
+                *item_overrides(name, experiment, preset),
+                *extra,
+            ]
+            planned = plan(experiment, overrides)
+            todo = unrecorded_commands(command, experiment, preset, planned, docs / RECORDS, out)
+        for part in todo:
+            print(shown(part), flush=True)
+            if not dry_run:
+                failures += run_sweep(part[3:]) != 0  # a failed job must not stop the other sweeps
     return failures
+
+
+def _same(value, text: str) -> bool:
+    """Whether a config value equals a sweep value as written on the command line."""
+    try:
+        return float(value) == float(text)
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+def unrecorded_commands(
+    command: list[str], experiment: str, preset: str, planned: Plan, records: Path, out: Path
+) -> list[list[str]]:
+    """The sweep `command` cut down to its jobs that have no completed record of the planned length
+    in `records` (committed by an earlier session or another machine, with no job directory here):
+    one sweep over the innermost key (the seed where it is swept) per combination of the others, so
+    that the launcher still runs jobs side by side. `command` itself when no job is recorded; none
+    when every job is."""
+    local = {path.parent.name for path in sweep_dir(out, experiment, preset).glob("*/results.json")}
+    recorded = [
+        OmegaConf.load(job.dir / "config.yaml")
+        for job in read_jobs(sweep_dir(records, experiment, preset), trained=False)
+        if job.status == "completed"
+        and job.results.get("max_steps") == planned.steps
+        and job.name not in local
+    ]
+    keys = list(planned.grid)
+    if not recorded or not keys:
+        return [command]
+    points = [
+        dict(zip(keys, values, strict=True)) for values in itertools.product(*planned.grid.values())
+    ]
+    missing = [
+        point
+        for point in points
+        if not any(
+            all(_same(OmegaConf.select(cfg, k), v) for k, v in point.items()) for cfg in recorded
+        )
+    ]
+    if len(missing) == len(points):
+        return [command]
+    inner = "seed" if "seed" in keys else keys[-1]
+    outer = [k for k in keys if k != inner]
+    # the inner values missing -> the outer points that miss exactly those
+    by_inner: dict[tuple, list[tuple]] = {}
+    for point in missing:
+        fixed = tuple(point[k] for k in outer)
+        values = tuple(p[inner] for p in missing if tuple(p[k] for k in outer) == fixed)
+        if fixed not in by_inner.setdefault(values, []):
+            by_inner[values].append(fixed)
+    kept = [part for part in command if part.split("=", 1)[0] not in keys]  # the grid's values go
+    commands = []
+    for values, points in by_inner.items():
+        columns = [
+            sorted(set(column), key=point_order(planned.grid[k]))
+            for k, column in zip(outer, zip(*points), strict=True)
+        ]
+        blocks = (
+            [columns]
+            if len(points) == int(np.prod([len(c) for c in columns]))
+            else [[[v] for v in point] for point in points]
+        )  # one sweep when the outer points are a grid, else one per point
+        for block in blocks:
+            sweep = [f"{k}={','.join(column)}" for k, column in zip(outer, block, strict=True)]
+            commands.append([*kept, *sweep, f"{inner}={','.join(values)}"])
+    return commands
+
+
+def point_order(values: list[str]):
+    """Sort key: a value's place in its grid."""
+    return values.index
 
 
 def run_sweep(arguments: list[str]) -> int:
@@ -450,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
     failures = 0
     for name in names:
         if args.command == "run":
-            failures += run(name, args.preset, args.out, args.overrides, args.dry_run)
+            failures += run(name, args.preset, args.out, args.overrides, args.dry_run, args.docs)
             if args.dry_run or args.no_report:
                 continue
         print(f"wrote {report(name, args.preset, args.out, args.docs, args.readme)} ({name})")

@@ -157,11 +157,11 @@ class Runs:
         `completed=False`."""
         found = {
             job.name: job
-            for job in _read_jobs(sweep_dir(self.out, experiment, self.preset), trained=True)
+            for job in read_jobs(sweep_dir(self.out, experiment, self.preset), trained=True)
         }
         if self.records is not None:
             planned = self.steps.get(experiment)
-            for job in _read_jobs(sweep_dir(self.records, experiment, self.preset), trained=False):
+            for job in read_jobs(sweep_dir(self.records, experiment, self.preset), trained=False):
                 fits = planned is None or job.results.get("max_steps") == planned
                 if job.name not in found and job.status == "completed" and fits:
                     found[job.name] = job
@@ -203,7 +203,7 @@ class Runs:
         return written
 
 
-def _read_jobs(root: Path, trained: bool) -> list[Job]:
+def read_jobs(root: Path, trained: bool) -> list[Job]:
     jobs = []
     for path in sorted(root.glob("*/results.json")):
         try:
