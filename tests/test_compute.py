@@ -1,6 +1,11 @@
 """The knobs a GPU study turns (loader.on_device, compute.*) change how fast a run is, not what it
 computes: the same batches bit for bit, the same losses up to float rounding."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,3 +101,23 @@ def test_float32_matmul_precision_is_set_before_the_model_is_built():
         assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.slow
+def test_threads_limits_torch_and_the_metrics_thread_pools_too():
+    """`threads=1`: torch and the OpenMP/BLAS pools of scikit-learn and NumPy use one thread each (two
+    one-thread jobs on 2 cores would otherwise evaluate with 4). A clean interpreter, no
+    OMP_NUM_THREADS: what a job started by a launcher sees."""
+    code = (
+        "import json, torch, sklearn.ensemble, threadpoolctl\n"
+        "from disent.config import load_config\n"
+        "from disent.run import seeded_model\n"
+        "seeded_model(load_config(['threads=1', 'model.hidden_dim=64']))\n"
+        "pools = {p['internal_api']: p['num_threads'] for p in threadpoolctl.threadpool_info()}\n"
+        "print(json.dumps([torch.get_num_threads(), pools]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    torch_threads, pools = json.loads(done.stdout.strip().splitlines()[-1])
+    assert torch_threads == 1 and "openmp" in pools and set(pools.values()) == {1}, pools
