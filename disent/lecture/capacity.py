@@ -86,20 +86,22 @@ def diagnosis(job: Job, num_points: int) -> list[str]:
     return lines
 
 
-def analyze(runs: Runs, out: Path) -> Section:
-    jobs = {job.results["dataset"]: job for job in runs.jobs(EXPERIMENT)}
-    if "dsprites" not in jobs:
-        return Section("No completed dSprites job yet.\n")
-    job = jobs["dsprites"]
+def dsprites_part(job: Job, runs: Runs, out: Path) -> tuple[list[str], list, float]:
+    """The capacity figure, the onset table and the diagnosis of one dSprites run; (its lines, its
+    onset rows, the share of its KL that is a constant offset)."""
     threshold = runs.setting("threshold_nats")
     rows = onsets(job, runs.setting("mi_points"), threshold)
     model = job.results["hyperparameters"]
+    gamma = f"{model['gamma']:g}"
+    figure = job_picture(job, ["capacity"], out / f"capacity_dsprites_gamma{gamma}.png", colors=64)
     lines = [
-        f"AnnealedVAE, γ = {model['gamma']:g}, C rising from 0 to {model['c_max']:g} nats over "
+        f"### γ = {gamma}",
+        "",
+        f"AnnealedVAE, γ = {gamma}, C rising from 0 to {model['c_max']:g} nats over "
         f"{model['iteration_threshold']:,} steps ({job.results['max_steps']:,} in all), dSprites, "
         f"seed {job.seed}:",
         "",
-        f"![capacity]({job_picture(job, ['capacity'], out / 'capacity_dsprites.png', colors=64)})",
+        f"![capacity, γ = {gamma}]({figure})",
         "",
         f"Per factor, the latent that carries it most at the end (highest normalised MI), that latent's final "
         f"KL, and the first step its KL reached {threshold} nat, in the order they did:",
@@ -118,27 +120,55 @@ def analyze(runs: Runs, out: Path) -> Section:
         "",
         *diagnosis(job, runs.setting("mi_points")),
     ]
-    if "color_dsprites" in jobs:
-        color = jobs["color_dsprites"]
-        pictures = job_picture(color, ["traversals"], out / "traversals_color_dsprites.png")
-        lines += [
-            "The AnnealedVAE on Color-dSprites, single latent traversals ordered by their average KL with the "
-            f"prior (seed {color.seed}; the slide's panel (a)):",
-            "",
-            f"![traversals]({pictures})",
-            "",
-        ]
-    reached = sorted((r for r in rows if r[3] is not None), key=lambda r: r[3])
-    measured = " → ".join(f"{name} ({onset:,})" for name, _, _, onset in reached)
-    measured = f"first steps ≥ {threshold} nat: {measured or 'none'}"
-    share = offset_share(job, runs.setting("mi_points"))
+    return lines, rows, offset_share(job, runs.setting("mi_points"))
+
+
+def headline(rows: list, share: float, threshold: float) -> str:
+    """One run's measured result for the index: the onset order, or that nothing was encoded."""
     if share > 0.5:
-        measured = (
-            f"no information encoded: {share:.0%} of the KL is a constant offset of the means"
-        )
+        return f"no information encoded: {share:.0%} of the KL is a constant offset of the means"
+    reached = sorted((r for r in rows if r[3] is not None), key=lambda r: r[3])
+    order = " → ".join(f"{name} ({onset:,})" for name, _, _, onset in reached)
+    return f"first steps ≥ {threshold} nat: {order or 'none'}"
+
+
+def analyze(runs: Runs, out: Path) -> Section:
+    jobs = {
+        (job.results["dataset"], job.results["hyperparameters"]["gamma"]): job
+        for job in runs.jobs(EXPERIMENT)
+    }
+    gammas = sorted({gamma for dataset, gamma in jobs if dataset == "dsprites"}, reverse=True)
+    if not gammas:
+        return Section("No completed dSprites job yet.\n")
+    lines = [
+        "Burgess et al. use γ = 1000 (the lecture's formula writes |KL − C| with no γ). At γ = 1000 the CPU "
+        "run met the capacity with a constant offset of the encoder means and encoded nothing (measured "
+        "below); the item therefore also runs γ = 100, a stated deviation from the paper, whose 2,000-step "
+        "trial put 0.1% of its KL into an offset.",
+        "",
+    ]
+    measured, verdicts = [], {}
+    for gamma in gammas:
+        part, rows, share = dsprites_part(jobs["dsprites", gamma], runs, out)
+        lines += part
+        measured.append(f"γ = {gamma:g}: {headline(rows, share, runs.setting('threshold_nats'))}")
+        verdicts[gamma] = share <= 0.5 and order_holds(rows)
+        color = jobs.get(("color_dsprites", gamma))
+        if color is not None:
+            pictures = job_picture(
+                color, ["traversals"], out / f"traversals_color_dsprites_gamma{gamma:g}.png"
+            )
+            lines += [
+                f"The AnnealedVAE (γ = {gamma:g}) on Color-dSprites, single latent traversals ordered by "
+                f"their average KL with the prior (seed {color.seed}; the slide's panel (a)):",
+                "",
+                f"![traversals, γ = {gamma:g}]({pictures})",
+                "",
+            ]
+    claim = "holds" if any(verdicts.values()) else "fails"
+    if claim == "holds" and not all(verdicts.values()):
+        holding = ", ".join(f"{g:g}" for g, v in verdicts.items() if v)
+        claim = f"holds at γ = {holding} only"
     return Section(
-        "\n".join(lines),
-        measured,
-        "posX, posY → scale → shape, orientation",
-        "holds" if order_holds(rows) else "fails",
+        "\n".join(lines), "; ".join(measured), "posX, posY → scale → shape, orientation", claim
     )

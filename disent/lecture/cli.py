@@ -147,7 +147,10 @@ def run(
 
 
 def _same(value, text: str) -> bool:
-    """Whether a config value equals a sweep value as written on the command line."""
+    """Whether a config value equals a sweep value as written on the command line (a config
+    group's choice, e.g. `dataset=dsprites`, is its node's `name`)."""
+    if OmegaConf.is_dict(value):
+        value = value.get("name")
     try:
         return float(value) == float(text)
     except (TypeError, ValueError):
