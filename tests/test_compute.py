@@ -109,7 +109,7 @@ def test_threads_limits_torch_and_the_metrics_thread_pools_too():
     one-thread jobs on 2 cores would otherwise evaluate with 4). A clean interpreter, no
     OMP_NUM_THREADS: what a job started by a launcher sees."""
     code = (
-        "import json, torch, sklearn.ensemble, threadpoolctl\n"
+        "import json, torch, threadpoolctl\n"
         "from disent.config import load_config\n"
         "from disent.run import seeded_model\n"
         "seeded_model(load_config(['threads=1', 'model.hidden_dim=64']))\n"
