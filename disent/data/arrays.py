@@ -281,13 +281,11 @@ class ArraysData(GroundTruthData):
                 file, f"images have shape {shape}; they must be (N, H, W) or (N, H, W, C)"
             )
         if len(shape) == 4 and shape[3] not in (1, 3):
-            hint = (
-                " (they look channels-first: save images.transpose(0, 2, 3, 1))"
-                if shape[1] in (1, 3)
-                else " (drop an alpha channel: images[..., :3])"
-                if shape[3] == 4
-                else ""
-            )
+            hint = ""
+            if shape[1] in (1, 3):
+                hint = " (they look channels-first: save images.transpose(0, 2, 3, 1))"
+            elif shape[3] == 4:
+                hint = " (drop an alpha channel: images[..., :3])"
             raise ARRAYS_FILE.error(
                 file,
                 f"images have shape {shape}: {shape[3]} channels, but they must have 1 "

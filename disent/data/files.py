@@ -125,13 +125,11 @@ def _extraction_dir(target: Path, archive: Path, spec: DataFile) -> bool:
         or not stat.S_ISDIR(status.st_mode)
         or status.st_uid != os.geteuid()
     ):
-        what = (
-            "a symlink"
-            if stat.S_ISLNK(status.st_mode)
-            else "not a directory"
-            if not stat.S_ISDIR(status.st_mode)
-            else "a directory owned by another user"
-        )
+        what = "a directory owned by another user"
+        if stat.S_ISLNK(status.st_mode):
+            what = "a symlink"
+        elif not stat.S_ISDIR(status.st_mode):
+            what = "not a directory"
         raise spec.error(
             archive,
             f"refused: {target}, where it is extracted, is {what}, not a directory disent "
@@ -162,17 +160,13 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
 
 
 def _tar_member(info: tarfile.TarInfo) -> _Member:
-    kind = (
-        "file"
-        if info.isreg()
-        else "dir"
-        if info.isdir()
-        else "symlink"
-        if info.issym()
-        else "hardlink"
-        if info.islnk()
-        else "special"
-    )
+    kinds = {
+        "file": info.isreg(),
+        "dir": info.isdir(),
+        "symlink": info.issym(),
+        "hardlink": info.islnk(),
+    }
+    kind = next((name for name, holds in kinds.items() if holds), "special")
     return _Member(info.name, kind, info.linkname, info)
 
 

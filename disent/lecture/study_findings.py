@@ -143,6 +143,16 @@ def analyze(runs: Runs, out: Path) -> Section:
         + ".",
         "",
     ]
+    steps = sorted({int(s) for s in jobs["steps"].dropna()})
+    lines += [
+        "What a full run would change (`disent-lecture run study_findings --preset full` with a cluster's "
+        "launcher): the study's own grid, six strengths per model and 50 seeds, 1,800 jobs of 300,000 steps "
+        f"(here: three strengths, {jobs['seed'].nunique()} seeds, {', '.join(f'{n:,}' for n in steps)} "
+        "steps), scored with `metrics=study` (here `fast`). The seed's share of each metric's variance then "
+        "rests on 50 draws per cell instead of a few, the strength's on the whole grid, and every model is "
+        "trained to the paper's length.",
+        "",
+    ]
     measured = (
         f"model explains < ½ of the variance for {len(dominant)} of {len(variance)} metrics; "
         f"Spearman with the seed's table {agreement:.2f}"

@@ -288,13 +288,11 @@ def render(kept: dict, metrics_name: str) -> Section:
     # kept: no dimension's KS test rejects at 1%, Bonferroni-corrected over the dimensions of each z
     factorised = ("ground truth", "prior samples", "sampled codes")
     marginals_kept = all(min(p for _, p in ks[name]) > 0.01 / len(ks[name]) for name in factorised)
-    claim = (
-        "fails"
-        if not marginals_kept or not collapsed
-        else "holds"
-        if len(collapsed) == len(shown)
-        else "partly"
-    )
+    claim = "partly"
+    if not marginals_kept or not collapsed:
+        claim = "fails"
+    elif len(collapsed) == len(shown):
+        claim = "holds"
     stay = [name for name in shown if name not in collapsed]
     lines += [
         "",
