@@ -12,7 +12,7 @@ import torch
 
 from disent.data import build_dataset
 from disent.lecture.page import Section, mean_sd, table
-from disent.lecture.runs import Job, Runs
+from disent.lecture.runs import Job, JobGone, Runs
 from disent.models.regularizers import Posterior, gaussian_kl, tc_decomposition
 
 EXPERIMENTS = ["beta_traversals", "elbo_betas"]
@@ -52,9 +52,20 @@ def analyze(runs: Runs, out: Path) -> Section:
     if len(by_beta) < 2:
         return Section("Not enough completed jobs yet (two strengths at least).\n")
     batch, batches = runs.setting("batch"), runs.setting("batches")
-    estimates = {
-        beta: [decomposition(job, batch, batches) for job in jobs] for beta, jobs in by_beta.items()
-    }
+    estimates: dict[float, list[dict[str, float]]] = {}
+    unmeasured = []  # completed jobs known only by a record taken before this measurement
+    for beta, jobs in by_beta.items():
+        measured_jobs = []
+        for job in jobs:
+            try:
+                estimates.setdefault(beta, []).append(decomposition(job, batch, batches))
+                measured_jobs.append(job)
+            except JobGone:
+                unmeasured.append(job.name)
+        by_beta[beta] = measured_jobs
+    by_beta = {beta: jobs for beta, jobs in by_beta.items() if jobs}
+    if len(by_beta) < 2:
+        return Section("Not enough measured jobs yet (two strengths at least).\n")
     rows = []
     for beta, jobs in by_beta.items():
         terms = estimates[beta]
@@ -98,6 +109,12 @@ def analyze(runs: Runs, out: Path) -> Section:
         + ", ".join(f"{b:g}" for b in by_beta)
         + ").",
     ]
+    if unmeasured:
+        lines += [
+            "",
+            f"Left out: {', '.join(sorted(unmeasured))}, known here only by records kept before this "
+            "measurement was taken (their checkpoints are on the machine that trained them).",
+        ]
     measured = (
         "I(x; z) "
         + " → ".join(f"{v:.2f}" for v in mi)
