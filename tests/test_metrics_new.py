@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.float_env import float_env
 from sklearn.exceptions import ConvergenceWarning
 
 from disent.metrics.downstream import downstream
@@ -111,13 +112,19 @@ def _fixture_downstream(name: str, predictor: str, sizes: list[int], num_test: i
 @pytest.mark.slow  # 5-25 s each: LogisticRegressionCV fits 10 Cs x 5 folds per factor and size
 @pytest.mark.parametrize("name", NAMES)
 def test_downstream_logistic_regression_is_disentanglement_libs(name):
+    """Equal to 1e-9 where the floating-point environment is the fixture's (fixtures/float_env.py).
+    Elsewhere lbfgs ends a few ulps apart and a point near a class boundary can flip: DL's own code
+    gave accuracies up to 0.008 apart (4 of 500 test points) on two machines with the same
+    library versions, so there the bound is 0.01."""
     ours = _fixture_downstream(name, "logistic", [10, 100, 500], 500)
     theirs = {
         k.split("/")[-1]: v for k, v in DLIB.items() if k.startswith(f"downstream_logistic/{name}/")
     }
     assert set(ours) - {"sample_efficiency"} == set(theirs)
+    same_environment = float_env() == str(FIXTURE["float_env"])
+    tolerance = 1e-9 if same_environment else 0.01
     for key, value in theirs.items():
-        assert ours[key] == pytest.approx(value, abs=1e-9), key
+        assert ours[key] == pytest.approx(value, abs=tolerance), key
     efficiency = theirs["10:mean_test_accuracy"] / theirs["100:mean_test_accuracy"]
     assert ours["sample_efficiency"] == pytest.approx(efficiency)
 
