@@ -196,6 +196,7 @@ class Digits(Dataset):
     rotation: float = spec(min=0, max=180)
     width: float = spec(min=0, lt=1)
     shift: float = spec(min=0)
+    bundled: str = spec(choices=["sklearn", "mnist_5k"])  # the source when path is null
 
     @classmethod
     def side(cls, cfg: dict) -> Any:

