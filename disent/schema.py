@@ -196,7 +196,8 @@ class Digits(Dataset):
     rotation: float = spec(min=0, max=180)
     width: float = spec(min=0, lt=1)
     shift: float = spec(min=0)
-    bundled: str = spec(choices=["sklearn", "mnist_5k"])  # the source when path is null
+    # the source when path is null; absent from checkpoints written before it existed (then sklearn)
+    bundled: str | None = spec(optional=True, choices=["sklearn", "mnist_5k"])
 
     @classmethod
     def side(cls, cfg: dict) -> Any:

