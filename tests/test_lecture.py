@@ -21,7 +21,7 @@ from disent.lecture.cli import (
     sweep_commands,
     unrecorded_commands,
 )
-from disent.lecture.infogan_digits import matched_accuracy
+from disent.lecture.infogan_digits import claim_verdict, matched_accuracy
 from disent.lecture.page import replace_marked, update_section
 from disent.lecture.study_findings import PAPER, pairs
 from disent.lecture.theorem import (
@@ -326,6 +326,12 @@ def test_matched_accuracy_finds_the_best_one_to_one_matching():
     assert matched_accuracy(np.zeros(50, dtype=int), labels, 10, 10) == pytest.approx(
         0.1
     )  # one value: one digit
+
+
+def test_the_infogan_claim_holds_only_far_above_the_regular_gan():
+    assert claim_verdict(0.25) == "holds"
+    assert claim_verdict(0.17) == "partly"  # higher on every seed, not far
+    assert claim_verdict(-0.09) == "fails"
 
 
 def test_the_capacity_order_claim():

@@ -18,6 +18,8 @@ EXPERIMENT = "infogan_digits"
 PAPER_ACCURACY = (
     0.95  # Chen et al. 2016, section 7.1: "5% error rate" of the categorical code on MNIST
 )
+# Accuracy by which InfoGAN's worst seed must beat the regular GAN's best for "far above".
+FAR_ABOVE = 0.2
 
 
 def matched_accuracy(
@@ -72,6 +74,7 @@ def analyze(runs: Runs, out: Path) -> Section:
     rows = [[seed, *[accuracy[v].get(seed, float("nan")) for v in groups]] for seed in seeds]
     rows.append(["mean ± sd", *[mean_sd(list(accuracy[v].values()), digits=3) for v in groups]])
     margin = min(accuracy[info].values()) - max(accuracy[regular].values())
+    verdict = claim_verdict(margin)
     lines = [
         f"Accuracy of the categorical code at the digit, over every image of the data set "
         f"({_data_source(groups[info][0])}), after the best one-to-one "
@@ -88,8 +91,8 @@ def analyze(runs: Runs, out: Path) -> Section:
             rows,
         ),
         f"Paper (MNIST, λ = 1): {PAPER_ACCURACY:.2f}. Claim, InfoGAN's code finds digit identity far above "
-        f"the regular GAN's: **{'holds' if margin > 0.2 else 'fails'}** (its worst seed beats the regular "
-        f"GAN's best by {margin:+.3f}).",
+        f"the regular GAN's: **{verdict}** (its worst seed beats the regular GAN's best by "
+        f"{margin:+.3f}; holds above +{FAR_ABOVE:.1f}, partly above 0: higher on every seed, not far).",
         "",
         "| λ = " + " | λ = ".join(f"{v:g} (seed {groups[v][0].seed})" for v in groups) + " |",
         "|" + "---|" * len(groups),
@@ -105,5 +108,15 @@ def analyze(runs: Runs, out: Path) -> Section:
         "\n".join(lines),
         measured,
         f"λ = 1: {PAPER_ACCURACY:.2f} (MNIST)",
-        "holds" if margin > 0.2 else "fails",
+        verdict,
     )
+
+
+def claim_verdict(margin: float) -> str:
+    """'holds' when InfoGAN's worst seed beats the regular GAN's best by more than FAR_ABOVE,
+    'partly' when it beats it at all, 'fails' otherwise."""
+    if margin > FAR_ABOVE:
+        return "holds"
+    if margin > 0:
+        return "partly"
+    return "fails"
