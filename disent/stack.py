@@ -7,10 +7,12 @@ its architecture and optimizer): same model family, nets, data set, batch size, 
 metrics and loggers. `stack_key` says which jobs may share a stack.
 """
 
+import functools
 import hashlib
 import io
 import logging
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -223,7 +225,7 @@ def _train_members(
             raise
         return [error] * len(jobs)
     device = trainer.strategy.root_device
-    metrics = _SharedMetrics(first.metrics, dataset, models, stacked.alive, device)
+    metrics_of = shared_metrics(first.metrics, dataset, models, stacked.alive, device)
     failures: list[Exception | None] = []  # each member's, once it is written
     try:
         for k, ((cfg, job_dir, sweep_name), job_results) in enumerate(
@@ -241,7 +243,7 @@ def _train_members(
                     sweep_name,
                     job_results,
                     device,
-                    metrics,
+                    metrics_of,
                 )
             )
     except BaseException as error:  # a signal: every member is interrupted, none completed
@@ -290,51 +292,33 @@ def _check_stack_checkpoint(path: Path, configs: list[DictConfig], vectorized: b
     return path
 
 
-class _SharedMetrics:
-    """The metric values of a stack's members that trained to the end, computed together on the first
-    request (`evaluate_many`: every image the metrics draw is rendered once for all members); by
-    then the requesting member's checkpoint and losses are written, and the others' follow whatever
-    happens."""
+def shared_metrics(
+    metrics_cfg: DictConfig, dataset, models: list, members: list[int], device: torch.device
+) -> Callable[[int, dict], dict]:
+    """`of(k, seconds)`: member k's metric values. All `members` (those that trained to the end) are
+    scored together on the first request (`evaluate_many`: every image the metrics draw is rendered
+    once for all), when the requesting member's checkpoint and losses are already written; an error
+    there is every member's."""
+    seconds: dict = {}  # the evaluation's wall times, all members together
 
-    def __init__(
-        self,
-        metrics_cfg: DictConfig,
-        dataset,
-        models: list,
-        members: list[int],
-        device: torch.device,
-    ):
-        self.metrics_cfg = metrics_cfg
-        self.dataset = dataset
-        self.models = models
-        self.members = members
-        self.device = device
-        self.values: dict[int, dict] | Exception | None = None
-        self.seconds: dict = {}  # the evaluation's wall times, all members together
+    @functools.cache
+    def evaluated() -> dict[int, dict] | Exception:
+        batch = metrics_cfg.encode_batch_size
+        encoders = [encoder_of(models[m].float().to(device), batch) for m in members]
+        try:
+            values = evaluate_many(dataset, encoders, metrics_cfg, seconds)
+        except Exception as error:  # noqa: BLE001 -- every member's job reports it
+            return error
+        return dict(zip(members, values, strict=True))
 
-    def of(self, k: int, seconds: dict) -> dict:
-        """Member k's values; `seconds` receives the shared evaluation's wall times."""
-        if self.values is None:
-            encoders = [
-                encoder_of(
-                    self.models[m].float().to(self.device), self.metrics_cfg.encode_batch_size
-                )
-                for m in self.members
-            ]
-            try:
-                self.values = dict(
-                    zip(
-                        self.members,
-                        evaluate_many(self.dataset, encoders, self.metrics_cfg, self.seconds),
-                        strict=True,
-                    )
-                )
-            except Exception as error:  # noqa: BLE001 -- every member's job reports it
-                self.values = error
-        if isinstance(self.values, Exception):
-            raise self.values
-        seconds.update(self.seconds)
-        return self.values[k]
+    def of(k: int, job_seconds: dict) -> dict:
+        values = evaluated()
+        if isinstance(values, Exception):
+            raise values
+        job_seconds.update(seconds)
+        return values[k]
+
+    return of
 
 
 def _write_member(
@@ -348,7 +332,7 @@ def _write_member(
     sweep_name: str | None,
     results: dict,
     device: torch.device,
-    metrics: _SharedMetrics,
+    metrics_of: Callable[[int, dict], dict],
 ) -> Exception | None:
     """Member k's job directory, as a single run would have written it, but for its final results.json
     (the caller writes every member's once all are written). Returns its failure, or None."""
@@ -375,11 +359,11 @@ def _write_member(
                 model,
                 dataset,
                 figures,
-                [logger],
-                step,
-                results,
-                device,
-                lambda seconds: metrics.of(k, seconds),
+                loggers=[logger],
+                step=step,
+                results=results,
+                device=device,
+                metrics=functools.partial(metrics_of, k),  # scored with the other members
             )
         results["status"] = "running"  # completed once every member is written
     except Exception as error:  # noqa: BLE001 -- this member's job fails; the others are written on
