@@ -101,14 +101,21 @@ def save_figure_atomic(figure, path: str | Path, **savefig_options: Any) -> Path
 @functools.cache
 def code_version() -> dict:
     """What code wrote a run: disent's version and, from a git checkout of disent, its commit and
-    whether the working tree had uncommitted changes (`dirty`). results.json records it; the lecture
-    pages cite it."""
+    whether it had uncommitted changes (`git_version`). results.json records it; the lecture pages
+    cite it."""
     from disent import __version__
 
-    version: dict = {"version": __version__}
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists() or not (root / "pyproject.toml").is_file():
-        return version  # an installed wheel: the version is all there is
+        return {"version": __version__}  # an installed wheel: the version is all there is
+    return {"version": __version__, **git_version(root)}
+
+
+def git_version(root: Path) -> dict:
+    """The checkout's commit and whether its working tree has uncommitted changes to what runs
+    (`dirty`: code and configs; changes under docs/ and to markdown files, which the lecture's
+    reports themselves write, do not count); {} where git cannot tell."""
+    what_runs = [".", ":(exclude)docs", ":(exclude)*.md"]
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
@@ -117,16 +124,17 @@ def code_version() -> dict:
             timeout=10,
         )
         changes = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--"]
+            + what_runs,
             capture_output=True,
             text=True,
             timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
-        return version
-    if commit.returncode == 0:
-        version |= {"commit": commit.stdout.strip(), "dirty": bool(changes.stdout.strip())}
-    return version
+        return {}
+    if commit.returncode != 0:
+        return {}
+    return {"commit": commit.stdout.strip(), "dirty": bool(changes.stdout.strip())}
 
 
 def os_reason(error: OSError) -> str:

@@ -5,6 +5,7 @@ import fcntl
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from disent.lecture.theorem import (
     random_orthogonal,
     uniform_marginals,
 )
+from disent.results import git_version
 
 
 @pytest.fixture(scope="module")
@@ -395,3 +397,27 @@ def test_jobs_with_committed_records_are_not_trained_again(tmp_path):
     shutil.rmtree(record_dir / "beta=16_seed=0")
     (commands,) = [unrecorded_commands(command, "noisy_beta_vae", "cpu", planned, records, out)]
     assert commands == [[*fixed, "model.beta=16", "seed=0"]]  # the rest of the command kept
+
+
+def test_a_report_cites_its_commit_as_dirty_only_for_uncommitted_changes_to_what_runs(tmp_path):
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path), *args],
+            check=True,
+            capture_output=True,
+        )
+
+    (tmp_path / "docs").mkdir()
+    for name in ("code.py", "conf.yaml", "README.md", "docs/page.md", "docs/figure.png"):
+        (tmp_path / name).write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    clean = git_version(tmp_path)
+    assert len(clean["commit"]) == 40 and clean["dirty"] is False
+    for written_by_reports in ("README.md", "docs/page.md", "docs/figure.png"):
+        (tmp_path / written_by_reports).write_text("b\n")
+    assert git_version(tmp_path)["dirty"] is False
+    (tmp_path / "conf.yaml").write_text("b\n")
+    assert git_version(tmp_path)["dirty"] is True
+    assert git_version(tmp_path / "docs" / "not a checkout") == {}
