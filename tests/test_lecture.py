@@ -23,14 +23,22 @@ from disent.lecture.cli import (
     unrecorded_commands,
 )
 from disent.lecture.infogan_digits import claim_verdict, matched_accuracy
+from disent.lecture.measures import information_bound
 from disent.lecture.page import replace_marked, update_section
-from disent.lecture.study_findings import PAPER, pairs
+from disent.lecture.study_findings import (
+    PAPER,
+    model_minor,
+    pairs,
+    variance_shares,
+    without_collapsed,
+)
 from disent.lecture.theorem import (
     empirical_marginals,
     entangling_bijection,
     random_orthogonal,
     uniform_marginals,
 )
+from disent.metrics.udr import gaussian_kl
 from disent.results import git_version
 
 
@@ -350,6 +358,50 @@ def test_the_capacity_order_claim():
 
 def test_the_seeds_table_is_symmetric_and_has_fifteen_pairs():
     assert (PAPER.to_numpy() == PAPER.to_numpy().T).all() and len(pairs(PAPER)) == 15
+
+
+def test_the_information_bound_splits_the_kl_and_is_zero_for_codes_that_do_not_move():
+    rng = np.random.default_rng(0)
+    n = 20000
+    informative = rng.normal(0, np.sqrt(1 - 0.1**2), n)  # mu spread like the prior, sigma = 0.1
+    offset = np.full(n, 2.0)  # the same code for every image
+    narrow = np.zeros(n)  # sigma = 0.05 around a constant mean
+    mu = np.stack([informative, offset, narrow], axis=1)
+    logvar = np.log(np.array([0.1, 1.0, 0.05]) ** 2)[None, :].repeat(n, axis=0)
+    bound = information_bound(mu, logvar)
+    kl = gaussian_kl(mu, logvar)
+    spread = mu.var(axis=0) + np.exp(logvar).mean(axis=0)
+    mismatch = 0.5 * (mu.mean(axis=0) ** 2 + spread - 1 - np.log(spread))
+    np.testing.assert_allclose(kl, bound + mismatch, rtol=1e-10)  # KL = bound + marginal mismatch
+    np.testing.assert_allclose(bound[0], np.log(1 / 0.1), rtol=0.01)  # ½ log(1 / σ²)
+    np.testing.assert_allclose(bound[1:], 0, atol=1e-9)
+    assert kl[1] == pytest.approx(2.0) and kl[2] > 2.0  # yet both spend KL
+
+
+def test_a_model_that_scores_noise_everywhere_can_make_the_model_explain_the_variance():
+    """Two models whose scores differ only by seed and a third that scores 0 on every run: with the
+    third the model explains most of the variance; the check without it says the seed does."""
+    import pandas as pd
+
+    from disent.study import STUDY_METRICS
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for model in ("beta_vae", "factor_vae", "annealed_vae"):
+        for value in (1, 2):
+            for seed in range(4):
+                scores = np.zeros(6) if model == "annealed_vae" else 0.6 + 0.05 * rng.normal(size=6)
+                row = {"model": model, "value": value, "seed": seed, "status": "completed"}
+                row["dataset"] = "noisy_dsprites"
+                row.update(dict(zip(STUDY_METRICS.values(), scores, strict=True)))
+                rows.append(row)
+    table_ = pd.DataFrame(rows)
+    assert model_minor(variance_shares(table_)) == []
+    kept = table_[table_["model"] != "annealed_vae"]
+    lines, summary = without_collapsed(table_, kept, ["annealed_vae"], 0.25)
+    assert len(model_minor(variance_shares(kept))) == 6
+    assert summary.startswith("without annealed_vae: 6 of 6")
+    assert any("item 3" in line for line in lines)  # AnnealedVAE's cause is named
 
 
 def test_jobs_with_committed_records_are_not_trained_again(tmp_path):

@@ -1,5 +1,5 @@
 """What the items measure on a trained model, beyond the metrics its run scored: the factor-latent
-mutual information matrix, each latent's KL, the capacity history."""
+mutual information matrix, each latent's KL, the part of the KL that carries information."""
 
 import numpy as np
 
@@ -47,13 +47,46 @@ def kl_offsets(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _kl_offsets(job: Job, num_points: int) -> dict:
-    model, cfg = job.load()
-    data = build_dataset(cfg.dataset)
-    mu, logvar = encoder_of(model, 512)(
-        data.sample_observations(num_points, np.random.default_rng(1))
-    )
+    mu, logvar = _posteriors(job, num_points)
     kl = gaussian_kl(mu, logvar)
     return {"kl": kl.tolist(), "offset": (0.5 * mu.mean(axis=0) ** 2).tolist()}
+
+
+def _posteriors(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The trained encoder's (mu, logvar) (N, Z) on `num_points` images of its data set (fixed draw)."""
+    model, cfg = job.load()
+    data = build_dataset(cfg.dataset)
+    images = data.sample_observations(num_points, np.random.default_rng(1))
+    return encoder_of(model, 512)(images)
+
+
+def information_bound(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """Per latent, an upper bound on the information the code carries about the image, I(x; z_j),
+    from the encoder's Gaussians over N images: ``(N, Z), (N, Z) -> (Z,)``, in nats.
+
+        I(x; z_j) <= 1/2 log(Var[mu_j] + E[sigma_j^2]) - 1/2 E[log sigma_j^2]
+
+    (a Gaussian has the largest entropy at a given variance). It splits each latent's mean KL
+    exactly: KL_j = bound_j + KL(N(E[mu_j], Var[mu_j] + E[sigma_j^2]) || N(0, 1)). The second term is
+    KL spent on making the codes' marginal differ from the prior, which tells no two images apart: a
+    constant offset of the means, or posteriors narrower than the prior around a constant mean."""
+    spread = mu.var(axis=0) + np.exp(logvar).mean(axis=0)
+    return 0.5 * (np.log(spread) - logvar.mean(axis=0))
+
+
+def kl_information(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each latent's mean KL to the prior (Z,), its `information_bound` (Z,)) on `num_points`
+    images, kept in the job's measures."""
+    kept = job.measure(
+        f"kl_information(points={num_points})", lambda: _kl_information(job, num_points)
+    )
+    return np.asarray(kept["kl"]), np.asarray(kept["information"])
+
+
+def _kl_information(job: Job, num_points: int) -> dict:
+    mu, logvar = _posteriors(job, num_points)
+    kl = gaussian_kl(mu, logvar)
+    return {"kl": kl.tolist(), "information": information_bound(mu, logvar).tolist()}
 
 
 def factor_gaps(mi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
