@@ -157,7 +157,8 @@ def check_pending() -> None:
     """Raise JobInterrupted for a signal that waited for the end of a training step (call it once that
     step's checkpoint is written)."""
     if SIGNALS.pending is not None:
-        signum, SIGNALS.pending = SIGNALS.pending, None
+        signum = SIGNALS.pending
+        SIGNALS.pending = None
         raise JobInterrupted(signum, "training")
 
 

@@ -377,16 +377,10 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             set_phase("final checkpoint")
             trainer.save_checkpoint(last, weights_only=False)  # the full state: resumable
             check_pending()  # a signal during the last step: its checkpoint is the one just written
+            step = trainer.global_step
+            device = trainer.strategy.root_device
             finish_job(
-                cfg,
-                job_dir,
-                model,
-                dataset,
-                figures,
-                trainer.loggers,
-                trainer.global_step,
-                results,
-                trainer.strategy.root_device,
+                cfg, job_dir, model, dataset, figures, trainer.loggers, step, results, device
             )
         except BaseException as error:
             failure = error
@@ -411,7 +405,8 @@ def stop_after_closing() -> None:
     what it wrote): a multirun must not start its next job."""
     SIGNALS.phase = "start-up"
     if SIGNALS.pending is not None:
-        signum, SIGNALS.pending = SIGNALS.pending, None
+        signum = SIGNALS.pending
+        SIGNALS.pending = None
         raise JobInterrupted(signum, "closing")
 
 

@@ -141,7 +141,9 @@ class MPI3D(GroundTruthData):
     ):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        self.variant, self.axis_size, self.in_memory = variant, int(axis_size), bool(in_memory)
+        self.variant = variant
+        self.axis_size = int(axis_size)
+        self.in_memory = bool(in_memory)
         self._spec = mpi3d_file(variant)
         if path is None:
             raise DataFileNotFoundError(

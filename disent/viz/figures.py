@@ -78,7 +78,8 @@ def latent_heatmaps(
     size_x, size_y = data.factor_sizes[x_factor], data.factor_sizes[y_factor]
     factors = data.sample_factors(size_x * size_y * samples_per_cell, rng)
     cells = np.arange(size_x * size_y).repeat(samples_per_cell)
-    factors[:, x_factor], factors[:, y_factor] = cells % size_x, cells // size_x
+    factors[:, x_factor] = cells % size_x
+    factors[:, y_factor] = cells // size_x
     fix = getattr(data, "with_fixed_factor", None)
     if fix is not None:  # a grid: unchanged, nothing drawn; else -1 rows for cells no row has
         factors = fix(factors, (x_factor, y_factor), rng)
