@@ -137,8 +137,8 @@ def information_part(runs: Runs) -> tuple[list[str], list[str]]:
         "**What the codes carry.** Per model, the final KL (nats, summed over the latents) and the "
         "share of it that can carry information about the image: a Gaussian upper bound on "
         "Σ_j I(x; z_j); the rest only shifts or narrows the codes' spread over the images away from "
-        f"the prior's, which tells no two images apart (`disent.lecture.measures.information_bound`; {runs.setting('kl_points'):,} "
-        "images per job). Median and range over the model's jobs:",
+        "the prior's, which tells no two images apart (`disent.lecture.measures.information_bound`; "
+        f"{runs.setting('kl_points'):,} images per job). Median and range over the model's jobs:",
         "",
         table(["model", "jobs", "KL (median)", "share (median)", "share (range)"], rows),
     ]
