@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import kstest
 
 from disent.lecture import item_names, item_spec
-from disent.lecture.capacity import order_holds
+from disent.lecture.capacity import order_holds, order_verdict, shared_latents
 from disent.lecture.cli import (
     Plan,
     index_table,
@@ -354,6 +354,15 @@ def test_the_capacity_order_claim():
     ]  # orientation never reached the threshold: last
     assert order_holds(rows)
     assert not order_holds([("posX", 1, 3.0, 500), *rows[1:]])  # a position after scale
+    assert order_verdict(rows) == "holds"
+    together = [*rows[:2], ("scale", 3, 2.0, 400), ("shape", 3, 2.0, 400), rows[4]]
+    assert order_verdict(together) == "partly"  # positions first; scale and shape in one latent
+    assert shared_latents(together) == [
+        "scale and shape are carried most by the same latent (z3), so they were encoded together, "
+        "not one after the other."
+    ]
+    assert order_verdict([("posX", 1, 3.0, 500), *rows[1:]]) == "fails"
+    assert order_verdict([("posX", 1, 3.0, None), *rows[1:]]) == "fails"  # a position never
 
 
 def test_the_seeds_table_is_symmetric_and_has_fifteen_pairs():
