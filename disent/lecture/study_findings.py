@@ -244,12 +244,11 @@ def analyze(runs: Runs, out: Path) -> Section:
 
 
 def share_table(variance: pd.DataFrame) -> str:
+    """The variance shares as a markdown table (a share that rounds to zero shows as 0.00, not -0.00)."""
+    shares = variance[["model", "strength", "seed"]].round(2) + 0.0
     return table(
         ["metric", "model", "strength", "seed"],
-        [
-            [name, *variance.loc[name, ["model", "strength", "seed"]].round(2).tolist()]
-            for name in variance.index
-        ],
+        [[name, *shares.loc[name].tolist()] for name in shares.index],
     )
 
 
