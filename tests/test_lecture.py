@@ -24,7 +24,7 @@ from disent.lecture.cli import (
 )
 from disent.lecture.infogan_digits import claim_verdict, matched_accuracy
 from disent.lecture.measures import information_bound
-from disent.lecture.page import replace_marked, update_section
+from disent.lecture.page import Section, replace_marked, update_section
 from disent.lecture.study_findings import (
     PAPER,
     model_minor,
@@ -411,6 +411,16 @@ def test_a_model_that_scores_noise_everywhere_can_make_the_model_explain_the_var
     assert len(model_minor(variance_shares(kept))) == 6
     assert summary.startswith("without annealed_vae: 6 of 6")
     assert any("Item 3" in line for line in lines)  # AnnealedVAE's cause is named
+
+
+def test_a_claim_about_models_is_judged_only_once_every_model_has_jobs():
+    section = Section("text", "model < ½ for 4 of 6", "paper", "holds")
+    assert section.judged_when_all(6, 6) is section
+    partial = section.judged_when_all(2, 6)
+    assert (
+        partial.claim == "—" and partial.measured == "partial, 2 of 6 models: model < ½ for 4 of 6"
+    )
+    assert partial.text == "text" and partial.paper == "paper"
 
 
 def test_jobs_with_committed_records_are_not_trained_again(tmp_path):

@@ -30,6 +30,14 @@ class Section:
     paper: str = "—"
     claim: str = "—"  # "holds", "partly", "fails" or "—" (no runs yet)
 
+    def judged_when_all(self, trained: int, planned: int) -> "Section":
+        """This section, or, while only `trained` of the `planned` models have completed jobs, one whose
+        headline says so and judges no claim (a claim about models needs all of them)."""
+        if trained >= planned:
+            return self
+        measured = f"partial, {trained} of {planned} models: {self.measured}"
+        return Section(self.text, measured, self.paper, "—")
+
 
 def _markers(item: str) -> tuple[str, str]:
     return f"<!-- lecture:{item}:begin -->", f"<!-- lecture:{item}:end -->"

@@ -58,9 +58,10 @@ def analyze(runs: Runs, out: Path) -> Section:
         f"not be factorised.",
     ]
     measured = f"sampled TC falls for {falls} of {models} models; mean TC above it for {apart}"
-    return Section(
+    section = Section(
         "\n".join(lines),
         measured,
         "the sampled TC falls, the mean TC does not follow",
         "holds" if falls == apart == models else "fails",
     )
+    return section.judged_when_all(models, len(runs.experiments))
