@@ -33,11 +33,15 @@ from disent.lecture.study_findings import (
     without_collapsed,
 )
 from disent.lecture.theorem import (
+    collapsed,
     empirical_marginals,
     entangling_bijection,
+    flat_orthogonal,
     random_orthogonal,
     uniform_marginals,
+    with_noise,
 )
+from disent.metrics.beta_vae import beta_vae_score
 from disent.metrics.udr import gaussian_kl
 from disent.results import git_version
 
@@ -327,6 +331,55 @@ def test_the_entangling_bijection_keeps_the_marginals_and_mixes_every_dimension(
             assert abs(np.corrcoef(fz[:, i], z[:, j])[0, 1]) > 0.01
     cdf, quantile = empirical_marginals(z)
     assert np.allclose(quantile(cdf(z[:100])), z[:100], atol=1e-2 * sizes)
+
+
+class _DequantisedGrid:
+    """Four independent factors of 4 values; an observation is its factors dequantised to U[0, 4)."""
+
+    factor_sizes = (4, 4, 4, 4)
+    num_factors = 4
+
+    def sample_factors(self, n: int, rng) -> np.ndarray:
+        return rng.integers(0, 4, size=(n, 4))
+
+    def sample_observations_from_factors(self, factors: np.ndarray, rng) -> np.ndarray:
+        return factors + rng.random(factors.shape)
+
+
+def test_a_flat_rotation_takes_the_beta_vae_score_to_chance_where_a_random_one_does_not():
+    rng = np.random.default_rng(0)
+    flat = flat_orthogonal(4, rng)
+    assert np.allclose(flat @ flat.T, np.eye(4)) and np.allclose(np.abs(flat), 0.5)
+    with pytest.raises(ValueError, match="power of two"):
+        flat_orthogonal(5, rng)
+    scores = {}
+    for name, a in (("identity", np.eye(4)), ("random", random_orthogonal(4, rng)), ("flat", flat)):
+        f = entangling_bijection(*uniform_marginals(np.full(4, 4.0)), a)
+        scores[name] = beta_vae_score(
+            _DequantisedGrid(), f, np.random.default_rng(1), num_train=1000, num_eval=500
+        )["eval_accuracy"]
+    # a random A leaves each factor its own pattern of A_jk^2; a flat one gives every factor the same
+    assert scores["identity"] > 0.95 and scores["random"] > 0.8
+    assert scores["flat"] < 0.35  # chance: 1/4
+
+
+def test_noise_pads_to_a_power_of_two_and_chance_is_what_noise_scores():
+    rng = np.random.default_rng(0)
+    z = rng.random((10, 5))
+    padded = with_noise(z, rng)
+    assert padded.shape == (10, 8) and np.array_equal(padded[:, :5], z)
+    assert with_noise(rng.random((3, 10)), rng).shape == (3, 16)
+    assert with_noise(rng.random((3, 8)), rng).shape == (3, 8)
+    values = {
+        "noise": {"mig": 0.0, "modularity": 0.7},
+        "before": {"mig": 0.8, "modularity": 0.9},
+        "after": {
+            "mig": 0.1,
+            "modularity": 0.85,
+        },  # 0.85 is near 0.9 but 0.85 > 0.7 + (0.9 - 0.7) / 2
+    }
+    shown = {"MIG": "mig", "Modularity": "modularity"}
+    assert collapsed(values, shown, "before", "after") == ["MIG"]
 
 
 def test_matched_accuracy_finds_the_best_one_to_one_matching():

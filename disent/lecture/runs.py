@@ -97,27 +97,35 @@ class Job:
         with Image.open(self.dir / "figures" / f"{name}.png") as image:
             return np.asarray(image.convert("RGB"))
 
-    def measure(self, key: str, compute: Callable[[], object], refresh: bool = False):
-        """The measurement `key` of this job (JSON values): from measures.json when it was taken on
-        these very results, else `compute()`d now and kept there (also when `refresh`, where the job
-        directory is here). Keys name their settings ("mi_matrix(points=10000)")."""
+    def _measures(self) -> dict:
+        """measures.json when it was taken on these very results, else an empty one for them."""
         stamp = hashlib.sha256((self.dir / "results.json").read_bytes()).hexdigest()
         path = self.dir / "measures.json"
-        cache = {"results_sha256": stamp, "values": {}}
         if path.is_file():
             try:
                 stored = json.loads(path.read_text())
                 if (
                     stored.get("results_sha256") == stamp
                 ):  # taken on this job's final results, not an earlier run's
-                    cache = stored
+                    return stored
             except (OSError, ValueError, AttributeError):
                 pass
+        return {"results_sha256": stamp, "values": {}}
+
+    def holds(self, key: str) -> bool:
+        """Whether the measurement `key` is kept for these results (no checkpoint needed to report it)."""
+        return key in self._measures()["values"]
+
+    def measure(self, key: str, compute: Callable[[], object], refresh: bool = False):
+        """The measurement `key` of this job (JSON values): from measures.json when it was taken on
+        these very results, else `compute()`d now and kept there (also when `refresh`, where the job
+        directory is here). Keys name their settings ("mi_matrix(points=10000)")."""
+        cache = self._measures()
         if key not in cache["values"] or (refresh and self.trained):
             if not self.trained:
                 raise self.gone(f"the measurement {key!r}")
             cache["values"][key] = compute()
-            write_atomic(path, json.dumps(cache) + "\n")
+            write_atomic(self.dir / "measures.json", json.dumps(cache) + "\n")
         return cache["values"][key]
 
 
