@@ -281,7 +281,10 @@ class FigureCallback(L.Callback):
             if self.kl_history:
                 carried = [data.factor_names[k] for k in mi.argmax(axis=1)]
                 pictures["capacity"] = capacity_figure(
-                    np.array(self.kl_steps), np.array(self.kl_history), carried
+                    np.array(self.kl_steps),
+                    np.array(self.kl_history),
+                    carried,
+                    cfg.capacity_active_kl,
                 )
         if all(name in data.factor_names for name in cfg.heatmap_factors):
             x_factor, y_factor = (data.factor_names.index(name) for name in cfg.heatmap_factors)

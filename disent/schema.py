@@ -488,6 +488,7 @@ class Figures:
     heatmap_samples_per_cell: int = spec(min=1)
     mi_num_points: int = spec(min=1)
     kl_every_n_steps: int = spec(min=1)
+    capacity_active_kl: float = spec(min=0)
 
 
 @dataclass(kw_only=True)

@@ -136,16 +136,33 @@ def mi_matrix_figure(mi: np.ndarray, factor_names: Sequence[str]) -> np.ndarray:
 
 
 def capacity_figure(
-    steps: np.ndarray, kl_per_latent: np.ndarray, latent_factors: Sequence[str] | None = None
+    steps: np.ndarray,
+    kl_per_latent: np.ndarray,
+    latent_factors: Sequence[str] | None = None,
+    active_kl: float = 0.0,
 ) -> np.ndarray:
-    """Per-latent KL over training (T,) x (T, Z), one line per latent, coloured by the factor it carries most."""
+    """Per-latent KL over training (T,) x (T, Z), one line per latent, coloured by the factor it carries most;
+    latents whose last KL is below `active_kl` nats are grey and share one legend entry (they carry nothing,
+    so the factor their mutual information points to is noise)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = list(latent_factors) if latent_factors else [""] * kl_per_latent.shape[1]
-    palette = {name: plt.cm.tab10(i % 10) for i, name in enumerate(dict.fromkeys(labels))}
+    active = kl_per_latent[-1] >= active_kl  # (Z,)
+    palette = {
+        name: plt.cm.tab10(i % 10)
+        for i, name in enumerate(dict.fromkeys(np.asarray(labels)[active].tolist()))
+    }
+    inactive_label = f"inactive (KL < {active_kl:g} nats)"
     for j in range(kl_per_latent.shape[1]):
-        ax.plot(
-            steps, kl_per_latent[:, j], color=palette[labels[j]], label=f"z{j} {labels[j]}".strip()
-        )
+        if active[j]:
+            ax.plot(
+                steps,
+                kl_per_latent[:, j],
+                color=palette[labels[j]],
+                label=f"z{j} {labels[j]}".strip(),
+            )
+        else:  # one legend entry for all of them
+            ax.plot(steps, kl_per_latent[:, j], color="0.7", label=inactive_label)
+            inactive_label = None
     ax.set_xlabel("step")
     ax.set_ylabel("KL(q(z_j|x) || p(z_j)) [nats]")
     ax.legend(fontsize=6, ncol=2)
