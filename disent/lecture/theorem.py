@@ -132,7 +132,7 @@ def _panel(
     axes[1].set_ylabel(f"f(z): {names[i]}", fontsize=7)
     d = before.shape[1]
     mixing = np.abs(np.corrcoef(after[rows].T, before[rows].T)[:d, d:])  # (outputs, inputs)
-    image = axes[2].imshow(mixing, vmin=0, vmax=1, cmap="viridis")
+    image = axes[2].imshow(mixing, vmin=0, vmax=1, cmap="Blues")
     axes[2].set_title(f"{title}: |corr(f(z)_i, z_j)|", fontsize=8)
     axes[2].set_xticks(range(d), names[:d], rotation=90, fontsize=6)
     axes[2].set_yticks(range(d), names[:d], fontsize=6)
