@@ -296,7 +296,8 @@ def render(kept: dict, metrics_name: str) -> Section:
         f"for d = 1, 2 or a multiple of 4, so the flat f acts on the representation with independent U(0, 1) "
         f"dimensions appended up to the next power of two: {padding} for the ground truth's "
         f"{kept['factors']} factors, {kept['padded_codes'] - kept['code_dims']} for the "
-        f"codes' {kept['code_dims']} latents). Codes (mean representation) of the β-VAE of `{kept['job']}`; metric set `{metrics_name}`.",
+        f"codes' {kept['code_dims']} latents). Codes (mean representation) of the β-VAE of "
+        f"`{kept['job']}`; metric set `{metrics_name}`.",
         "",
         "![theorem](theorem.png)",
         "",
