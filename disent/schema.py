@@ -37,7 +37,9 @@ def spec(optional: bool = False, **rules: Any) -> Any:
     length and nonempty (for lists; a list's other rules apply to each item), variants (name ->
     schema, chosen by the value's `name`). A model key marked `per_member=True` (a loss weight) may
     differ between the jobs of one stack (hydra/launcher=stacked); every other model key must be
-    equal in a stack, as must the rest of the config.
+    equal in a stack, as must the rest of the config. A knob marked `weaker_when_larger=True`
+    regularises less as it grows (AnnealedVAE's c_max: more capacity), so analyses that order runs
+    by regularisation strength reverse it.
     """
     return field(default=None if optional else MISSING, metadata=rules)
 
@@ -62,6 +64,13 @@ class Model:
     nets: ClassVar[
         dict[str, int]
     ]  # model.net -> what the image height and width must be divisible by (disent/nets)
+
+    @classmethod
+    def stronger_when_larger(cls, key: str) -> bool:
+        """Whether a larger value of the knob `key` regularises more (False where it is marked
+        `weaker_when_larger`)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        return not (key in fields and fields[key].metadata.get("weaker_when_larger"))
 
     @classmethod
     def per_member_keys(cls) -> list[str]:
@@ -98,7 +107,7 @@ class LinearSchedule:
 
 @dataclass(kw_only=True)
 class AnnealedVAE(VAE):
-    c_max: float = spec(min=0, per_member=True)
+    c_max: float = spec(min=0, per_member=True, weaker_when_larger=True)  # more capacity allowed
     gamma: float = spec(min=0, per_member=True)
     iteration_threshold: int = spec(min=0, per_member=True)
     capacity_schedule: LinearSchedule = spec(per_member=True)

@@ -25,6 +25,7 @@ from disent.lecture.cli import (
 from disent.lecture.infogan_digits import claim_verdict, matched_accuracy
 from disent.lecture.measures import information_bound
 from disent.lecture.page import Section, replace_marked, update_section
+from disent.lecture.samples_vs_means import weakest_and_strongest
 from disent.lecture.study_findings import (
     PAPER,
     model_minor,
@@ -464,6 +465,13 @@ def test_a_model_that_scores_noise_everywhere_can_make_the_model_explain_the_var
     assert len(model_minor(variance_shares(kept))) == 6
     assert summary.startswith("without annealed_vae: 6 of 6")
     assert any("Item 3" in line for line in lines)  # AnnealedVAE's cause is named
+
+
+def test_regularisation_strength_runs_against_annealed_vaes_capacity():
+    assert weakest_and_strongest("beta_vae", "beta", [1.0, 4.0, 16.0]) == (1.0, 16.0)
+    # a larger c_max lets the KL grow: the weakest constraint is the largest capacity
+    assert weakest_and_strongest("annealed_vae", "c_max", [5.0, 25.0, 100.0]) == (100.0, 5.0)
+    assert weakest_and_strongest("annealed_vae", "gamma", [10.0, 1000.0]) == (10.0, 1000.0)
 
 
 def test_a_claim_about_models_is_judged_only_once_every_model_has_jobs():

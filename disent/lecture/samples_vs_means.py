@@ -2,7 +2,8 @@
 Inference: mean vector"). The models regularise the aggregated posterior of *samples* z ~ q(z|x), but are used
 through their *means*: the Gaussian total correlation of the sampled representation falls as the regularisation
 strength rises, that of the mean representation does not follow (and often rises). From the Noisy-dSprites
-study's runs (item 10)."""
+study's runs (item 10). A knob its model's schema marks `weaker_when_larger` (AnnealedVAE's c_max: a larger
+capacity constrains less) runs from its largest value (weakest) to its smallest (strongest)."""
 
 from pathlib import Path
 
@@ -10,10 +11,21 @@ import numpy as np
 
 from disent.lecture.page import Section, save_picture, table
 from disent.lecture.runs import Runs
+from disent.schema import MODELS
 from disent.study import collect
 from disent.study.report import tc_figure
 
 TC = "unsupervised.gaussian_total_correlation"
+
+
+def weakest_and_strongest(model: str, knob: str, values) -> tuple[float, float]:
+    """The values of a model's knob that regularise least and most: the smallest and the largest, or
+    the other way round for a knob its schema marks `weaker_when_larger`."""
+    low = min(values)
+    high = max(values)
+    if model in MODELS and not MODELS[model].stronger_when_larger(knob):
+        return high, low
+    return low, high
 
 
 def analyze(runs: Runs, out: Path) -> Section:
@@ -31,7 +43,8 @@ def analyze(runs: Runs, out: Path) -> Section:
     for model, runs_ in jobs.groupby("model"):
         strength = runs_["value"].astype(float)
         means = runs_.groupby(strength)[[f"sampled/{TC}", f"mean/{TC}"]].mean()
-        low, high = means.index.min(), means.index.max()
+        knob = runs_["hyperparameter"].iloc[0]
+        low, high = weakest_and_strongest(model, knob, means.index)
         sampled_falls = means.loc[high, f"sampled/{TC}"] < means.loc[low, f"sampled/{TC}"]
         mean_above = means.loc[high, f"mean/{TC}"] > means.loc[high, f"sampled/{TC}"]
         falls += sampled_falls
@@ -39,7 +52,7 @@ def analyze(runs: Runs, out: Path) -> Section:
         rows.append(
             [
                 model,
-                f"{runs_['hyperparameter'].iloc[0]} {low:g} → {high:g}",
+                f"{knob} {low:g} → {high:g}",
                 f"{means.loc[low, f'sampled/{TC}']:.2f} → {means.loc[high, f'sampled/{TC}']:.2f}",
                 f"{means.loc[low, f'mean/{TC}']:.2f} → {means.loc[high, f'mean/{TC}']:.2f}",
             ]

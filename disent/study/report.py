@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from disent.results import save_figure_atomic, write_atomic  # noqa: E402
+from disent.schema import MODELS  # noqa: E402
 from disent.study.analysis import (  # noqa: E402
     better_beats_worse,
     completed,
@@ -119,7 +120,11 @@ def tc_figure(jobs: pd.DataFrame, path: Path) -> None:
         strengths = sorted(runs["value"].unique())
         ax.set_xticks(strengths, [f"{v:g}" for v in strengths])
         ax.set_title(model, fontsize=9)
-        ax.set_xlabel(runs["hyperparameter"].iloc[0] if len(runs) else "")
+        knob = runs["hyperparameter"].iloc[0] if len(runs) else ""
+        if model in MODELS and not MODELS[model].stronger_when_larger(knob):
+            ax.invert_xaxis()  # regularisation still rises to the right
+            knob = f"{knob} (reversed: stronger →)"
+        ax.set_xlabel(knob)
     axes[0][0].set_ylabel("Gaussian total correlation")
     axes[0][0].legend()
     fig.tight_layout()
