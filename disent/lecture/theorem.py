@@ -14,7 +14,9 @@ the flat f acts on the representation padded with independent U(0, 1) dimensions
 a VAE's unused latents) up to the next power of two.
 """
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -161,98 +163,132 @@ def analyze(runs: Runs, out: Path) -> Section:
     # first whose checkpoint is here, else the first (whose record then says what is missing)
     seeds = high[max(high)]
     job = next((j for j in seeds if j.holds(key)), next((j for j in seeds if j.trained), seeds[0]))
+    built = functools.cache(lambda: Built.of(job, sizes["reference_points"]))  # once, if at all
+    kept = job.measure(key, lambda: measure(built(), sizes["metrics"], sizes["ks_points"]))
     figure_path = out / "theorem.png"
-    kept = job.measure(
-        key, lambda: measure(job, figure_path, **sizes), refresh=not figure_path.is_file()
-    )
-    if not figure_path.is_file():
-        raise job.gone(f"its checkpoint, to draw {figure_path} again")
+    if not figure_path.is_file():  # the figure alone: no metric is scored again
+        if not job.trained:
+            raise job.gone(f"its checkpoint, to draw {figure_path} again")
+        draw(built(), figure_path)
     return render(kept, sizes["metrics"])
 
 
-def measure(
-    job: Job, figure_path: Path, metrics: str, ks_points: int, reference_points: int
-) -> dict:
-    """Build f (with a random and with a flat A) on the ground truth and on the job's codes, draw the
-    figure into `figure_path`, and return what the section shows (JSON values: the metrics of every
-    representation of COLUMNS, the KS tests, the codes' dependence)."""
-    model, cfg = job.load()
-    data = build_dataset(cfg.dataset)
+@dataclass
+class Built:
+    """f with a random and with a flat A, built on the ground truth and on a job's codes, and what they
+    are applied to. Its random draws come in one fixed order from `rng`, which measure() then goes on
+    drawing from: the same job gives the same f, measured or drawn."""
+
+    job: Job
+    data: object
+    rng: np.random.Generator
+    grid: np.ndarray  # (N, factors): the ground truth, dequantised
+    truth_random: np.ndarray  # f(grid), random A
+    padded: np.ndarray  # (N, 8): the factors, then independent U(0, 1) columns
+    truth_flat: np.ndarray  # f(padded), flat A
+    noise: np.ndarray  # (N, 8): a representation that knows nothing: chance for each metric
+    encode: Callable
+    reference: np.ndarray  # (reference_points, d) mean codes: the representation the metrics score
+    sampled: np.ndarray  # z ~ q(z|x) of the same images: what training factorises
+    a_codes: np.ndarray  # the codes' random A
+    codes_random: Callable
+    code_noise: np.random.Generator  # the codes' padding, drawn afresh for every image scored
+    padded_codes: int
+    codes_flat: Callable
+
+    @classmethod
+    def of(cls, job: Job, reference_points: int) -> "Built":
+        model, cfg = job.load()
+        data = build_dataset(cfg.dataset)
+        rng = np.random.default_rng(0)
+        sizes = np.asarray(data.factor_sizes, dtype=float)
+        grid = data.index_to_factors(np.arange(len(data))) + rng.random((len(data), len(sizes)))
+        truth_random = entangling_bijection(
+            *uniform_marginals(sizes), random_orthogonal(len(sizes), rng)
+        )(grid)
+        padded = with_noise(grid, rng)
+        padded_sizes = np.concatenate([sizes, np.ones(padded.shape[1] - len(sizes))])
+        truth_flat = entangling_bijection(
+            *uniform_marginals(padded_sizes), flat_orthogonal(padded.shape[1], rng)
+        )(padded)
+        noise = rng.random(padded.shape)
+        encode = encoder_of(model, 512)
+        encoded = encode(data.sample_observations(reference_points, np.random.default_rng(1)))
+        reference = encoded[0]
+        sampled = to_representation(encoded, "sampled", np.random.default_rng(2))
+        a_codes = random_orthogonal(reference.shape[1], rng)
+        code_noise = np.random.default_rng(3)
+        padded_reference = with_noise(reference, code_noise)
+        codes_flat = entangling_bijection(
+            *empirical_marginals(padded_reference), flat_orthogonal(padded_reference.shape[1], rng)
+        )
+        return cls(
+            job=job,
+            data=data,
+            rng=rng,
+            grid=grid,
+            truth_random=truth_random,
+            padded=padded,
+            truth_flat=truth_flat,
+            noise=noise,
+            encode=encode,
+            reference=reference,
+            sampled=sampled,
+            a_codes=a_codes,
+            codes_random=entangling_bijection(*empirical_marginals(reference), a_codes),
+            code_noise=code_noise,
+            padded_codes=padded_reference.shape[1],
+            codes_flat=codes_flat,
+        )
+
+    def sampled_after(self) -> np.ndarray:
+        """f(sampled codes), random A, with the sampled codes' own marginals."""
+        return entangling_bijection(*empirical_marginals(self.sampled), self.a_codes)(self.sampled)
+
+
+def measure(b: Built, metrics: str, ks_points: int) -> dict:
+    """What the section shows (JSON values): the metrics of every representation of COLUMNS, the KS
+    tests, the codes' dependence."""
     suite_config = load_config([f"metrics={metrics}"]).metrics
     suite = OmegaConf.to_container(suite_config.suite)
-    rng = np.random.default_rng(0)
-    sizes = np.asarray(data.factor_sizes, dtype=float)
-    grid = data.index_to_factors(np.arange(len(data))) + rng.random(
-        (len(data), len(sizes))
-    )  # dequantised: (N, factors)
-    truth_random = entangling_bijection(
-        *uniform_marginals(sizes), random_orthogonal(len(sizes), rng)
-    )(grid)
-    padded = with_noise(grid, rng)  # (N, 8): the factors, then independent U(0, 1) columns
-    padded_sizes = np.concatenate([sizes, np.ones(padded.shape[1] - len(sizes))])
-    truth_flat = entangling_bijection(
-        *uniform_marginals(padded_sizes), flat_orthogonal(padded.shape[1], rng)
-    )(padded)
-    noise = rng.random(padded.shape)  # a representation that knows nothing: chance for each metric
-    encode = encoder_of(model, 512)
-    encoded = encode(data.sample_observations(reference_points, np.random.default_rng(1)))
-    reference = encoded[0]  # (N, d) mean codes: the representation the metrics score
-    sampled = to_representation(
-        encoded, "sampled", np.random.default_rng(2)
-    )  # z ~ q(z|x): what training factorises
-    a_codes = random_orthogonal(reference.shape[1], rng)
-    codes_random = entangling_bijection(*empirical_marginals(reference), a_codes)
-    code_noise = np.random.default_rng(3)  # the codes' padding, drawn afresh for every image scored
-    padded_reference = with_noise(reference, code_noise)
-    codes_flat = entangling_bijection(
-        *empirical_marginals(padded_reference), flat_orthogonal(padded_reference.shape[1], rng)
-    )
-    view = GridIndices(data)
+    view = GridIndices(b.data)
+    encode = b.encode
     representations = {
-        "truth": (view, lambda idx: grid[idx]),
-        "truth_random": (view, lambda idx: truth_random[idx]),
-        "truth_padded": (view, lambda idx: padded[idx]),
-        "truth_flat": (view, lambda idx: truth_flat[idx]),
-        "noise": (view, lambda idx: noise[idx]),
-        "codes": (data, lambda x: encode(x)[0]),
-        "codes_random": (data, lambda x: codes_random(encode(x)[0])),
-        "codes_flat": (data, lambda x: codes_flat(with_noise(encode(x)[0], code_noise))),
+        "truth": (view, lambda idx: b.grid[idx]),
+        "truth_random": (view, lambda idx: b.truth_random[idx]),
+        "truth_padded": (view, lambda idx: b.padded[idx]),
+        "truth_flat": (view, lambda idx: b.truth_flat[idx]),
+        "noise": (view, lambda idx: b.noise[idx]),
+        "codes": (b.data, lambda x: encode(x)[0]),
+        "codes_random": (b.data, lambda x: b.codes_random(encode(x)[0])),
+        "codes_flat": (b.data, lambda x: b.codes_flat(with_noise(encode(x)[0], b.code_noise))),
     }
     values = {
         name: score(where, represent, suite, suite_config.seed)
         for name, (where, represent) in representations.items()
     }
+    rng = b.rng
     ks = {
-        "ground truth": ks_statistics(grid, truth_random, ks_points, rng),
-        "ground truth, flat A": ks_statistics(padded, truth_flat, ks_points, rng),
-        "codes": ks_statistics(reference, codes_random(reference), ks_points, rng),
+        "ground truth": ks_statistics(b.grid, b.truth_random, ks_points, rng),
+        "ground truth, flat A": ks_statistics(b.padded, b.truth_flat, ks_points, rng),
+        "codes": ks_statistics(b.reference, b.codes_random(b.reference), ks_points, rng),
+        "sampled codes": ks_statistics(b.sampled, b.sampled_after(), ks_points, rng),
     }
-    fig, axes = plt.subplots(2, 3, figsize=(9, 5.6))
-    names = list(data.factor_names) + [f"noise{k}" for k in range(padded.shape[1] - len(sizes))]
-    _panel(axes[0], padded, truth_flat, names.index("posX"), names, "ground truth, flat A")
-    order = np.argsort(reference.var(axis=0))[::-1]
-    latent_names = [f"z{k}" for k in range(reference.shape[1])]
-    sampled_after = entangling_bijection(*empirical_marginals(sampled), a_codes)(sampled)
-    ks["sampled codes"] = ks_statistics(sampled, sampled_after, ks_points, rng)
-    _panel(axes[1], sampled, sampled_after, int(order[0]), latent_names, "β-VAE codes, random A")
-    fig.tight_layout()
-    save_picture(figure_to_array(fig), figure_path, max_width=900, colors=64)
-    prior = rng.standard_normal(
-        (reference_points, reference.shape[1])
-    )  # the model's factorised p(z)
+    d = b.reference.shape[1]
+    prior = rng.standard_normal((len(b.reference), d))  # the model's factorised p(z)
     ks["prior samples"] = ks_statistics(
-        prior, entangling_bijection(norm.cdf, norm.ppf, a_codes)(prior), ks_points, rng
+        prior, entangling_bijection(norm.cdf, norm.ppf, b.a_codes)(prior), ks_points, rng
     )
     return {
-        "job": job.name,
-        "beta": float(job.value),
-        "factors": len(sizes),
-        "padded_factors": padded.shape[1],
-        "code_dims": reference.shape[1],
-        "padded_codes": padded_reference.shape[1],
-        "points": min(ks_points, len(reference) // 2),
-        "reference_points": reference_points,
-        "smallest_a": float(np.abs(a_codes).min()),
+        "job": b.job.name,
+        "beta": float(b.job.value),
+        "factors": b.grid.shape[1],
+        "padded_factors": b.padded.shape[1],
+        "code_dims": d,
+        "padded_codes": b.padded_codes,
+        "points": min(ks_points, len(b.reference) // 2),
+        "reference_points": len(b.reference),
+        "smallest_a": float(np.abs(b.a_codes).min()),
         "values": {
             name: {key: float(value) for key, value in scores.items()}
             for name, scores in values.items()
@@ -260,9 +296,22 @@ def measure(
         "ks": {name: [[float(s), float(p)] for s, p in tests] for name, tests in ks.items()},
         "dependence": {
             name: float(gaussian_total_correlation(np.cov(codes, rowvar=False)))
-            for name, codes in (("mean", reference), ("sampled", sampled))
+            for name, codes in (("mean", b.reference), ("sampled", b.sampled))
         },
     }
+
+
+def draw(b: Built, figure_path: Path) -> None:
+    """The figure: the ground truth under the flat f, the β-VAE's sampled codes under the random one."""
+    fig, axes = plt.subplots(2, 3, figsize=(9, 5.6))
+    factors = list(b.data.factor_names)
+    names = factors + [f"noise{k}" for k in range(b.padded.shape[1] - len(factors))]
+    _panel(axes[0], b.padded, b.truth_flat, names.index("posX"), names, "ground truth, flat A")
+    widest = int(np.argmax(b.reference.var(axis=0)))
+    latent_names = [f"z{k}" for k in range(b.reference.shape[1])]
+    _panel(axes[1], b.sampled, b.sampled_after(), widest, latent_names, "β-VAE codes, random A")
+    fig.tight_layout()
+    save_picture(figure_to_array(fig), figure_path, max_width=900, colors=64)
 
 
 def collapsed(values: dict, shown: dict, before: str, after: str) -> list[str]:
