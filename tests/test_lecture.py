@@ -23,7 +23,7 @@ from disent.lecture.cli import (
     unrecorded_commands,
 )
 from disent.lecture.infogan_digits import claim_verdict, matched_accuracy
-from disent.lecture.measures import information_bound
+from disent.lecture.measures import batch_capacity_gap, information_bound
 from disent.lecture.page import Section, replace_marked, update_section
 from disent.lecture.samples_vs_means import weakest_and_strongest
 from disent.lecture.study_findings import (
@@ -439,6 +439,19 @@ def test_the_information_bound_splits_the_kl_and_is_zero_for_codes_that_do_not_m
     np.testing.assert_allclose(bound[0], np.log(1 / 0.1), rtol=0.01)  # ½ log(1 / σ²)
     np.testing.assert_allclose(bound[1:], 0, atol=1e-9)
     assert kl[1] == pytest.approx(2.0) and kl[2] > 2.0  # yet both spend KL
+
+
+def test_the_capacity_penalty_of_codes_prices_their_batch_to_batch_spread_and_not_an_offset():
+    rng = np.random.default_rng(0)
+    n = 20000
+    offset = np.full((n, 1), np.sqrt(2 * 5.0))  # KL = ½μ² = 5 nats for every image
+    logvar = np.zeros((n, 1))
+    assert batch_capacity_gap(offset, logvar, 5.0, 64, 2000, rng) == pytest.approx(0, abs=1e-9)
+    assert batch_capacity_gap(offset, logvar, 4.0, 64, 2000, rng) == pytest.approx(1.0)
+    informative = rng.normal(0, np.sqrt(10.0), (n, 1))  # KL = ½μ²: mean 5 nats, sd 5·√2 per image
+    gap = batch_capacity_gap(informative, logvar, 5.0, 64, 20000, rng)
+    expected = 5 * np.sqrt(2) / np.sqrt(64) * np.sqrt(2 / np.pi)  # E|N(0, s²)| for the batch mean
+    assert gap == pytest.approx(expected, rel=0.05)
 
 
 def test_a_model_that_scores_noise_everywhere_can_make_the_model_explain_the_variance():

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from disent.checkpoints import read_checkpoint
-from disent.lecture.measures import kl_offsets, mi_matrix
+from disent.lecture.measures import capacity_gap, kl_offsets, mi_matrix
 from disent.lecture.page import Section, job_picture, table
-from disent.lecture.runs import Job, Runs
+from disent.lecture.runs import Job, JobGone, Runs
 
 EXPERIMENT = "capacity"
 PAPER_ORDER = [
@@ -112,11 +112,59 @@ def diagnosis(job: Job, num_points: int) -> list[str]:
     if share > 0.5:
         lines += [
             "So the run met the capacity target without encoding the images, and which latent 'carries' a factor "
-            "above is noise. The objective allows this optimum: γ·|KL − C| constrains each posterior's KL to the "
-            "prior, not the information it carries, and a shift of every image's code by the same amount meets it.",
+            "above is noise. γ·|KL − C| constrains each posterior's KL to the prior, not the information it "
+            "carries, and a shift of every image's code by the same amount meets it.",
             "",
         ]
     return lines
+
+
+def objective_at(job: Job, gamma: float, runs: Runs) -> tuple[float, float | None]:
+    """(the run's final reconstruction loss, γ·E|KL_batch − C| of its final codes at C = c_max, or None
+    when only its record is here and the record lacks that measure): what its end state costs per
+    image under the objective with this γ."""
+    reconstruction = job.results["final_losses"]["reconstruction"]
+    capacity = job.results["hyperparameters"]["c_max"]
+    try:
+        gap = capacity_gap(job, runs.setting("mi_points"), capacity, runs.setting("gap_batches"))
+    except JobGone:
+        return reconstruction, None
+    return reconstruction, gamma * gap
+
+
+def stuck_or_optimal(stuck: Job, encoding: Job, runs: Runs) -> list[str]:
+    """Whether the paper's objective prefers the offset a run ended in: both runs' end states (one
+    that met C with an offset, one that encodes) scored under the offset run's γ."""
+    gamma = stuck.results["hyperparameters"]["gamma"]
+    other = encoding.results["hyperparameters"]["gamma"]
+    capacity = stuck.results["hyperparameters"]["c_max"]
+    stuck_reconstruction, stuck_penalty = objective_at(stuck, gamma, runs)
+    reconstruction, penalty = objective_at(encoding, gamma, runs)
+    if penalty is None:
+        return []
+    if stuck_penalty is None:
+        stuck_cost = f"at least its reconstruction, {stuck_reconstruction:.1f}"
+    else:
+        stuck_total = stuck_reconstruction + stuck_penalty
+        stuck_cost = f"{stuck_reconstruction:.1f} + {stuck_penalty:.1f} = {stuck_total:.1f}"
+    verdict = (
+        "so the offset is not the objective's optimum: training at γ = {g:g} ended in a state its own "
+        "objective ranks {d:.0f} nats per image worse than one it could have reached"
+    )
+    if reconstruction + penalty >= stuck_reconstruction:
+        verdict = "so the objective itself prefers the offset here (by {d:.0f} nats per image)"
+    difference = abs(stuck_reconstruction - reconstruction - penalty)
+    return [
+        f"Does the objective at γ = {gamma:g} prefer the offset? Both dSprites runs' end states, scored "
+        f"under it (reconstruction + {gamma:g}·|KL − C| at C = {capacity:g}, the KL of a training "
+        f"batch of {stuck.results['batch_size']} averaged over {runs.setting('gap_batches'):,} "
+        f"batches of the final codes of {runs.setting('mi_points'):,} images), in nats per image: "
+        f"the γ = {other:g} run's, which encodes, {reconstruction:.1f} + {penalty:.1f} = "
+        f"{reconstruction + penalty:.1f}; the γ = {gamma:g} run's {stuck_cost}; "
+        + verdict.format(g=gamma, d=difference)
+        + ".",
+        "",
+    ]
 
 
 def dsprites_part(job: Job, runs: Runs, out: Path) -> tuple[list[str], list, float]:
@@ -182,9 +230,10 @@ def analyze(runs: Runs, out: Path) -> Section:
         "is information, not an offset (measured below).",
         "",
     ]
-    measured, verdicts = [], {}
+    measured, verdicts, shares = [], {}, {}
     for gamma in gammas:
         part, rows, share = dsprites_part(jobs["dsprites", gamma], runs, out)
+        shares[gamma] = share
         lines += part
         measured.append(f"γ = {gamma:g}: {headline(rows, share, runs.setting('threshold_nats'))}")
         verdicts[gamma] = order_verdict(rows) if share <= 0.5 else "fails"
@@ -200,6 +249,11 @@ def analyze(runs: Runs, out: Path) -> Section:
                 f"![traversals, γ = {gamma:g}]({pictures})",
                 "",
             ]
+    encoding = [gamma for gamma in gammas if shares[gamma] <= 0.5]
+    if (
+        shares[gammas[0]] > 0.5 and encoding
+    ):  # the paper's γ met C with an offset, another γ encodes
+        lines += stuck_or_optimal(jobs["dsprites", gammas[0]], jobs["dsprites", encoding[0]], runs)
     claim = min(verdicts.values(), key=list(ORDER_WORDS).index)  # the best of the γs
     if claim != "fails" and any(v != claim for v in verdicts.values()):
         holding = ", ".join(f"{g:g}" for g, v in verdicts.items() if v == claim)

@@ -52,6 +52,40 @@ def _kl_offsets(job: Job, num_points: int) -> dict:
     return {"kl": kl.tolist(), "offset": (0.5 * mu.mean(axis=0) ** 2).tolist()}
 
 
+def capacity_gap(job: Job, num_points: int, capacity: float, num_batches: int) -> float:
+    """`batch_capacity_gap` of the run's final codes of `num_points` images, in batches of the run's
+    size (kept in the job's measures). Times γ, it is the capacity penalty γ·|KL − C| that those codes
+    pay per step on average."""
+    key = f"capacity_gap(points={num_points},capacity={capacity:g},batches={num_batches})"
+    kept = job.measure(key, lambda: _capacity_gap(job, num_points, capacity, num_batches))
+    return float(kept["gap"])
+
+
+def _capacity_gap(job: Job, num_points: int, capacity: float, num_batches: int) -> dict:
+    mu, logvar = _posteriors(job, num_points)
+    rng = np.random.default_rng(2)
+    batch_size = job.results["batch_size"]
+    return {"gap": batch_capacity_gap(mu, logvar, capacity, batch_size, num_batches, rng)}
+
+
+def batch_capacity_gap(
+    mu: np.ndarray,
+    logvar: np.ndarray,
+    capacity: float,
+    batch_size: int,
+    num_batches: int,
+    rng: np.random.Generator,
+) -> float:
+    """E|KL_batch − C| in nats over `num_batches` batches drawn from the codes (N, Z): KL_batch is the
+    mean over a batch's images of each image's KL to the prior, summed over latents, as the
+    AnnealedVAE's penalty γ·|KL − C| reads it. Codes whose KL differs from image to image pay for the
+    spread of KL_batch from batch to batch; a constant offset of the means pays nothing."""
+    kl_per_image = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(axis=1)  # (N,)
+    batches = rng.integers(0, len(kl_per_image), (num_batches, batch_size))
+    kl_per_batch = kl_per_image[batches].mean(axis=1)  # (num_batches,)
+    return float(np.abs(kl_per_batch - capacity).mean())
+
+
 def _posteriors(job: Job, num_points: int) -> tuple[np.ndarray, np.ndarray]:
     """The trained encoder's (mu, logvar) (N, Z) on `num_points` images of its data set (fixed draw)."""
     model, cfg = job.load()
