@@ -90,6 +90,7 @@ class VAE(Model):
     latent_dim: int = spec(min=1)
     hidden_dim: int = spec(min=1)
     reconstruction: str = spec(choices=["bernoulli", "gaussian"])
+    init: str | None = spec(optional=True, choices=["glorot"])  # disent.nets.INITS; null: PyTorch's
     optimizer: Adam
 
 

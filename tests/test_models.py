@@ -212,3 +212,44 @@ def test_load_model_rebuilds_the_model_from_its_checkpoint_without_its_data_set(
     assert built == [1] and old.observation_shape == (1, 64, 64)
     for name, value in model.state_dict().items():
         assert torch.equal(value, old.state_dict()[name]), name
+
+
+def test_init_glorot_is_disentanglement_libs_and_null_keeps_pytorchs():
+    from disent.checkpoints import resume_differences
+    from disent.data import build_dataset
+    from disent.models import build_model, encoder_of
+    from disent.nets import INITS
+    from disent.schema import VAE
+
+    assert [f for f in VAE.__dataclass_fields__.values() if f.name == "init"][0].metadata[
+        "choices"
+    ] == list(INITS)
+    spread = {}
+    for init in ("glorot", "null"):
+        torch.manual_seed(0)
+        cfg = load_config(["model=factor_vae", f"model.init={init}"])
+        model = build_model(cfg, (1, 64, 64), 1000)
+        kinds = torch.nn.Linear | torch.nn.Conv2d | torch.nn.ConvTranspose2d
+        layers = [m for m in model.modules() if isinstance(m, kinds)]
+        assert len(layers) == 6 + 6 + 7  # encoder, decoder, FactorVAE's discriminator
+        if init == "glorot":  # Glorot-uniform weights, zero biases, in every net
+            for layer in layers:
+                fan_in = layer.weight[0].numel()
+                fan_out = layer.weight[:, 0].numel()
+                bound = np.sqrt(6 / (fan_in + fan_out))
+                assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+                assert not layer.bias.any()
+        else:  # PyTorch's own: biases uniform in ±1/√fan_in
+            assert all(layer.bias.any() for layer in layers)
+        images = build_dataset(cfg.dataset).sample_observations(256, np.random.default_rng(0))
+        mu, _ = encoder_of(model, 256)(images)
+        spread[init] = mu.std(axis=0).mean()  # how much the untrained codes tell images apart
+    assert spread["glorot"] > 4 * spread["null"]
+    # a config saved before the key existed reads as null: it resumes under init=null only
+    saved = {"model": {"name": "beta_vae", "beta": 1.0}}
+    assert (
+        resume_differences(saved, {"model": {"name": "beta_vae", "beta": 1.0, "init": None}}) == []
+    )
+    assert resume_differences(
+        saved, {"model": {"name": "beta_vae", "beta": 1.0, "init": "glorot"}}
+    ) == ["model.init: None -> 'glorot'"]

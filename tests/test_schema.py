@@ -229,7 +229,7 @@ BAD = [
         ["+model.bta=4"],
         [
             "model.bta = 4: unknown key for model 'beta_vae' (did you mean 'beta'? known: beta, "
-            "hidden_dim, hyperparameter, latent_dim, name, net, optimizer, reconstruction)"
+            "hidden_dim, hyperparameter, init, latent_dim, name, net, optimizer, reconstruction)"
         ],
     ),
     (["~model.beta"], ["model.beta: missing, must be a number >= 0"]),

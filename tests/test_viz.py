@@ -81,7 +81,8 @@ def test_mi_matrix_and_capacity_figures_render():
     kl = np.random.default_rng(1).random((len(steps), 10)).cumsum(0)
     picture = capacity_figure(steps, kl, ["posX"] * 5 + ["scale"] * 5)
     assert picture.shape[2] == 3 and picture.shape[0] > 200 and picture.shape[1] > 400
-    grey = np.all(picture == 179, axis=2).sum()  # matplotlib's "0.7" (0.7 * 255 rounded): inactive latents
+    # matplotlib's "0.7" (0.7 * 255 rounded): inactive latents
+    grey = np.all(picture == 179, axis=2).sum()
     kl[:, 5:] = 0.0  # five latents that never carry anything
     greyed = capacity_figure(steps, kl, ["posX"] * 5 + ["scale"] * 5, active_kl=0.1)
     assert np.all(greyed == 179, axis=2).sum() > grey + 100

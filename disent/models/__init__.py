@@ -9,7 +9,7 @@ from disent.models.base import DisentModel, encoder_of
 from disent.models.infogan import InfoGAN
 from disent.models.regularizers import REGULARIZERS, Regularizer
 from disent.models.vae import VAE
-from disent.nets import build_encoder_decoder
+from disent.nets import build_encoder_decoder, initialise
 
 
 def model_names() -> list[str]:
@@ -92,7 +92,7 @@ def _build(
         model_cfg.net, observation_shape, model_cfg.latent_dim, hidden_dim=model_cfg.hidden_dim
     )
     settings = OmegaConf.to_container(model_cfg, resolve=True)
-    return VAE(
+    model = VAE(
         encoder,
         decoder,
         build_regularizer(model_cfg, dataset_size),
@@ -102,6 +102,9 @@ def _build(
         final_loss_window=cfg.results.final_loss_window,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
+    # every net of the model (FactorVAE's discriminator too); a config from before the key: null
+    initialise(model, settings.get("init"))
+    return model
 
 
 __all__ = [

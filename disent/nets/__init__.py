@@ -1,5 +1,7 @@
 """Encoders and decoders: plain nn.Modules that know nothing about losses or training."""
 
+from torch import nn
+
 from disent.nets.conv64 import ConvDecoder, ConvEncoder
 from disent.nets.mlp import MLPDecoder, MLPEncoder
 
@@ -18,4 +20,32 @@ def build_encoder_decoder(
     return encoder, decoder
 
 
-__all__ = ["ConvEncoder", "ConvDecoder", "MLPEncoder", "MLPDecoder", "build_encoder_decoder"]
+INITS = ("glorot",)  # model.init; null keeps PyTorch's default init
+
+
+def initialise(module: nn.Module, init: str | None) -> None:
+    """Re-initialise every conv and linear layer of `module` as `init` says. "glorot": as
+    disentanglement_lib's nets, TensorFlow's default (Glorot-uniform weights, zero biases). None:
+    PyTorch's default (weights and biases uniform in ±1/√fan_in), which leaves a deep net's outputs
+    nearly the same for every input at the start."""
+    if init is None:
+        return
+    if init not in INITS:
+        raise ValueError(
+            f"unknown init {init!r}: choose one of {list(INITS)} or null (model.init=...)"
+        )
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+__all__ = [
+    "ConvEncoder",
+    "ConvDecoder",
+    "MLPEncoder",
+    "MLPDecoder",
+    "build_encoder_decoder",
+    "initialise",
+]
