@@ -202,7 +202,13 @@ def test_records_of_another_length_are_ignored_a_job_here_shadows_its_record_and
     write_job(tmp_path / "records", "stale", 99)
     write_job(tmp_path / "records", "b", 10)
     here = write_job(tmp_path / "out", "b", 10)
-    runs = Runs(tmp_path / "out", "cpu", ["e"], records=tmp_path / "records", steps={"e": 10})
+    runs = Runs(
+        tmp_path / "out",
+        "cpu",
+        ["e"],
+        records=tmp_path / "records",
+        plans={"e": Plan(1, 10, [0], {})},
+    )
     jobs = runs.jobs("e")
     assert [(job.name, job.trained) for job in jobs] == [("a", False), ("b", True)]
     with pytest.raises(JobGone, match="train the job again"):
@@ -220,6 +226,32 @@ def test_records_of_another_length_are_ignored_a_job_here_shadows_its_record_and
     assert json.loads((tmp_path / "records/e/cpu/b/measures.json").read_text())["values"] == {
         "x": [2.5]
     }
+
+
+def test_a_job_trained_before_its_experiments_file_changed_is_not_the_plans(tmp_path):
+    import json
+
+    from disent.lecture.runs import Runs
+
+    planned = Plan(2, 10, [0], {"seed": ["0", "1"]}, {"model.beta": 4, "model.init": None})
+    for name, model in [("old", {"beta": 4}), ("now", {"beta": 4}), ("other", {"beta": 8})]:
+        job = tmp_path / "records" / "e" / "cpu" / name
+        job.mkdir(parents=True)
+        results = {"status": "completed", "seed": 0, "max_steps": 10}
+        (job / "results.json").write_text(json.dumps(results))
+        (job / "config.yaml").write_text(json.dumps({"model": model}))  # JSON is YAML
+    now = tmp_path / "records" / "e" / "cpu" / "now" / "config.yaml"
+    now.write_text(json.dumps({"model": {"beta": 4, "init": None}}))
+    runs = Runs(tmp_path / "out", "cpu", ["e"], records=tmp_path / "records", plans={"e": planned})
+    # a config without the key (written before it existed) reads as null; β = 8 is another plan's
+    assert [job.name for job in runs.jobs("e")] == ["now", "old"]
+    glorot = Plan(2, 10, [0], {"seed": ["0", "1"]}, {"model.beta": 4, "model.init": "glorot"})
+    assert (
+        Runs(
+            tmp_path / "out", "cpu", ["e"], records=tmp_path / "records", plans={"e": glorot}
+        ).jobs("e")
+        == []
+    )
 
 
 @pytest.mark.slow
@@ -288,10 +320,13 @@ def test_items_share_the_jobs_of_an_experiment_and_unknown_items_are_refused(tmp
 
 def test_the_plan_counts_the_grid_with_the_command_lines_values_in_place():
     grid = {"model.beta": ["1", "16"], "seed": ["0", "1", "2"]}
-    assert plan("beta_traversals", []) == Plan(6, 30000, [0, 1, 2], grid)  # β = 1, 16 × seeds 0-2
-    assert plan("beta_traversals", ["seed=0", "threads=1", "trainer.max_steps=10"]) == Plan(
-        2, 10, [0], {"model.beta": ["1", "16"], "seed": ["0"]}
-    )
+    planned = plan("beta_traversals", [])
+    assert (planned.jobs, planned.steps, planned.seeds, planned.grid) == (6, 30000, [0, 1, 2], grid)
+    assert planned.fixed["model.init"] is None and planned.fixed["loader.batch_size"] == 64
+    assert "model.beta" not in planned.fixed and planned.fixed["dataset.name"] == "dsprites"
+    short = plan("beta_traversals", ["seed=0", "threads=1", "trainer.max_steps=10"])
+    assert (short.jobs, short.steps, short.seeds) == (2, 10, [0])
+    assert short.grid == {"model.beta": ["1", "16"], "seed": ["0"]}
     assert plan("noisy_beta_vae", ["seed=range(0,50)", "model.beta=1,2,4,6,8,16"]).jobs == 300
 
 
@@ -504,6 +539,8 @@ def test_jobs_with_committed_records_are_not_trained_again(tmp_path):
 
     from omegaconf import OmegaConf
 
+    from disent.config import load_config
+
     records, out = tmp_path / "records", tmp_path / "out"
     command = sweep_commands("study_findings", "cpu", out, [])["noisy_beta_vae"]
     planned = plan("noisy_beta_vae", [])  # beta 1, 4, 16 x seeds 0, 1; 6,000 steps
@@ -513,7 +550,10 @@ def test_jobs_with_committed_records_are_not_trained_again(tmp_path):
         job.mkdir(parents=True)
         results = {"status": status, "max_steps": steps, "seed": seed}
         (job / "results.json").write_text(json.dumps(results))
-        OmegaConf.save({"seed": seed, "model": {"beta": float(beta)}}, job / "config.yaml")
+        config = load_config(
+            ["experiment=lecture/noisy_beta_vae", f"model.beta={beta}", f"seed={seed}"]
+        )
+        OmegaConf.save(config, job / "config.yaml")  # as the job's .hydra/config.yaml
 
     def sweeps():
         found = unrecorded_commands(command, "noisy_beta_vae", "cpu", planned, records, out)
@@ -525,6 +565,11 @@ def test_jobs_with_committed_records_are_not_trained_again(tmp_path):
     record(4, 0, steps=2000)  # another length: trained again
     record(16, 1, status="failed")  # not completed: trained again
     assert sweeps() == [["model.beta=4,16", "seed=0,1"]]  # the rest is still a grid: one sweep
+    stale = records / "noisy_beta_vae" / "cpu" / "beta=1_seed=1" / "config.yaml"
+    stale.write_text(stale.read_text().replace("init: null", "init: glorot"))
+    trained_again = [["model.beta=4,16", "seed=0,1"], ["model.beta=1", "seed=1"]]
+    assert sweeps() == trained_again  # its record was trained with another init
+    stale.write_text(stale.read_text().replace("init: glorot", "init: null"))
     record(16, 0)
     assert sweeps() == [["model.beta=4", "seed=0,1"], ["model.beta=16", "seed=1"]]
     (out / "noisy_beta_vae" / "cpu" / "beta=1_seed=0").mkdir(parents=True)

@@ -5,7 +5,6 @@ import itertools
 import json
 import shlex
 import sys
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from disent.lecture import (
     sweep_dir,
 )
 from disent.lecture.page import Section, hours, replace_marked, table, update_section
-from disent.lecture.runs import Runs, read_jobs
+from disent.lecture.runs import Plan, Runs, read_jobs
 from disent.results import code_version, write_atomic
 
 SECTIONS = ["index", *ITEMS]  # the page's sections in order: the index table, then the items
@@ -56,16 +55,6 @@ def sweep_commands(name: str, preset: str, out: Path, extra: list[str]) -> dict[
         ]
         for experiment in item_spec(name)["experiments"]
     }
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What an experiment's sweep runs under some overrides."""
-
-    jobs: int
-    steps: int
-    seeds: list[int]
-    grid: dict[str, list[str]]  # swept key -> its values, as the sweeper expands them
 
 
 def _values(text: str) -> list[str]:
@@ -110,6 +99,7 @@ def _plan(experiment: str, overrides: tuple[str, ...]) -> Plan:
         int(cfg.trainer.max_steps),
         seeds,
         grid,
+        Plan.fixed_keys(cfg, grid),
     )
 
 
@@ -160,8 +150,8 @@ def _same(value, text: str) -> bool:
 def unrecorded_commands(
     command: list[str], experiment: str, preset: str, planned: Plan, records: Path, out: Path
 ) -> list[list[str]]:
-    """The sweep `command` cut down to its jobs that have no completed record of the planned length
-    in `records` (committed by an earlier session or another machine, with no job directory here):
+    """The sweep `command` cut down to its jobs that have no completed record in `records` that its
+    plan fits (`Plan.fits`; committed by an earlier session or another machine, no job directory here):
     one sweep over the innermost key (the seed where it is swept) per combination of the others, so
     that the launcher still runs jobs side by side. `command` itself when no job is recorded; none
     when every job is."""
@@ -169,9 +159,7 @@ def unrecorded_commands(
     recorded = [
         OmegaConf.load(job.dir / "config.yaml")
         for job in read_jobs(sweep_dir(records, experiment, preset), trained=False)
-        if job.status == "completed"
-        and job.results.get("max_steps") == planned.steps
-        and job.name not in local
+        if job.status == "completed" and planned.fits(job) and job.name not in local
     ]
     keys = list(planned.grid)
     if not recorded or not keys:
@@ -452,7 +440,7 @@ def report(name: str, preset: str, out: Path, docs: Path, readme: Path | None = 
         commands,
         settings,
         records=docs / RECORDS,
-        steps={experiment: p.steps for experiment, p in plans.items()},
+        plans=plans,
     )
     figures = docs / name
     figures.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,14 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from disent.lecture import sweep_dir
 from disent.results import write_atomic
+
+# what makes a completed job one of a plan's, beside its length (disent.checkpoints.RESUME_KEYS but
+# the seed, which the plan's grid covers)
+PLANNED_KEYS = ("model", "dataset", "loader.batch_size")
 
 RECORD_FILES = {
     "results.json": "results.json",
@@ -34,6 +38,65 @@ RECORD_FILES = {
 class JobGone(LookupError):
     """An analysis needs what only a job's directory holds (its checkpoint, a figure, a measurement its
     record lacks), and only the record is on this machine."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an experiment's sweep runs under some overrides."""
+
+    jobs: int
+    steps: int
+    seeds: list[int]
+    grid: dict[str, list[str]]  # swept key -> its values, as the sweeper expands them
+    fixed: dict = field(default_factory=dict)  # dotted key -> the value every job of it has
+
+    @staticmethod
+    def fixed_keys(config: DictConfig, grid: dict) -> dict:
+        """The PLANNED_KEYS values of a composed experiment `config` that its `grid` does not sweep, one
+        entry per leaf (`model.beta`, `model.init`, `model.optimizer.lr`, ...). A leaf written as an
+        interpolation (`lambda_d: ${multiply:10,${.lambda_od}}`) is left out: it follows its source."""
+        fixed = {}
+        for key in PLANNED_KEYS:
+            if key in grid:
+                continue
+            node = OmegaConf.select(config, key, default=None)
+            if not isinstance(node, DictConfig):
+                fixed[key] = node
+                continue
+            written = OmegaConf.to_container(node, resolve=False)
+            resolved = OmegaConf.to_container(node, resolve=True)
+            leaves = _leaves(written, resolved, key)
+            fixed |= {leaf: value for leaf, value in leaves.items() if leaf not in grid}
+        return fixed
+
+    def fits(self, job: "Job") -> bool:
+        """Whether a job (or its record) was trained as this plan trains it now: its length, and its
+        config's values of the keys the plan fixes (a key the job's config lacks reads as null, as
+        disent read it then). A job trained before an experiment's file changed is not the plan's."""
+        if job.results.get("max_steps") != self.steps:
+            return False
+        if not self.fixed:
+            return True
+        config = job.config
+        for key, value in self.fixed.items():
+            found = OmegaConf.select(config, key, default=None)
+            if isinstance(found, DictConfig | ListConfig):
+                found = OmegaConf.to_container(found, resolve=True)
+            if found != value:
+                return False
+        return True
+
+
+def _leaves(written: dict, resolved: dict, prefix: str) -> dict:
+    """{dotted key: resolved value} of a config's leaves but those written as interpolations."""
+    leaves = {}
+    for name, value in written.items():
+        key = f"{prefix}.{name}"
+        if isinstance(value, dict):
+            leaves |= _leaves(value, resolved[name], key)
+        elif not (isinstance(value, str) and "${" in value):
+            leaves[key] = resolved[name]
+    return leaves
 
 
 @dataclass
@@ -145,9 +208,9 @@ class Runs:
     records: Path | None = (
         None  # where the jobs' records are kept (docs/lecture/jobs); None: none are read
     )
-    steps: dict[str, int] = field(
+    plans: dict[str, Plan] = field(
         default_factory=dict
-    )  # experiment -> its planned length: records of others are stale
+    )  # experiment -> what it trains now: jobs and records of another length or config are stale
 
     def setting(self, name: str):
         """One of the item's analysis settings (conf/lecture/<item>.yaml: `analysis`, and
@@ -161,16 +224,17 @@ class Runs:
 
     def jobs(self, experiment: str, completed: bool = True) -> list[Job]:
         """The experiment's jobs, sorted by name: its job directories here, then the records of
-        completed jobs that are not here (of the planned length); only the completed ones unless
-        `completed=False`."""
+        completed jobs that are not here; only those its plan would train now (`Plan.fits`), and only
+        the completed ones unless `completed=False`."""
+        planned = self.plans.get(experiment)
         found = {
             job.name: job
             for job in read_jobs(sweep_dir(self.out, experiment, self.preset), trained=True)
+            if job.status != "completed" or planned is None or planned.fits(job)
         }
         if self.records is not None:
-            planned = self.steps.get(experiment)
             for job in read_jobs(sweep_dir(self.records, experiment, self.preset), trained=False):
-                fits = planned is None or job.results.get("max_steps") == planned
+                fits = planned is None or planned.fits(job)
                 if job.name not in found and job.status == "completed" and fits:
                     found[job.name] = job
         return [
