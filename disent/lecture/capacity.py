@@ -223,13 +223,14 @@ def analyze(runs: Runs, out: Path) -> Section:
     gammas = sorted({gamma for dataset, gamma in jobs if dataset == "dsprites"}, reverse=True)
     if not gammas:
         return Section("No completed dSprites job yet.\n")
-    lines = [
-        "Burgess et al. use γ = 1000 (the lecture's formula writes |KL − C| with no γ). At γ = 1000 the CPU "
-        "run met the capacity with a constant offset of the encoder means and encoded nothing (measured "
-        "below); the item therefore also runs γ = 100, a stated deviation from the paper, where the KL "
-        "is information, not an offset (measured below).",
-        "",
-    ]
+    intro = "Burgess et al. use γ = 1000 (the lecture's formula writes |KL − C| with no γ)."
+    if len(gammas) > 1:
+        others = ", ".join(f"{gamma:g}" for gamma in gammas[1:])
+        intro += (
+            f" These runs also train γ = {others}, a stated deviation from the paper; each part "
+            "measures how much of its KL is information."
+        )
+    lines = [intro, ""]
     measured, verdicts, shares = [], {}, {}
     for gamma in gammas:
         part, rows, share = dsprites_part(jobs["dsprites", gamma], runs, out)
