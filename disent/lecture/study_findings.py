@@ -271,9 +271,9 @@ def without_collapsed(
     if "annealed_vae" in collapsed:
         lines[-1] += (
             " For AnnealedVAE, γ·|KL − C| sets each posterior's KL, not the information it carries, "
-            "so a constant offset of the means meets it. Item 3 measures the same on dSprites at "
-            "γ = 1000 with C raised over 30,000 steps instead of 2,000, a model that encodes at "
-            "γ = 100, and that the γ = 1000 objective ranks the offset below that model's codes."
+            "so a constant offset of the means meets it. The study's jobs use PyTorch's default init "
+            "(`model.init: null`, as they were trained); conf/experiment/lecture/noisy_study.yaml "
+            "says what disentanglement_lib's init (`glorot`) changes at this length."
         )
     lines += [
         "",
