@@ -512,7 +512,7 @@ def test_a_model_that_scores_noise_everywhere_can_make_the_model_explain_the_var
     lines, summary = without_collapsed(table_, kept, ["annealed_vae"], 0.25)
     assert len(model_minor(variance_shares(kept))) == 6
     assert summary.startswith("without annealed_vae: 6 of 6")
-    assert any("Item 3" in line for line in lines)  # AnnealedVAE's cause is named
+    assert any("model.init" in line for line in lines)  # AnnealedVAE's init is named
 
 
 def test_regularisation_strength_runs_against_annealed_vaes_capacity():

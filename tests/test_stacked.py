@@ -158,6 +158,9 @@ def _same_as_single_runs(
     # loose (bf16): Adam's 12 steps of lr 1e-4 move a weight by 1.2e-3 at most, and a gradient
     # rounded otherwise can flip a step's sign; else as good as float32 allows
     weight_atol = 3e-3 if rel > 1e-4 else 1e-5
+    # bf16: a small term (a KL of 0.3 nats, the sum of differences of order-1 terms over 10 latents)
+    # keeps bf16's rounding of each, about 4% here; the loss itself agrees to `rel`
+    term_atol = 0.05 if rel > 1e-4 else 10 * rel
     for k, cfg in enumerate(configs):
         single = train(cfg, tmp_path / str(k))
         trace = pd.read_csv(tmp_path / str(k) / "metrics.csv")["train/loss"].dropna().tolist()
@@ -165,7 +168,7 @@ def _same_as_single_runs(
         assert len(trace) == len(stacked_trace) == steps
         assert stacked_trace == pytest.approx(trace, rel=rel)
         assert members[k].final_losses() == pytest.approx(
-            single["final_losses"], rel=rel, abs=10 * rel
+            single["final_losses"], rel=rel, abs=term_atol
         )
         weights = read_checkpoint(tmp_path / str(k) / "checkpoints" / "last.ckpt")["state_dict"]
         for name, value in members[k].state_dict().items():
