@@ -91,9 +91,8 @@ class Stopwatch(L.Callback):
 
     def __init__(self):
         self.started = time.time()
-        self.restored_s = (
-            0.0  # the seconds of earlier processes, up to the checkpoint this run resumed from
-        )
+        # the seconds of earlier processes, up to the checkpoint this run resumed from
+        self.restored_s = 0.0
 
     def elapsed_s(self) -> float:
         return self.restored_s + time.time() - self.started
@@ -115,9 +114,8 @@ class PeriodicEvaluation(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: DisentModel, *args) -> None:
         step = trainer.global_step
-        if (
-            step % self.metrics_cfg.every_n_steps == 0 and step < trainer.max_steps
-        ):  # the last step: final set
+        # the last step: final set
+        if step % self.metrics_cfg.every_n_steps == 0 and step < trainer.max_steps:
             values = evaluate(
                 self.dataset,
                 encoder_of(pl_module, self.metrics_cfg.encode_batch_size),
@@ -179,10 +177,8 @@ class FigureCallback(L.Callback):
         self.written: list[str] = []
 
     def state_dict(self) -> dict:
-        return {
-            "kl_steps": self.kl_steps,
-            "kl_history": self.kl_history,
-        }  # the capacity figure spans a resume
+        # the capacity figure spans a resume
+        return {"kl_steps": self.kl_steps, "kl_history": self.kl_history}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.kl_steps = list(state_dict["kl_steps"])
@@ -232,9 +228,8 @@ class FigureCallback(L.Callback):
         self, model: DisentModel
     ) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
         cfg, data = self.cfg, self.dataset
-        rng = np.random.default_rng(
-            [self.seed, 1]
-        )  # its own stream: figures never shift training's
+        # its own stream: figures never shift training's
+        rng = np.random.default_rng([self.seed, 1])
         generator = torch.Generator().manual_seed(self.seed)
         encode = encoder_of(model, 256)
         mi = mutual_information_matrix(data, encode, cfg.mi_num_points, rng)  # (Z, K)

@@ -119,9 +119,8 @@ def load_model(checkpoint_path: str | Path) -> tuple["DisentModel", "DictConfig"
     checkpoint = read_checkpoint(checkpoint_path)
     saved = checkpoint["hyper_parameters"]["config"]
     try:
-        import_user_modules(
-            saved.get("imports") if isinstance(saved, dict) else None
-        )  # objectives of one's own
+        # objectives of one's own
+        import_user_modules(saved.get("imports") if isinstance(saved, dict) else None)
     except ValueError as error:
         raise CheckpointError(f"the checkpoint {checkpoint_path} needs {error}") from None
     try:

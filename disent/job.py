@@ -42,9 +42,8 @@ from disent.schema import ConfigError
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 DUPLICATE_WINDOW_S = 1.0  # the same signal again within this is a second delivery of one signal
-WORKER_WAIT_S = (
-    600.0  # how long a multirun's parent waits for its workers' interrupted jobs to be written
-)
+# how long a multirun's parent waits for its workers' interrupted jobs to be written
+WORKER_WAIT_S = 600.0
 
 
 class JobInterrupted(BaseException):
@@ -74,14 +73,12 @@ class _Signals:
 
     def __init__(self) -> None:
         self.phase = "start-up"
-        self.pending: int | None = (
-            None  # a signal received during training, acted on at the step's end
-        )
+        # a signal received during training, acted on at the step's end
+        self.pending: int | None = None
         self.installed = False  # whether handle_signals() has installed the handlers
         self.last: tuple[int, float] = (0, -DUPLICATE_WINDOW_S)  # the last signal handled, and when
-        self.sweep_dir: Path | None = (
-            None  # the sweep of the multirun this process runs (CheckOutputDir sets it)
-        )
+        # the sweep of the multirun this process runs (CheckOutputDir sets it)
+        self.sweep_dir: Path | None = None
 
     def handler(self, signum: int, frame) -> None:
         now = time.monotonic()
@@ -89,9 +86,8 @@ class _Signals:
             return  # one Ctrl-C (or scancel) reached the process group and came again from the parent
         self.last = (signum, now)
         if self.phase == "start-up" and forward_to_workers(signum):
-            raise JobInterrupted(
-                signum, "multirun"
-            )  # every worker's job is recorded as interrupted
+            # every worker's job is recorded as interrupted
+            raise JobInterrupted(signum, "multirun")
         if self.phase == "training" and self.pending is None:
             self.pending = signum  # finish the step, checkpoint it, then stop (check_pending)
             return
@@ -139,9 +135,8 @@ def reclaim_signals() -> None:
     if not SIGNALS.installed or threading.current_thread() is not threading.main_thread():
         return
     for signum in INTERRUPT_SIGNALS:
-        chain = getattr(
-            signal.getsignal(signum), "signal_handlers", []
-        )  # Lightning's _HandlersCompose
+        # Lightning's _HandlersCompose
+        chain = getattr(signal.getsignal(signum), "signal_handlers", [])
         if SIGNALS.handler in chain:
             signal.signal(signum, SIGNALS.handler)
 
@@ -189,9 +184,8 @@ def interruption(error: BaseException) -> dict | None:
 def _parent_of(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat") as stat_file:
-            return int(
-                stat_file.read().rsplit(")", 1)[1].split()[1]
-            )  # the field after the state letter
+            # the field after the state letter
+            return int(stat_file.read().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -333,9 +327,8 @@ def job_lock(job_dir: str | Path) -> Iterator[None]:
         yield
     finally:
         del _LOCKS[key]
-        os.close(
-            descriptor
-        )  # releases the lock; the file stays, so that no two processes lock two files
+        # releases the lock; the file stays, so that no two processes lock two files
+        os.close(descriptor)
 
 
 # --- the Hydra callback
@@ -350,9 +343,8 @@ class CheckOutputDir(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self._check(config.hydra.sweep.dir, "sweep directory")
-        SIGNALS.sweep_dir = Path(
-            config.hydra.sweep.dir
-        )  # where a signal looks for the jobs of worker processes
+        # where a signal looks for the jobs of worker processes
+        SIGNALS.sweep_dir = Path(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         SIGNALS.sweep_dir = None

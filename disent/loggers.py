@@ -75,9 +75,8 @@ def csv_logger(
                 for row in csv.DictReader(file)
                 if _step(row, default=resumed_from_step) < resumed_from_step
             ]
-        logger.experiment.metrics.extend(
-            kept
-        )  # the writer (made here) has deleted the file; its next save rewrites
+        # the writer (made here) has deleted the file; its next save rewrites
+        logger.experiment.metrics.extend(kept)
     return logger
 
 

@@ -128,10 +128,8 @@ def resume_point(
         )
     try:
         previous = json.loads((job_dir / "results.json").read_bytes())
-    except (
-        OSError,
-        ValueError,
-    ):  # missing, or not JSON (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+    # missing, or not JSON (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+    except (OSError, ValueError):
         previous = {}
     finished = (
         isinstance(previous, dict)
@@ -213,9 +211,8 @@ def finish_job(
     results.update(
         steps=step, final_losses=model.final_losses(), checkpoint="checkpoints/last.ckpt"
     )
-    write_json_atomic(
-        job_dir / "results.json", results
-    )  # the losses are safe before evaluation starts
+    # the losses are safe before evaluation starts
+    write_json_atomic(job_dir / "results.json", results)
     # float32: figures and metrics feed float32 images, whatever trainer.precision trained in
     # (64-true, 16-true)
     model.float().to(device)
@@ -273,9 +270,8 @@ def close_job(
     error. `wall_time_s` is this process's time; `job_time_s` adds `earlier_s`, the earlier
     processes' time up to the checkpoint this one resumed from (the job's whole cost, whatever
     interrupted it)."""
-    stopped = (
-        interruption(error) if error is not None else None
-    )  # before "closing": it reads the phase
+    # before "closing": it reads the phase
+    stopped = interruption(error) if error is not None else None
     SIGNALS.phase = "closing"  # a signal now waits until results.json is written
     if stopped is not None:
         stopped["step"] = step
@@ -366,9 +362,8 @@ def train(cfg: DictConfig, job_dir: Path, sweep_name: str | None = None) -> dict
             callbacks = [checkpoint, figures, stopwatch]
             if cfg.periodic_metrics.suite and cfg.periodic_metrics.every_n_steps > 0:
                 callbacks.append(PeriodicEvaluation(dataset, cfg.periodic_metrics))
-            callbacks.append(
-                StopOnSignal(last)
-            )  # after the others have recorded the step (the checkpoint is last)
+            # after the others have recorded the step (the checkpoint is last)
+            callbacks.append(StopOnSignal(last))
             trainer = build_trainer(cfg, job_dir, logger, callbacks)
             set_phase("training")
             with quiet_lightning():

@@ -58,12 +58,10 @@ class Adam:
 @dataclass(kw_only=True)
 class Model:
     name: str
-    hyperparameter: str = spec(
-        per_member=True
-    )  # the knob a study sweeps: one of the model's number keys
-    nets: ClassVar[
-        dict[str, int]
-    ]  # model.net -> what the image height and width must be divisible by (disent/nets)
+    # the knob a study sweeps: one of the model's number keys
+    hyperparameter: str = spec(per_member=True)
+    # model.net -> what the image height and width must be divisible by (disent/nets)
+    nets: ClassVar[dict[str, int]]
 
     @classmethod
     def stronger_when_larger(cls, key: str) -> bool:
@@ -82,10 +80,8 @@ class Model:
 class VAE(Model):
     """conf/model/common/vae.yaml: the keys every VAE shares."""
 
-    nets: ClassVar[dict[str, int]] = {
-        "conv": 16,
-        "mlp": 1,
-    }  # conv halves the image 4 times; mlp takes any size
+    # conv halves the image 4 times; mlp takes any size
+    nets: ClassVar[dict[str, int]] = {"conv": 16, "mlp": 1}
     net: str = spec(choices=sorted(nets))
     latent_dim: int = spec(min=1)
     hidden_dim: int = spec(min=1)
@@ -148,10 +144,8 @@ class FactorVAE(VAE):
 
 @dataclass(kw_only=True)
 class InfoGAN(Model):
-    nets: ClassVar[dict[str, int]] = {
-        "conv": 16,
-        "conv_small": 4,
-    }  # 2 ** (number of stride-2 layers)
+    # 2 ** (number of stride-2 layers)
+    nets: ClassVar[dict[str, int]] = {"conv": 16, "conv_small": 4}
     net: str = spec(choices=sorted(nets))
     hidden_dim: int = spec(min=1)
     noise_dim: int = spec(min=0)
@@ -172,6 +166,16 @@ MODELS: dict[str, type[Model]] = {
     "factor_vae": FactorVAE,
     "infogan": InfoGAN,
 }
+
+
+def stack_fixed_keys(model: dict) -> dict | None:
+    """`model` (a model config) but for its loss weights, the keys its schema marks per_member: what
+    must be equal within a stack. None for a model without a schema, which never stacks."""
+    schema = MODELS.get(model.get("name"))
+    if schema is None:
+        return None
+    per_member = schema.per_member_keys()
+    return {key: value for key, value in model.items() if key not in per_member}
 
 
 # --- data sets (conf/dataset/) --------------------------------------------------------------------
@@ -293,9 +297,8 @@ class DCIMetric(TrainTestMetric):
 
 @dataclass(kw_only=True)
 class DCIESMetric(TrainTestMetric):
-    depths: list[int] = spec(
-        min=1, nonempty=True
-    )  # the probes' capacities: random-forest depths, increasing
+    # the probes' capacities: random-forest depths, increasing
+    depths: list[int] = spec(min=1, nonempty=True)
     n_estimators: int = spec(min=1)  # trees per forest (the authors': 100)
     continuous_factors: bool  # regress every factor (loss 1 - R²) instead of classifying it
 
@@ -334,9 +337,8 @@ class InfoMECMetric:
 
 @dataclass(kw_only=True)
 class DownstreamMetric:
-    num_train: list[int] = spec(
-        min=1, nonempty=True
-    )  # training-set sizes (Locatello: 10 ... 10000)
+    # training-set sizes (Locatello: 10 ... 10000)
+    num_train: list[int] = spec(min=1, nonempty=True)
     num_test: int = spec(min=1)
     batch_size: int = spec(min=1)
     efficiency: list[int] = spec(length=2, min=1)  # sample_efficiency = acc(first) / acc(second)
@@ -513,9 +515,8 @@ class Train:
 
     seed: int = spec(min=0, max=2**32 - 1)
     study_name: str | None
-    imports: list[
-        str
-    ]  # modules imported before the config is checked: where objectives of one's own register
+    # modules imported before the config is checked: where objectives of one's own register
+    imports: list[str]
     threads: int | None = spec(min=1)
     malloc: Malloc | None
     loader: Loader
@@ -661,9 +662,8 @@ class _Checker:
         if value is UNRESOLVED:
             return
         options = get_args(tp) if get_origin(tp) in (Union, UnionType) else [tp]
-        kind = next(
-            (t for t in options if _is(value, t)), None
-        )  # the member of a union the value is
+        # the member of a union the value is
+        kind = next((t for t in options if _is(value, t)), None)
         if kind is None:
             return self.bad(path, value, tp, rules)
         if "variants" in rules:

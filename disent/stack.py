@@ -45,7 +45,7 @@ from disent.run import (
     stop_after_closing,
     train,
 )
-from disent.schema import MODELS, ConfigError
+from disent.schema import ConfigError, stack_fixed_keys
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +57,15 @@ def stack_key(cfg: DictConfig) -> str | None:
     their configs are equal but for the seed and the model keys its schema marks `per_member` (loss
     weights)."""
     try:
-        import_user_modules(
-            list(cfg.get("imports") or [])
-        )  # where an objective of one's own registers
+        # where an objective of one's own registers
+        import_user_modules(list(cfg.get("imports") or []))
     except ValueError:
         return None  # the job runs alone, and its start says what cannot be imported
-    schema = MODELS.get(cfg.model.name)
     config = OmegaConf.to_container(cfg, resolve=False)
-    if schema is None:
-        return None
     config.pop("seed")
-    per_member = schema.per_member_keys()
-    config["model"] = {
-        key: value for key, value in config["model"].items() if key not in per_member
-    }
+    config["model"] = stack_fixed_keys(config["model"])
+    if config["model"] is None:
+        return None
     return repr(config)
 
 
@@ -98,7 +93,9 @@ def vectorize(member_calls: str) -> bool:
     (scripts/bench_sweep.py), while the loop still gains from one Lightning step, one data batch and
     one Adam call for all members."""
     if member_calls not in MEMBER_CALLS:
-        raise ValueError(f"member_calls = {member_calls!r}: must be one of {list(MEMBER_CALLS)}")
+        raise ValueError(
+            f"hydra.launcher.member_calls = {member_calls!r}: must be one of {list(MEMBER_CALLS)}"
+        )
     return member_calls == "vmap" or (member_calls == "auto" and torch.cuda.is_available())
 
 
@@ -126,9 +123,8 @@ def train_stack(
                 continue
             if finished:
                 outcomes[i] = results
-            elif (
-                "resumed_from_step" in results
-            ):  # a single run's checkpoint is there: it continues alone
+            # a single run's checkpoint is there: it continues alone
+            elif "resumed_from_step" in results:
                 alone.append(i)
             else:
                 members.append(i)
@@ -199,9 +195,8 @@ def _train_members(
         )
         path = stack_checkpoint(jobs)
         resume_from = _check_stack_checkpoint(path, [cfg for cfg, _, _ in jobs], vectorized)
-        every = PeriodicCheckpoint(
-            path.parent, first.checkpoint.every_n_steps, name=path.stem
-        )  # to resume a kill
+        # to resume a kill
+        every = PeriodicCheckpoint(path.parent, first.checkpoint.every_n_steps, name=path.stem)
         trainer = build_trainer(first, jobs[0][1], False, [every, StopOnSignal(path), stopwatch])
         log.info(
             "training %d jobs as one stack (%s)%s: %s",
@@ -214,9 +209,8 @@ def _train_members(
         with quiet_lightning():
             trainer.fit(stacked, datamodule=data, ckpt_path=resume_from, weights_only=True)
         set_phase("final checkpoint")
-        trainer.save_checkpoint(
-            path, weights_only=False
-        )  # members not yet written resume from here
+        # members not yet written resume from here
+        trainer.save_checkpoint(path, weights_only=False)
         check_pending()
         models = stacked.unstack()
     except BaseException as error:
@@ -338,9 +332,8 @@ def _write_member(
     (the caller writes every member's once all are written). Returns its failure, or None."""
     logger, failure = None, None
     try:
-        logger = build_logger(
-            cfg, job_dir, sweep_name
-        )  # what a single run would have logged, replayed
+        # what a single run would have logged, replayed
+        logger = build_logger(cfg, job_dir, sweep_name)
         figures = FigureCallback(dataset, cfg.figures, job_dir, cfg.seed)
         for logged_step, values in stacked.history[k]:
             figures.record_kl(logged_step, values)
@@ -369,7 +362,6 @@ def _write_member(
     except Exception as error:  # noqa: BLE001 -- this member's job fails; the others are written on
         failure = error
     finally:
-        finish_logger(
-            logger, failure is None
-        )  # each member's W&B run ends before the next member's starts
+        # each member's W&B run ends before the next member's starts
+        finish_logger(logger, failure is None)
     return failure

@@ -41,8 +41,7 @@ def write_smallnorb(directory: Path, rng: np.random.Generator) -> list[str]:
     """Both splits: 5 categories x 5 instances x 9 elevations x 18 azimuths x 6 lightings each."""
     for split, instances in zip(SPLITS, ((4, 6, 7, 8, 9), (0, 1, 2, 3, 5)), strict=True):
         grid = np.stack(
-            np.meshgrid(range(5), instances, range(9), range(0, 36, 2), range(6), indexing="ij"),
-            -1,
+            np.meshgrid(range(5), instances, range(9), range(0, 36, 2), range(6), indexing="ij"), -1
         ).reshape(-1, 5)
         n = len(grid)
         images = rng.integers(0, 256, (n, 2, 96, 96), dtype=np.uint8)
@@ -56,9 +55,8 @@ def write_cars3d(directory: Path, rng: np.random.Generator) -> list[str]:
     import scipy.io
 
     for car in range(183):
-        im = rng.integers(
-            0, 256, (128, 128, 3, 24, 4), dtype=np.uint8
-        )  # H, W, RGB, azimuth, elevation
+        # H, W, RGB, azimuth, elevation
+        im = rng.integers(0, 256, (128, 128, 3, 24, 4), dtype=np.uint8)
         scipy.io.savemat(directory / f"car_{car + 1:03d}_mesh.mat", {"im": im})
     return [f"dataset.path={directory}"]
 

@@ -136,7 +136,9 @@ def sweeps(args, sizes: list[int], code: Path | None, label: str) -> None:
 
 class Timer(L.Callback):
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.end = warmup, 0.0, 0.0
+        self.warmup = warmup
+        self.start = 0.0
+        self.end = 0.0
 
     def on_train_batch_end(self, trainer, *args) -> None:
         if trainer.global_step == self.warmup:
@@ -178,7 +180,8 @@ class GroupedConvVAE(nn.Module):
 
     def __init__(self, k: int, latent: int = 10, hidden: int = 256):
         super().__init__()
-        self.k, self.latent = k, latent
+        self.k = k
+        self.latent = latent
 
         def conv(cin, cout, transpose=False):
             layer = nn.ConvTranspose2d if transpose else nn.Conv2d

@@ -31,7 +31,9 @@ class StepTimer(L.Callback):
     """Wall time from the end of step `warmup` to the end of the last step."""
 
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.end = warmup, None, None
+        self.warmup = warmup
+        self.start = None
+        self.end = None
 
     def on_train_batch_end(self, trainer, *args) -> None:
         if trainer.global_step == self.warmup:

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["OMP_NUM_THREADS"] = (
-        "1"  # inherited by the subprocesses and joblib workers the tests start
-    )
+    # inherited by the subprocesses and joblib workers the tests start
+    os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
@@ -47,10 +46,9 @@ def run_in_process(
     entry = importlib.import_module(module).main
     argv, directory = sys.argv, os.getcwd()
     root = logging.getLogger()
-    handlers, level = (
-        root.handlers[:],
-        root.level,
-    )  # Hydra configures logging for its run; put it back after
+    # Hydra configures logging for its run; put it back after
+    handlers = root.handlers[:]
+    level = root.level
     stdout, stderr = io.StringIO(), io.StringIO()
     sys.argv = [module, *arguments]
     GlobalHydra.instance().clear()

@@ -29,11 +29,8 @@ def test_study_trainer_has_the_papers_length():
 
 
 def test_every_yaml_file_of_every_group_composes():
-    not_groups = (
-        "experiment",
-        "study",
-        "lecture",
-    )  # files of their own: tests/test_lecture.py, test_study.py
+    # files of their own: tests/test_lecture.py, test_study.py
+    not_groups = ("experiment", "study", "lecture")
     for group_dir in sorted(
         p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in not_groups
     ):

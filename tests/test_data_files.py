@@ -52,9 +52,8 @@ def npz_bytes(sizes=SPRITES, **overrides) -> bytes:
 
 def write_h5(path: Path, sizes=SHAPES, images=None, compression=None) -> np.ndarray:
     n = int(np.prod(sizes))
-    grid = np.stack(np.unravel_index(np.arange(n), sizes), -1).astype(
-        float
-    )  # increasing values: a valid order
+    # increasing values: a valid order
+    grid = np.stack(np.unravel_index(np.arange(n), sizes), -1).astype(float)
     if images is None:
         images = np.random.default_rng(0).integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
     with h5py.File(path, "w") as f:
@@ -152,16 +151,14 @@ def test_dsprites_bad_files(tmp_path):
         tmp_path / "nope.npz", "no such file", cls=DataFileNotFoundError
     ) as error:
         DSprites(tmp_path / "nope.npz")
-    assert isinstance(
-        error.value, FileNotFoundError
-    )  # also what callers catching the builtin expect
+    # also what callers catching the builtin expect
+    assert isinstance(error.value, FileNotFoundError)
     with raises_file_error(
         tmp_path, "this directory holds no " + DSPRITES_NAME, cls=DataFileNotFoundError
     ):
         DSprites(tmp_path)
-    with raises_file_error(
-        tmp_path / "truncated.npz", "damaged or truncated"
-    ):  # the variants read it the same way
+    # the variants read it the same way
+    with raises_file_error(tmp_path / "truncated.npz", "damaged or truncated"):
         ColorDSprites(tmp_path / "truncated.npz")
 
 
@@ -256,10 +253,8 @@ def test_dsprites_archive_loads_the_same_data(tmp_path, kind, monkeypatch):
     packed = DSprites(archive, factor_sizes=SPRITES)
     np.testing.assert_array_equal(packed._imgs, plain._imgs)
     target = tmp_path / f"dsprites.{kind}.extracted"
-    assert listing(target) == {
-        DSPRITES_NAME,
-        STAMP,
-    }  # only the needed member, flat, and the archive's stamp
+    # only the needed member, flat, and the archive's stamp
+    assert listing(target) == {DSPRITES_NAME, STAMP}
     assert listing(tmp_path) == {
         DSPRITES_NAME,
         archive.name,
@@ -493,9 +488,8 @@ def test_a_replaced_archive_is_extracted_again(tmp_path):
     before = (tmp_path / "d.zip").stat()
     make_zip(tmp_path / "new.zip", {DSPRITES_NAME: npz_bytes(sizes=(3, 2, 1, 2, 1))})
     os.replace(tmp_path / "new.zip", tmp_path / "d.zip")
-    os.utime(
-        tmp_path / "d.zip", ns=(before.st_atime_ns, before.st_mtime_ns - 10**9)
-    )  # older, not newer
+    # older, not newer
+    os.utime(tmp_path / "d.zip", ns=(before.st_atime_ns, before.st_mtime_ns - 10**9))
     assert len(DSprites(tmp_path / "d.zip", factor_sizes=(3, 2, 1, 2, 1))) == 12
 
 

@@ -51,13 +51,8 @@ def test_registered_with_a_config_each():
 # 2 instances per category and split (training 4, 6; testing 0, 1: global ids), a few values of the
 # others, given as stored (azimuth 0, 2, ..., 34)
 NORB_INSTANCES = {SPLITS[0]: (4, 6), SPLITS[1]: (0, 1)}
-NORB_VALUES = (
-    range(5),
-    None,
-    (0, 8),
-    (0, 2, 34),
-    (0, 5),
-)  # category, -, elevation, azimuth, lighting
+# category, -, elevation, azimuth, lighting
+NORB_VALUES = (range(5), None, (0, 8), (0, 2, 34), (0, 5))
 NORB_SIZES = (5, 4, 2, 3, 2)  # 240 images; instance ranks 0..3 are ids 0, 1, 4, 6
 NORB_RANDOM = (3, 2, 1, 0, 1)  # the grid point (ranks) that holds a random image: id 4, elevation 8
 NORB_LATENTS = "{category:5,elevation:2,azimuth:3,lighting:2}"  # the default: instance drawn
@@ -210,13 +205,8 @@ def other_instance(data: bytes) -> bytes:
         (0, "info", lambda b: norb_matrix(np.zeros((120, 3), np.int32)), r"are \(120, 3\)", None),
         (0, "dat", lambda b: norb_matrix(np.zeros((120, 96, 96), np.uint8)), "3 dimensions", None),
         (1, "cat", lambda b: norb_matrix(np.zeros(119, np.int32)), "disagree", (1, "dat")),
-        (
-            1,
-            "info",
-            other_instance,
-            "incomplete",
-            (0, "dat"),
-        ),  # the grid's errors name the first file
+        # the grid's errors name the first file
+        (1, "info", other_instance, "incomplete", (0, "dat")),
     ],
 )
 def test_smallnorb_bad_files(tmp_path, norb_dir, split, part, damage, message, named):
@@ -258,9 +248,8 @@ CAR_RANDOM = (2, 5, 1)  # (elevation, azimuth, object) that holds a random image
 def car_image(k: int) -> np.ndarray:
     """Car k's `im`, uint8 (128, 128, 3, 24, 4): each view a constant colour that encodes it."""
     azimuth, elevation = np.meshgrid(np.arange(24), np.arange(4), indexing="ij")  # (24, 4)
-    colour = np.stack(
-        [azimuth * 10, elevation * 60, np.full_like(azimuth, 5 + 100 * k)]
-    )  # (3, 24, 4)
+    # (3, 24, 4)
+    colour = np.stack([azimuth * 10, elevation * 60, np.full_like(azimuth, 5 + 100 * k)])
     return np.broadcast_to(colour, (128, 128, 3, 24, 4)).astype(np.uint8)
 
 
@@ -360,15 +349,8 @@ def test_cars3d_bad_files(tmp_path, cars_dir):
 
 # --- MPI3D: one .npz per variant ------------------------------------------------------------
 
-MPI_SIZES = (
-    4,
-    4,
-    2,
-    3,
-    3,
-    2,
-    2,
-)  # the earlier release's 4 x 4, arm axes reduced to 2 values: 1,152
+# the earlier release's 4 x 4, arm axes reduced to 2 values: 1,152
+MPI_SIZES = (4, 4, 2, 3, 3, 2, 2)
 MPI_RANDOM = 777  # the grid index that holds a random image
 
 

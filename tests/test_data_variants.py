@@ -241,13 +241,11 @@ def test_the_affine_map_turns_stretches_and_moves_as_documented():
     images = np.random.default_rng(0).random((3, 9, 9)).astype(np.float32)
     ones, zeros = np.ones(3), np.zeros(3)
     assert np.allclose(affine(images, zeros, ones, zeros, zeros), images, atol=1e-6)
-    turned = affine(
-        images, np.full(3, np.pi / 2), ones, zeros, zeros
-    )  # a quarter turn counter-clockwise
+    # a quarter turn counter-clockwise
+    turned = affine(images, np.full(3, np.pi / 2), ones, zeros, zeros)
     assert np.allclose(turned, np.rot90(images, k=1, axes=(1, 2)), atol=1e-5)
-    moved = affine(
-        images, zeros, ones, np.full(3, 2.0), np.full(3, -1.0)
-    )  # 2 right, 1 up, zeros come in
+    # 2 right, 1 up, zeros come in
+    moved = affine(images, zeros, ones, np.full(3, 2.0), np.full(3, -1.0))
     expected = np.zeros_like(images)
     expected[:, :-1, 2:] = images[:, 1:, :-2]
     assert np.allclose(moved, expected, atol=1e-6)
@@ -273,9 +271,8 @@ def test_the_digits_style_jitter_keeps_the_digit_and_is_reproducible():
     flat = lambda a: (a - a.mean(axis=(-2, -1), keepdims=True)).reshape(len(a), -1)  # noqa: E731
     nearest = (flat(x[:, 0]) @ flat(templates).T).argmax(axis=1)
     assert (nearest == digits[:, 0]).mean() > 0.6
-    assert np.array_equal(
-        plain.render(np.arange(5)), jittered.render(np.arange(5))
-    )  # render never jitters
+    # render never jitters
+    assert np.array_equal(plain.render(np.arange(5)), jittered.render(np.arange(5)))
     with pytest.raises(ValueError, match="style jitter"):
         Digits(width=1.0)
 
@@ -308,10 +305,8 @@ def test_idx_loader_reads_mnist_files(tmp_path, mnist, suffix):
     np.testing.assert_array_equal(
         read_idx(str(tmp_path / f"train-images-idx3-ubyte{suffix}"), 2051), images
     )
-    for path in (
-        tmp_path,
-        tmp_path / f"train-images-idx3-ubyte{suffix}",
-    ):  # the folder or the images file
+    # the folder or the images file
+    for path in (tmp_path, tmp_path / f"train-images-idx3-ubyte{suffix}"):
         data = Digits(path=path)
         np.testing.assert_array_equal(data.images, images / np.float32(255))
         np.testing.assert_array_equal(data.labels, labels)

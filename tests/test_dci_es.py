@@ -58,9 +58,8 @@ def test_explicit_codes_beat_entangled_ones_and_permutation_does_not_matter():
     kwargs = {"depths": (1, 2, 4, 8), "n_estimators": 50}
     easy = dci_es(plain[:1000], factors[:1000], plain[1000:], factors[1000:], **kwargs)
     hard = dci_es(hidden[:1000], factors[:1000], hidden[1000:], factors[1000:], **kwargs)
-    assert (
-        min(easy["informativeness_test"], hard["informativeness_test"]) > 0.95
-    )  # both read it in the end
+    # both read it in the end
+    assert min(easy["informativeness_test"], hard["informativeness_test"]) > 0.95
     assert easy["explicitness.0"] > hard["explicitness.0"] + 0.05
     assert easy["explicitness.1"] == pytest.approx(hard["explicitness.1"], abs=0.03)
     # the forests draw features at random, so a permutation of the code changes E by sampling only

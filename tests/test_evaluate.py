@@ -140,9 +140,8 @@ def test_several_models_scored_together_get_the_values_of_one_evaluation_each(da
     alone = [evaluate(data, encode, config | {"cache_grid_max_size": 0}) for encode in encoders]
     assert together == alone  # exactly: the same draws, codes and noise
     assert together[0] != together[1]
-    if (
-        shared_path == "tables of drawn codes"
-    ):  # each drawn image was rendered once, for all three models
+    # each drawn image was rendered once, for all three models
+    if shared_path == "tables of drawn codes":
         assert 0 < rendered_together <= data.rendered / 6  # alone: 3 models x 2 representations
 
 
@@ -282,9 +281,8 @@ def test_the_metric_suite_runs_without_torch_lightning_hydra_or_omegaconf():
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert not out["torch"] and set(out["values"]) == {"mig", "sap"}
-    assert (
-        out["values"]["mig"] > 0.5
-    )  # the ground-truth factors as codes: each factor in its own dimension
+    # the ground-truth factors as codes: each factor in its own dimension
+    assert out["values"]["mig"] > 0.5
 
 
 @pytest.mark.slow  # ~20 s: DCI's trees

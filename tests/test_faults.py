@@ -67,9 +67,8 @@ def _signal_at(monkeypatch, where: str, signum: int, step: int) -> None:
             sent.append(True)
             _kill_self(signum)
 
-    if (
-        where == "training"
-    ):  # at the end of the step, just before StopOnSignal looks (single runs and stacks)
+    # at the end of the step, just before StopOnSignal looks (single runs and stacks)
+    if where == "training":
 
         def on_train_batch_end(self, trainer, *args, check=StopOnSignal.on_train_batch_end):
             if trainer.global_step == step:
@@ -166,9 +165,8 @@ def test_a_sigterm_after_the_steps_own_check_waits_for_the_next_step_not_for_lig
     with pytest.raises(JobInterrupted) as stopped:
         train(cfg, tmp_path / "job")
     assert (stopped.value.phase, stopped.value.exit_code) == ("training", 143)
-    assert (
-        _results(tmp_path / "job")["interrupted"]["step"] == step + 1
-    )  # the next step, checkpointed
+    # the next step, checkpointed
+    assert _results(tmp_path / "job")["interrupted"]["step"] == step + 1
     monkeypatch.undo()
     assert train(cfg, tmp_path / "job")["resumed_from_step"] == step + 1
     _assert_same_run(uninterrupted, tmp_path / "job")
@@ -181,9 +179,8 @@ def test_a_signal_while_the_results_are_written_keeps_them_and_stops_the_process
 
     def write_json(path, data):
         if data.get("status") == "completed":
-            _kill_self(
-                signal.SIGTERM
-            )  # arrives in the closing phase: waits until results.json is written
+            # arrives in the closing phase: waits until results.json is written
+            _kill_self(signal.SIGTERM)
         return write(path, data)
 
     monkeypatch.setattr(disent.run, "write_json_atomic", write_json)
@@ -213,9 +210,8 @@ def test_a_signal_interrupts_every_member_of_a_stack_and_a_rerun_resumes_the_sam
         results = _results(job_dir)
         assert results["status"] == "interrupted"
         assert results["interrupted"] == {"signal": "SIGTERM", "phase": where, "step": step}
-    assert (
-        read_checkpoint(stack_checkpoint(jobs))["global_step"] == step
-    )  # the stack resumes from here
+    # the stack resumes from here
+    assert read_checkpoint(stack_checkpoint(jobs))["global_step"] == step
     monkeypatch.undo()
     caplog.set_level("INFO", logger="disent.stack")
     outcomes = train_stack(_stack_jobs(tmp_path / "sweep"), "loop")
@@ -272,9 +268,8 @@ def test_sigterm_during_a_run_exits_143_with_its_step_checkpointed_and_the_rerun
     results = _results(job)
     step = results["interrupted"]["step"]
     assert results["status"] == "interrupted" and step >= 20
-    assert (
-        read_checkpoint(job / "checkpoints" / "last.ckpt")["global_step"] == step
-    )  # nothing trained is lost
+    # nothing trained is lost
+    assert read_checkpoint(job / "checkpoints" / "last.ckpt")["global_step"] == step
     again = _run(
         *command[:-2], "trainer.max_steps=" + str(step + 10), "checkpoint.every_n_steps=20"
     )
@@ -318,9 +313,8 @@ def test_ctrl_c_in_a_multirun_exits_130_leaves_the_job_interrupted_and_the_rerun
 def test_a_sigterm_to_a_joblib_multirun_interrupts_the_jobs_in_its_workers_and_the_rerun_finishes_them(
     tmp_path,
 ):
-    signum = (
-        signal.SIGTERM
-    )  # SIGINT takes the same path (checked by hand: exit 130, both jobs interrupted)
+    # SIGINT takes the same path (checked by hand: exit 130, both jobs interrupted)
+    signum = signal.SIGTERM
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
     command = [
@@ -344,18 +338,16 @@ def test_a_sigterm_to_a_joblib_multirun_interrupts_the_jobs_in_its_workers_and_t
         env=ENV,
     )
     deadline = time.time() + 300
-    checkpoints = [
-        sweep / str(k) / "checkpoints" / "last.ckpt" for k in (0, 1)
-    ]  # both workers are training
+    # both workers are training
+    checkpoints = [sweep / str(k) / "checkpoints" / "last.ckpt" for k in (0, 1)]
     while (
         not all(c.exists() for c in checkpoints)
         and process.poll() is None
         and time.time() < deadline
     ):
         time.sleep(0.05)
-    process.send_signal(
-        signum
-    )  # to the parent only, as `kill` or a scheduler that signals the main process does
+    # to the parent only, as `kill` or a scheduler that signals the main process does
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 128 + signum and "Traceback" not in stderr, stderr[-3000:]
     for k in (0, 1):
@@ -408,9 +400,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monk
         "results.json"
     ]
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(
-        resource.RLIMIT_FSIZE, (100_000, hard)
-    )  # a file-size limit (Python ignores SIGXFSZ)
+    # a file-size limit (Python ignores SIGXFSZ)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))
     try:
         with pytest.raises(OSError):
             AtomicCheckpointIO().save_checkpoint(
@@ -447,11 +438,8 @@ def test_a_second_writer_of_a_job_directory_is_refused_and_writes_nothing(tmp_pa
             and "another disent process" in done.stderr
             and "Traceback" not in done.stderr
         )
-        assert sorted(p.name for p in job.iterdir()) == [
-            ".hydra",
-            ".lock",
-            "train.log",
-        ]  # no results, no checkpoint
+        # no results, no checkpoint
+        assert sorted(p.name for p in job.iterdir()) == [".hydra", ".lock", "train.log"]
     finally:
         holder.kill()
         holder.wait()
@@ -476,16 +464,8 @@ def test_the_report_lists_unreadable_jobs_and_reports_the_good_ones(tmp_path):
         "study_name": "s",
         "steps": 10,
     }
-    values = [
-        1,
-        4.0,
-        "16",
-        [2, 3],
-        "high",
-        1,
-        4.0,
-        "16",
-    ]  # numbers, strings, a list: one column of mixed types
+    # numbers, strings, a list: one column of mixed types
+    values = [1, 4.0, "16", [2, 3], "high", 1, 4.0, "16"]
     for k, value in enumerate(values):
         metrics = {c.removeprefix("mean/"): float(rng.random()) for c in STUDY_METRICS.values()}
         if k == 0:
@@ -594,9 +574,8 @@ def test_a_job_directory_that_cannot_be_written_is_refused_before_training(tmp_p
     parent, job = tmp_path / "parent", tmp_path / "job"
     parent.mkdir()
     train(load_config(SMALL + ["trainer.max_steps=3"]), job)
-    _unwritable(
-        job
-    )  # a finished job, made read-only, rerun longer: Hydra would fail writing its log there
+    # a finished job, made read-only, rerun longer: Hydra would fail writing its log there
+    _unwritable(job)
     try:
         done = _run("-m", "disent.train", f"hydra.run.dir={job}", *SMALL, "trainer.max_steps=6")
     finally:
@@ -660,9 +639,8 @@ def test_disent_eval_refuses_foreign_checkpoints_and_wrong_data_and_writes_besid
     assert default_output(folder / "a.ckpt") != default_output(folder / "b.ckpt")
     done = _run("-m", "disent.evaluate", f"checkpoint={folder / 'b.ckpt'}", "metrics=tiny")
     _refused(done, f"disent-eval: the weights in {folder / 'b.ckpt'} do not fit")
-    _check_output(
-        tmp_path / "new" / "dir" / "m.json"
-    )  # an output in a missing directory: it is made
+    # an output in a missing directory: it is made
+    _check_output(tmp_path / "new" / "dir" / "m.json")
     assert (tmp_path / "new" / "dir").is_dir()
     (tmp_path / "a file").write_text("")
     with pytest.raises(

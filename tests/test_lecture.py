@@ -14,14 +14,7 @@ from scipy.stats import kstest
 
 from disent.lecture import item_names, item_spec
 from disent.lecture.capacity import order_holds, order_verdict, shared_latents
-from disent.lecture.cli import (
-    Plan,
-    index_table,
-    main,
-    plan,
-    sweep_commands,
-    unrecorded_commands,
-)
+from disent.lecture.cli import Plan, index_table, main, plan, sweep_commands, unrecorded_commands
 from disent.lecture.infogan_digits import claim_verdict, matched_accuracy
 from disent.lecture.measures import batch_capacity_gap, information_bound
 from disent.lecture.page import Section, replace_marked, update_section
@@ -53,9 +46,8 @@ def lecture(tmp_path_factory) -> Path:
     jobs), once for the session: the pytest-xdist workers share it (the first to ask builds it,
     under a lock). Tests only read it; one that writes works on its own copy."""
     base = tmp_path_factory.getbasetemp()
-    shared = (
-        base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    )  # the workers' common directory
+    # the workers' common directory
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     root = shared / "lecture"
     with open(shared / "lecture.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here until the items are done
@@ -132,10 +124,8 @@ def test_a_report_rewrites_its_own_section_only(lecture, tmp_path):
     for name in item_names():
         if name != "factor_vs_beta":
             assert _section(before, name) == _section(after, name)
-    assert [m for m in re.findall(r"lecture:(\w+):begin", after)] == [
-        "index",
-        *item_names(),
-    ]  # the lecture's order
+    # the lecture's order
+    assert [m for m in re.findall(r"lecture:(\w+):begin", after)] == ["index", *item_names()]
 
 
 def _without_provenance_notes(section: str) -> str:
@@ -153,9 +143,8 @@ def test_a_fresh_clone_rewrites_every_section_from_the_records_alone(lecture, tm
     docs = tmp_path / "docs"
     shutil.copytree(lecture / "docs", docs)
     records = sorted(p.relative_to(docs) for p in (docs / "jobs").rglob("results.json"))
-    assert len(records) >= 20 and all(
-        p.parts[2] == "tiny" for p in records
-    )  # jobs/<experiment>/<preset>/<job>
+    # jobs/<experiment>/<preset>/<job>
+    assert len(records) >= 20 and all(p.parts[2] == "tiny" for p in records)
     assert sum(p.stat().st_size for p in (docs / "jobs").rglob("*")) < 1_000_000  # a few kB a job
     assert list((docs / "jobs" / "beta_traversals" / "tiny").glob("*/measures.json"))
     main(
@@ -215,9 +204,8 @@ def test_records_of_another_length_are_ignored_a_job_here_shadows_its_record_and
         jobs[0].measure("x", lambda: 1)
     calls = []
     assert jobs[1].measure("x", lambda: calls.append(1) or [1.5]) == [1.5]
-    assert (
-        jobs[1].measure("x", lambda: calls.append(1) or [2.5]) == [1.5] and len(calls) == 1
-    )  # kept
+    # kept
+    assert jobs[1].measure("x", lambda: calls.append(1) or [2.5]) == [1.5] and len(calls) == 1
     (here / "results.json").write_text(
         json.dumps({"status": "completed", "seed": 0, "max_steps": 10, "x": 1})
     )
@@ -292,9 +280,8 @@ def test_a_report_into_other_docs_leaves_the_projects_readme_alone(tmp_path, mon
     assert (tmp_path / "README.md").read_text() == markers and (
         tmp_path / "elsewhere" / "README.md"
     ).is_file()
-    main(
-        ["report", "capacity", "--preset", "tiny", "--out", "out"]
-    )  # the default docs: the README follows them
+    # the default docs: the README follows them
+    main(["report", "capacity", "--preset", "tiny", "--out", "out"])
     assert "the project's table" not in (tmp_path / "README.md").read_text()
 
 
@@ -359,9 +346,8 @@ def test_the_entangling_bijection_keeps_the_marginals_and_mixes_every_dimension(
     a = random_orthogonal(3, rng)
     assert np.allclose(a @ a.T, np.eye(3)) and np.abs(a).min() > 0
     fz = entangling_bijection(*uniform_marginals(sizes), a)(z)
-    for i in range(
-        3
-    ):  # the same marginal: the KS distance to U[0, size) within its 99.9% bound (1.95 / sqrt(n))
+    # the same marginal: the KS distance to U[0, size) within its 99.9% bound (1.95 / sqrt(n))
+    for i in range(3):
         assert kstest(fz[:, i] / sizes[i], "uniform").statistic < 1.95 / np.sqrt(len(z))
         for j in range(3):  # ... yet every output moves with every input
             assert abs(np.corrcoef(fz[:, i], z[:, j])[0, 1]) > 0.01
@@ -409,10 +395,8 @@ def test_noise_pads_to_a_power_of_two_and_chance_is_what_noise_scores():
     values = {
         "noise": {"mig": 0.0, "modularity": 0.7},
         "before": {"mig": 0.8, "modularity": 0.9},
-        "after": {
-            "mig": 0.1,
-            "modularity": 0.85,
-        },  # 0.85 is near 0.9 but 0.85 > 0.7 + (0.9 - 0.7) / 2
+        # 0.85 is near 0.9 but 0.85 > 0.7 + (0.9 - 0.7) / 2
+        "after": {"mig": 0.1, "modularity": 0.85},
     }
     shown = {"MIG": "mig", "Modularity": "modularity"}
     assert collapsed(values, shown, "before", "after") == ["MIG"]
@@ -422,9 +406,8 @@ def test_matched_accuracy_finds_the_best_one_to_one_matching():
     labels = np.repeat(np.arange(10), 5)
     permuted = (labels * 3 + 1) % 10  # a perfect code under another numbering
     assert matched_accuracy(permuted, labels, 10, 10) == 1.0
-    assert matched_accuracy(np.zeros(50, dtype=int), labels, 10, 10) == pytest.approx(
-        0.1
-    )  # one value: one digit
+    # one value: one digit
+    assert matched_accuracy(np.zeros(50, dtype=int), labels, 10, 10) == pytest.approx(0.1)
 
 
 def test_the_infogan_claim_holds_only_far_above_the_regular_gan():
@@ -434,13 +417,14 @@ def test_the_infogan_claim_holds_only_far_above_the_regular_gan():
 
 
 def test_the_capacity_order_claim():
+    # orientation never reached the threshold: last
     rows = [
         ("posX", 1, 3.0, 100),
         ("posY", 2, 3.0, 150),
         ("scale", 3, 2.0, 400),
         ("shape", 4, 1.0, 900),
         ("orientation", 5, 1.0, None),
-    ]  # orientation never reached the threshold: last
+    ]
     assert order_holds(rows)
     assert not order_holds([("posX", 1, 3.0, 500), *rows[1:]])  # a position after scale
     assert order_verdict(rows) == "holds"

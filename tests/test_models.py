@@ -135,9 +135,8 @@ def test_factor_vae_paper_variant_splits_the_batch(permute, tmp_path, monkeypatc
         ]
     )
     assert train(cfg, tmp_path / "job")["status"] == "completed"
-    expected = (
-        (16, 16, False, 16) if permute == "second" else (32, None, False, 32)
-    )  # loader.batch_size=32 in SMALL
+    # loader.batch_size=32 in SMALL
+    expected = (16, 16, False, 16) if permute == "second" else (32, None, False, 32)
     assert seen == [expected] * 3
 
 

@@ -26,9 +26,8 @@ def test_wheel_ships_conf_and_finds_it(tmp_path):
     # the stacked launcher is a Hydra plugin: Hydra only looks for plugins in the hydra_plugins
     # package
     assert "hydra_plugins/disent_stacked_launcher/stacked_launcher.py" in names
-    assert not any(
-        name == "hydra_plugins/__init__.py" for name in names
-    )  # a namespace package, shared
+    # a namespace package, shared
+    assert not any(name == "hydra_plugins/__init__.py" for name in names)
     probe = (
         "import disent.train as t; from disent.config import load_config; "
         "print(t.CONF_DIR); print(load_config(['model.beta=4']).model.beta)"

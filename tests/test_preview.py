@@ -62,6 +62,5 @@ def test_cli_writes_the_png(tmp_path):
     with Image.open(tmp_path / "dsprites.png") as image:
         width, height = image.size
     assert width > 64 * 9 and height > 64 * 7
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "dsprites.png"
-    ]  # no log files or output directories
+    # no log files or output directories
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dsprites.png"]

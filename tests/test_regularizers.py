@@ -38,9 +38,8 @@ def kl_np(mu=MU, logvar=LOGVAR) -> float:
 def test_linear_schedule_rises_then_holds():
     schedule = LinearSchedule(start=0.0, end=25.0, steps=100)
     assert [schedule(s).item() for s in (0, 50, 100, 1000)] == [0.0, 12.5, 25.0, 25.0]
-    assert (
-        LinearSchedule(start=0.0, end=25.0, steps=0)(0).item() == 25.0
-    )  # no steps: the end at once
+    # no steps: the end at once
+    assert LinearSchedule(start=0.0, end=25.0, steps=0)(0).item() == 25.0
 
 
 @pytest.mark.parametrize("step, capacity", [(0, 0.0), (50, 1.0), (100, 2.0), (500, 2.0)])
@@ -67,9 +66,8 @@ def test_dip_vae_ii_adds_the_mean_encoder_variance_on_the_diagonal_only():
     cov_means = np.cov(MU.T, bias=True)
     mean_variance = np.exp(LOGVAR).mean(0)
     right = cov_means + np.diag(mean_variance)
-    wrong = (
-        cov_means + mean_variance[None, :]
-    )  # the mistake: variances added to every entry of their column
+    # the mistake: variances added to every entry of their column
+    wrong = cov_means + mean_variance[None, :]
     loss, _ = DIPVAELoss(lambda_od=5.0, lambda_d=5.0, dip_type="ii")(posterior(), 0)
     assert loss.item() == pytest.approx(kl_np() + _dip_by_hand(right, 5.0, 5.0), rel=1e-10)
     assert abs(loss.item() - (kl_np() + _dip_by_hand(wrong, 5.0, 5.0))) > 1e-3
@@ -77,9 +75,10 @@ def test_dip_vae_ii_adds_the_mean_encoder_variance_on_the_diagonal_only():
 
 def test_tc_decomposition_matches_the_mws_estimator_by_hand():
     n = 1000
+    # (B,B,Z)
     log_q = -0.5 * (
         np.log(2 * np.pi) + LOGVAR[None] + (Z[:, None] - MU[None]) ** 2 / np.exp(LOGVAR[None])
-    )  # (B,B,Z)
+    )
     log_qz = logsumexp(log_q.sum(2), axis=1) - np.log(n * 6)
     log_qz_dims = (logsumexp(log_q, axis=1) - np.log(n * 6)).sum(1)
     log_qzx = (-0.5 * (np.log(2 * np.pi) + LOGVAR + (Z - MU) ** 2 / np.exp(LOGVAR))).sum(1)
@@ -110,9 +109,8 @@ def test_decomposition_sums_to_the_kl_in_expectation(estimator):
         terms = tc_decomposition(
             Posterior(mu, logvar, z, gaussian_kl(mu, logvar)), 10_000, estimator
         )
-        log_ratio = (-0.5 * (logvar + (z - mu) ** 2 / logvar.exp()) + 0.5 * z**2).sum(
-            1
-        )  # log q(z|x) − log p(z)
+        # log q(z|x) − log p(z)
+        log_ratio = (-0.5 * (logvar + (z - mu) ** 2 / logvar.exp()) + 0.5 * z**2).sum(1)
         assert sum(t.item() for t in terms.values()) == pytest.approx(
             log_ratio.mean().item(), abs=1e-9
         )

@@ -61,9 +61,8 @@ def _same_weights(a: Path, b: Path) -> None:
 def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_ends(model, tmp_path):
     base = COMMON + RESUMABLE[model] + ["checkpoint.every_n_steps=5", "trainer.log_every_n_steps=1"]
     whole = train(load_config(base + ["trainer.max_steps=20"]), tmp_path / "whole")
-    first = train(
-        load_config(base + ["trainer.max_steps=13"]), tmp_path / "parts"
-    )  # stops between two checkpoints
+    # stops between two checkpoints
+    first = train(load_config(base + ["trainer.max_steps=13"]), tmp_path / "parts")
     parts = train(load_config(base + ["trainer.max_steps=20"]), tmp_path / "parts")  # resume=auto
     assert parts["resumed_from_step"] == 13 and parts["steps"] == whole["steps"] == 20
     # the job's time counts both processes: the first one's up to its final checkpoint, then the
@@ -84,9 +83,8 @@ def test_a_run_continued_from_its_checkpoint_ends_where_the_uninterrupted_run_en
     assert whole_state["callbacks"]["FigureCallback"] == parts_state["callbacks"]["FigureCallback"]
     # the CSV keeps the first process's rows (Lightning's CSVLogger deletes the file it finds)
     whole_log, parts_log = (pd.read_csv(tmp_path / d / "metrics.csv") for d in ("whole", "parts"))
-    assert sorted(parts_log["step"].dropna()) == sorted(
-        whole_log["step"].dropna()
-    )  # none lost, none twice
+    # none lost, none twice
+    assert sorted(parts_log["step"].dropna()) == sorted(whole_log["step"].dropna())
     for column in [c for c in whole_log.columns if c.startswith("train/")]:
         assert parts_log[column].dropna().tolist() == pytest.approx(
             whole_log[column].dropna().tolist(), rel=1e-6
@@ -151,9 +149,8 @@ def test_a_finished_job_is_not_run_again_and_resume_true_needs_a_checkpoint(tmp_
         train(load_config(SMALL + ["trainer.max_steps=5", "resume=false"]), tmp_path / "job")
     with pytest.raises(ConfigError, match=r"another config:\n  model.beta: 1.0 -> 4.0"):
         train(load_config(SMALL + ["trainer.max_steps=5", "model.beta=4.0"]), tmp_path / "job")
-    assert (
-        json.loads((tmp_path / "job" / "results.json").read_text())["status"] == "completed"
-    )  # nothing lost
+    # nothing lost
+    assert json.loads((tmp_path / "job" / "results.json").read_text())["status"] == "completed"
 
 
 def test_a_truncated_or_foreign_checkpoint_gives_one_clear_error_naming_it(tmp_path):
@@ -163,9 +160,8 @@ def test_a_truncated_or_foreign_checkpoint_gives_one_clear_error_naming_it(tmp_p
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=f"cannot read the checkpoint {path}"):
         read_checkpoint(path)
-    with pytest.raises(
-        ValueError, match="cannot read the checkpoint"
-    ):  # auto-resume must not start over silently
+    # auto-resume must not start over silently
+    with pytest.raises(ValueError, match="cannot read the checkpoint"):
         train(load_config(SMALL + ["trainer.max_steps=6"]), tmp_path / "job")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(2)}, foreign)
@@ -266,9 +262,8 @@ def test_a_sweep_goes_on_past_a_bad_value_and_a_diverging_job_and_the_analysis_l
         "model.beta=-1,1,2",
         "model.optimizer.lr=1e-4,1e30",
     )
-    assert (
-        done.returncode != 0 and "model.beta = -1" in done.stderr
-    )  # the sweep says that jobs failed ...
+    # the sweep says that jobs failed ...
+    assert done.returncode != 0 and "model.beta = -1" in done.stderr
     from disent.study.collect import collect
 
     table = collect([sweep])

@@ -61,16 +61,10 @@ def test_every_model_on_every_dataset_validates(model, dataset):
         ["trainer=study"],
         ["logger=wandb"],
         ["logger=tensorboard"],
-        [
-            "model.beta=4",
-            "threads=2",
-            "study_name=x",
-            "trainer.gradient_clip_val=1",
-        ],  # an int where a float is expected
-        [
-            "+trainer.num_sanity_val_steps=0",
-            "trainer.precision=16-mixed",
-        ],  # other Lightning Trainer arguments
+        # an int where a float is expected
+        ["model.beta=4", "threads=2", "study_name=x", "trainer.gradient_clip_val=1"],
+        # other Lightning Trainer arguments
+        ["+trainer.num_sanity_val_steps=0", "trainer.precision=16-mixed"],
         ["model.net=mlp", "dataset=digits", "dataset.size=30"],  # the MLP takes any size
         ["model=infogan", "model.net=conv_small", "dataset=digits", "dataset.size=36"],
         ["model=factor_vae", "model.permute=second", "loader.batch_size=128"],
@@ -147,9 +141,8 @@ def test_schemas_cover_what_the_code_reads():
     assert sorted(fields(Suite)) == METRIC_NAMES
     for metric, score in (("beta_vae", beta_vae_score), ("factor_vae", factor_vae_score)):
         schema = Suite.__dataclass_fields__[metric].type
-        assert fields(schema) == set(
-            list(inspect.signature(score).parameters)[3:]
-        )  # after (data, represent, rng)
+        # after (data, represent, rng)
+        assert fields(schema) == set(list(inspect.signature(score).parameters)[3:])
     assert Metrics.__dataclass_fields__["representations"].metadata["choices"] == list(
         REPRESENTATIONS
     )

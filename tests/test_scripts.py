@@ -24,10 +24,8 @@ def test_the_gpu_check_runs_its_cpu_fallback():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "the CPU fallback" in out and " passed" in out and "failed" not in out
-    for launcher in (
-        "basic",
-        "stacked K=2",
-    ):  # each sweep's models/hour beside the basic launcher's
+    # each sweep's models/hour beside the basic launcher's
+    for launcher in ("basic", "stacked K=2"):
         assert re.search(rf"this code +{launcher} +\d+ jobs .* models/hour .* images/s", out), out[
             -3000:
         ]

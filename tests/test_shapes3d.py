@@ -59,9 +59,8 @@ def test_contract(data):
 def test_index_factor_round_trip(data):
     indices = np.random.default_rng(0).integers(0, len(data), 1000)
     np.testing.assert_array_equal(data.factors_to_index(data.index_to_factors(indices)), indices)
-    assert data.index_to_factors(np.array([1])).tolist() == [
-        [0, 0, 0, 0, 0, 1]
-    ]  # orientation fastest
+    # orientation fastest
+    assert data.index_to_factors(np.array([1])).tolist() == [[0, 0, 0, 0, 0, 1]]
     assert data.index_to_factors(np.array([len(data) - 1])).tolist() == [[9, 9, 9, 7, 3, 14]]
     with pytest.raises(ValueError, match="shape"):
         data.sample_observations_from_factors(np.array([[0, 0, 0, 0, 4, 0]]))
@@ -103,9 +102,8 @@ def test_each_hue_colours_its_own_surface(data):
 
 
 def test_scale_grows_the_object(data):
-    area = (
-        changed(data, OBJECT_HUE).sum(axis=(1, 2)).reshape(8, 4, 15)
-    )  # (scale, shape, orientation)
+    # (scale, shape, orientation)
+    area = changed(data, OBJECT_HUE).sum(axis=(1, 2)).reshape(8, 4, 15)
     assert (np.diff(area, axis=0) > 0).all()
 
 
@@ -192,9 +190,8 @@ def test_loader_returns_the_stored_images(tmp_path, in_memory):
     images = write_small_h5(tmp_path / "small.h5")
     data = Shapes3D(tmp_path / "small.h5", factor_sizes=SMALL, in_memory=in_memory)
     assert len(data) == 144
-    factors = data.sample_factors(
-        40, 0
-    )  # unsorted, with repeats: the lazy reader sorts and un-sorts
+    # unsorted, with repeats: the lazy reader sorts and un-sorts
+    factors = data.sample_factors(40, 0)
     x = data.sample_observations_from_factors(factors)
     assert x.shape == (40, 3, 64, 64) and x.dtype == np.float32
     expected = images[data.factors_to_index(factors)].transpose(0, 3, 1, 2) / np.float32(255)
@@ -219,9 +216,8 @@ def test_loader_errors(tmp_path):
         Shapes3D(corrupt, factor_sizes=SMALL)
     write_small_h5(tmp_path / "small.h5")
     truncated = tmp_path / "truncated.h5"
-    truncated.write_bytes(
-        (tmp_path / "small.h5").read_bytes()[:100_000]
-    )  # an HDF5 header, cut short
+    # an HDF5 header, cut short
+    truncated.write_bytes((tmp_path / "small.h5").read_bytes()[:100_000])
     with pytest.raises(ValueError, match="truncated.h5"):
         Shapes3D(truncated, factor_sizes=SMALL)
     with pytest.raises(ValueError, match="small.h5.*images"):

@@ -67,20 +67,10 @@ def _member(cfg):
             for model in sorted(MEMBERS)
             for vectorize in (True, False)
         ],
-        (
-            "factor_vae",
-            "mlp",
-            True,
-            "32-true",
-            ["model.permute=second"],
-        ),  # the paper's second batch
-        (
-            "beta_tcvae",
-            "mlp",
-            True,
-            "32-true",
-            ["compute.compile=true"],
-        ),  # the vmapped step compiled
+        # the paper's second batch
+        ("factor_vae", "mlp", True, "32-true", ["model.permute=second"]),
+        # the vmapped step compiled
+        ("beta_tcvae", "mlp", True, "32-true", ["compute.compile=true"]),
         ("beta_vae", "mlp", False, "bf16-mixed", []),  # autocast: a GPU study's precision
         ("beta_vae", "mlp", True, "bf16-mixed", []),
     ],
@@ -205,9 +195,8 @@ def _command(*overrides: str) -> list[str]:
 
 
 def _run(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
-    return run_in_process(
-        "disent.train", *_command(*overrides)[3:], cwd=tmp_path
-    )  # the killed one is a process
+    # the killed one is a process
+    return run_in_process("disent.train", *_command(*overrides)[3:], cwd=tmp_path)
 
 
 @pytest.mark.slow
@@ -215,11 +204,8 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
     tmp_path,
 ):
     sweep = tmp_path / "sweep"
-    grid = [
-        "hydra.launcher.stack_size=2",
-        "seed=0,1",
-        "model.beta=4,1e39",
-    ]  # jobs 1 and 3 diverge at once
+    # jobs 1 and 3 diverge at once
+    grid = ["hydra.launcher.stack_size=2", "seed=0,1", "model.beta=4,1e39"]
     done = _run(
         tmp_path,
         f"hydra.sweep.dir={sweep}",
@@ -230,9 +216,8 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
         *TINY_METRICS,
     )
     assert "4 in 2 stack(s) of at most 2" in done.stderr + done.stdout, done.stderr[-3000:]
-    assert (
-        "as one stack (vmap)" in done.stderr + done.stdout
-    )  # the other launcher tests run members in a loop
+    # the other launcher tests run members in a loop
+    assert "as one stack (vmap)" in done.stderr + done.stdout
     from disent.study.collect import collect
 
     table = collect([sweep]).sort_values("job_dir")
@@ -247,9 +232,8 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
             results["stack"] == {"size": 2, "member": job % 2}
             and results["study_name"] == "stacked_study"
         )
-        assert (
-            len(list((job_dir / "wandb").glob("offline-run-*"))) == 1
-        )  # each job finished its own W&B run
+        # each job finished its own W&B run
+        assert len(list((job_dir / "wandb").glob("offline-run-*"))) == 1
         if results["status"] == "completed":
             assert (job_dir / "figures" / "capacity.png").exists() and (
                 job_dir / "figures" / "traversals.png"
@@ -268,9 +252,8 @@ def test_the_stacked_launcher_writes_every_job_as_a_single_run_and_isolates_a_fa
     from disent.evaluate import evaluate_checkpoint
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(
-        1
-    )  # as the launcher's process (OMP_NUM_THREADS=1): float sums depend on the thread count
+    # as the launcher's process (OMP_NUM_THREADS=1): float sums depend on the thread count
+    torch.set_num_threads(1)
     try:
         alone = {
             job: evaluate_checkpoint(sweep / str(job) / "checkpoints" / "last.ckpt", cfg.metrics)[
@@ -355,9 +338,8 @@ def test_a_killed_stack_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path)
         ]
         for name, value in expected.items():
             torch.testing.assert_close(weights[name], value, rtol=0, atol=0, msg=_named(name))
-    assert not list(
-        killed.glob(".stacks/*.ckpt")
-    )  # removed once every member has its own checkpoint
+    # removed once every member has its own checkpoint
+    assert not list(killed.glob(".stacks/*.ckpt"))
 
 
 def test_jobs_stack_when_they_differ_only_in_seed_and_the_keys_the_schema_marks_per_member():
@@ -389,9 +371,8 @@ def test_a_vmapped_stack_refuses_members_whose_plain_numbers_differ():
         for seed in (0, 1)
     ]
     for value, member in zip((1.0, 2.0), built, strict=True):
-        member.regularizer.scale = (
-            value  # a loss weight kept as a float: vmap would give both members the first's
-        )
+        # a loss weight kept as a float: vmap would give both members the first's
+        member.regularizer.scale = value
     ModelStack(built, final_loss_window=1, vectorize=False)  # a loop calls each member's own module
     with pytest.raises(
         ValueError, match=r"member 1's regularizer.scale = 2.0 differs from member 0's 1.0"

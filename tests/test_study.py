@@ -184,10 +184,8 @@ def test_tiny_real_study_through_a_launcher_then_report(launcher, tmp_path):
     ]
     if launcher == "ray":
         common.append("+hydra.launcher.ray.init.num_cpus=2")
-    sweeps = [
-        ("beta_vae", "beta", "1,4,8", "0"),
-        ("beta_vae", "optimizer.lr", "1e30", "5"),
-    ]  # the last one diverges
+    # the last one diverges
+    sweeps = [("beta_vae", "beta", "1,4,8", "0"), ("beta_vae", "optimizer.lr", "1e30", "5")]
     for model, knob, values, seeds in sweeps:  # the launcher starts each job's own process
         run_in_process(
             "disent.train",
@@ -229,9 +227,8 @@ def test_study_presets_run_the_union_of_the_per_model_grids(preset, jobs, tmp_pa
 
     spec = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "study" / f"{preset}.yaml"))
     commands = study_commands(spec, tmp_path, ["trainer.enable_progress_bar=false"])
-    assert all(
-        c[1:4] == ["-m", "disent.train", "-m"] for c in commands
-    )  # python -m disent.train -m ...
+    # python -m disent.train -m ...
+    assert all(c[1:4] == ["-m", "disent.train", "-m"] for c in commands)
     assert [c[4] for c in commands] == [f"model={m}" for m in spec["models"]]
     total = 0
     for command in commands:

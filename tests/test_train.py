@@ -215,9 +215,8 @@ def test_figures_are_written_at_the_configured_steps(tmp_path):
             f"traversals_step{step:06d}.gif",
             f"mutual_information_step{step:06d}.png",
         } <= names
-    assert (
-        "traversals_step000005.png" not in names and "traversals.png" in names
-    )  # the end: no step suffix
+    # the end: no step suffix
+    assert "traversals_step000005.png" not in names and "traversals.png" in names
 
 
 def test_tensorboard_receives_the_scalars_and_figures(tmp_path):
@@ -247,9 +246,8 @@ def test_malloc_settings_are_taken_by_glibc_and_out_of_range_values_are_refused(
 
     defaults = load_config([]).malloc
     assert keep_freed_memory(defaults.trim_threshold_mb, defaults.mmap_threshold_mb) is True
-    with pytest.raises(
-        ValueError, match="trim_threshold_mb = 4096 must be in"
-    ):  # would wrap around in a C int
+    # would wrap around in a C int
+    with pytest.raises(ValueError, match="trim_threshold_mb = 4096 must be in"):
         keep_freed_memory(4096, 32)
 
 
@@ -276,6 +274,5 @@ def test_a_logger_of_ones_own_is_a_function_named_by_logger_target(tmp_path, mon
     ):
         _train(tmp_path, ["trainer.max_steps=2", "logger._target_=my_loggers.nowhere"], "bad")
     failed = json.loads((tmp_path / "bad" / "results.json").read_text())
-    assert (
-        failed["status"] == "failed" and "use logger=csv" in failed["error"]
-    )  # before any training
+    # before any training
+    assert failed["status"] == "failed" and "use logger=csv" in failed["error"]

@@ -161,9 +161,8 @@ def test_study_udr_skips_jobs_without_readable_codes(tmp_path, caplog):
     (study / "permuted_0" / "shared_codes.npz").write_bytes(b"not an npz")
     write_job(study, "no_codes", 1.0, 9, None)
     mus, logvars = fixture_cell("permuted")
-    write_job(
-        study, "other_size", 1.0, 8, (mus[0][:500], logvars[0][:500])
-    )  # other settings: own pool
+    # other settings: own pool
+    write_job(study, "other_size", 1.0, 8, (mus[0][:500], logvars[0][:500]))
     with caplog.at_level(logging.WARNING):
         scores = udr_scores(collect([study]))
     assert "permuted_0" in caplog.text and "cannot be read" in caplog.text
@@ -186,9 +185,8 @@ def test_report_and_udr_command_show_udr_and_its_rank_correlation(tmp_path):
     assert "## Unsupervised model selection: UDR" in report
     cells = pd.read_csv(tmp_path / "report" / "udr_cells.csv")
     assert list(cells["jobs"]) == [MODELS, MODELS]
-    assert (
-        cells["udr/lasso"].iloc[0] > cells["udr/lasso"].iloc[1]
-    )  # permuted seeds agree, rotated do not
+    # permuted seeds agree, rotated do not
+    assert cells["udr/lasso"].iloc[0] > cells["udr/lasso"].iloc[1]
     main(["udr", str(study), "--out", str(tmp_path / "udr")])
     assert len(pd.read_csv(tmp_path / "udr" / "udr.csv")) == 2 * MODELS
 

@@ -38,9 +38,8 @@ def test_prior_samples_and_traversals_have_the_grid_shapes(tmp_path):
     assert samples.shape == (2, 5, 1, 64, 64) and 0 <= samples.min() and samples.max() <= 1
     x = torch.from_numpy(DSprites().sample_observations(16, np.random.default_rng(0)))
     traversals, kl = latent_traversals(x[:1], x, model.encode, model.decode, 2.0, 7)
-    assert traversals.shape == (4, 7, 1, 64, 64) and np.all(
-        np.diff(kl) <= 0
-    )  # most informative first
+    # most informative first
+    assert traversals.shape == (4, 7, 1, 64, 64) and np.all(np.diff(kl) <= 0)
     picture = image_grid(traversals)
     assert picture.shape == (4 * 66 + 2, 7 * 66 + 2, 3) and picture.dtype == np.uint8
     frames = traversal_frames(traversals)

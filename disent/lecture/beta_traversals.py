@@ -51,9 +51,8 @@ def analyze(runs: Runs, out: Path) -> Section:
     low, high = min(groups), max(groups)
     seeds = sorted({job.seed for jobs in groups.values() for job in jobs})
     mig = {beta: {job.seed: job.metric("mig") for job in jobs} for beta, jobs in groups.items()}
-    paired = [
-        seed for seed in seeds if seed in mig[low] and seed in mig[high]
-    ]  # seeds with both strengths
+    # seeds with both strengths
+    paired = [seed for seed in seeds if seed in mig[low] and seed in mig[high]]
 
     def higher(seed: int) -> str:
         if seed not in paired:

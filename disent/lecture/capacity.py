@@ -13,11 +13,8 @@ from disent.lecture.page import Section, job_picture, table
 from disent.lecture.runs import Job, JobGone, Runs
 
 EXPERIMENT = "capacity"
-PAPER_ORDER = [
-    ["posX", "posY"],
-    ["scale"],
-    ["shape", "orientation"],
-]  # the lecture's slide, group by group
+# the lecture's slide, group by group
+PAPER_ORDER = [["posX", "posY"], ["scale"], ["shape", "orientation"]]
 
 
 ORDER_WORDS = {
@@ -251,9 +248,8 @@ def analyze(runs: Runs, out: Path) -> Section:
                 "",
             ]
     encoding = [gamma for gamma in gammas if shares[gamma] <= 0.5]
-    if (
-        shares[gammas[0]] > 0.5 and encoding
-    ):  # the paper's γ met C with an offset, another γ encodes
+    # the paper's γ met C with an offset, another γ encodes
+    if shares[gammas[0]] > 0.5 and encoding:
         lines += stuck_or_optimal(jobs["dsprites", gammas[0]], jobs["dsprites", encoding[0]], runs)
     claim = min(verdicts.values(), key=list(ORDER_WORDS).index)  # the best of the γs
     if claim != "fails" and any(v != claim for v in verdicts.values()):

@@ -26,9 +26,8 @@ from disent.results import code_version, write_atomic
 
 SECTIONS = ["index", *ITEMS]  # the page's sections in order: the index table, then the items
 DEFAULT_DOCS = Path("docs/lecture")
-RECORDS = (
-    "jobs"  # <docs>/jobs/<experiment>/<preset>/<job>: the jobs' records (disent/lecture/runs.py)
-)
+# <docs>/jobs/<experiment>/<preset>/<job>: the jobs' records (disent/lecture/runs.py)
+RECORDS = "jobs"
 
 
 def item_overrides(name: str, experiment: str, preset: str) -> list[str]:
@@ -192,11 +191,12 @@ def unrecorded_commands(
             sorted(set(column), key=point_order(planned.grid[k]))
             for k, column in zip(outer, zip(*points), strict=True)
         ]
+        # one sweep when the outer points are a grid, else one per point
         blocks = (
             [columns]
             if len(points) == int(np.prod([len(c) for c in columns]))
             else [[[v] for v in point] for point in points]
-        )  # one sweep when the outer points are a grid, else one per point
+        )
         for block in blocks:
             sweep = [f"{k}={','.join(column)}" for k, column in zip(outer, block, strict=True)]
             commands.append([*kept, *sweep, f"{inner}={','.join(values)}"])
@@ -511,9 +511,8 @@ def main(argv: list[str] | None = None) -> None:
             sub.add_argument(
                 "overrides", nargs="*", help="extra disent-train overrides for every job"
             )
-    args, rest = parser.parse_known_args(
-        argv
-    )  # overrides may follow the options, as on disent-train's line
+    # overrides may follow the options, as on disent-train's line
+    args, rest = parser.parse_known_args(argv)
     if rest and (args.command != "run" or any(part.startswith("-") for part in rest)):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
@@ -524,9 +523,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{spec['number']:>2}. {name:18s} {spec['title']}")
         return
     if args.command != "list" and args.readme is None and args.docs == DEFAULT_DOCS:
-        args.readme = Path(
-            "README.md"
-        )  # the project's page links to docs/lecture: its index follows that page's
+        # the project's page links to docs/lecture: its index follows that page's
+        args.readme = Path("README.md")
     names = item_names() if args.item == "all" else [args.item]
     try:
         for name in names:

@@ -15,9 +15,8 @@ from disent.lecture.runs import Job, Runs
 from disent.models import encoder_of
 
 EXPERIMENT = "infogan_digits"
-PAPER_ACCURACY = (
-    0.95  # Chen et al. 2016, section 7.1: "5% error rate" of the categorical code on MNIST
-)
+# Chen et al. 2016, section 7.1: "5% error rate" of the categorical code on MNIST
+PAPER_ACCURACY = 0.95
 # Accuracy by which InfoGAN's worst seed must beat the regular GAN's best for "far above".
 FAR_ABOVE = 0.2
 
@@ -44,9 +43,8 @@ def _code_accuracy(job: Job) -> float:
     data = build_dataset(cfg.dataset)
     codes = encoder_of(model, 512)(data.render(np.arange(len(data.labels))))[0]
     k = model.categorical_codes[0]
-    probabilities = codes[
-        :, model.continuous_codes : model.continuous_codes + k
-    ]  # encode(): means, then probabilities
+    # encode(): means, then probabilities
+    probabilities = codes[:, model.continuous_codes : model.continuous_codes + k]
     return matched_accuracy(probabilities.argmax(axis=1), data.labels, k, 10)
 
 
@@ -104,12 +102,7 @@ def analyze(runs: Runs, out: Path) -> Section:
     measured = "code accuracy λ = 1 / λ = 0: " + " / ".join(
         mean_sd(list(accuracy[v].values()), digits=2) for v in (info, regular)
     )
-    return Section(
-        "\n".join(lines),
-        measured,
-        f"λ = 1: {PAPER_ACCURACY:.2f} (MNIST)",
-        verdict,
-    )
+    return Section("\n".join(lines), measured, f"λ = 1: {PAPER_ACCURACY:.2f} (MNIST)", verdict)
 
 
 def claim_verdict(margin: float) -> str:

@@ -167,9 +167,8 @@ class Job:
         if path.is_file():
             try:
                 stored = json.loads(path.read_text())
-                if (
-                    stored.get("results_sha256") == stamp
-                ):  # taken on this job's final results, not an earlier run's
+                # taken on this job's final results, not an earlier run's
+                if stored.get("results_sha256") == stamp:
                     return stored
             except (OSError, ValueError, AttributeError):
                 pass
@@ -199,18 +198,14 @@ class Runs:
     out: Path
     preset: str
     experiments: list[str]
-    commands: dict[str, list[str]] = field(
-        default_factory=dict
-    )  # experiment -> the command that runs it
-    settings: dict = field(
-        default_factory=dict
-    )  # the item's analysis sizes (its YAML's `analysis`)
-    records: Path | None = (
-        None  # where the jobs' records are kept (docs/lecture/jobs); None: none are read
-    )
-    plans: dict[str, Plan] = field(
-        default_factory=dict
-    )  # experiment -> what it trains now: jobs and records of another length or config are stale
+    # experiment -> the command that runs it
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    # the item's analysis sizes (its YAML's `analysis`)
+    settings: dict = field(default_factory=dict)
+    # where the jobs' records are kept (docs/lecture/jobs); None: none are read
+    records: Path | None = None
+    # experiment -> what it trains now: jobs and records of another length or config are stale
+    plans: dict[str, Plan] = field(default_factory=dict)
 
     def setting(self, name: str):
         """One of the item's analysis settings (conf/lecture/<item>.yaml: `analysis`, and

@@ -16,13 +16,15 @@ from scipy.stats import spearmanr  # noqa: E402
 from disent.lecture.measures import kl_information  # noqa: E402
 from disent.lecture.page import Section, save_picture, table  # noqa: E402
 from disent.lecture.runs import Runs  # noqa: E402
+
+# noqa: E402
 from disent.study import (
     STUDY_METRICS,
     better_beats_worse,
     collect,
     rank_correlation,
     variance_explained,
-)  # noqa: E402
+)
 from disent.viz.figures import figure_to_array  # noqa: E402
 
 DATASET = "noisy_dsprites"
@@ -266,7 +268,7 @@ def without_collapsed(
     lines = [
         f"**{names}** carr{'ies' if len(collapsed) == 1 else 'y'} almost nothing (median share below "
         f"{threshold:.0%}): the runs met their objective's KL with codes that tell the images apart "
-        "hardly better than the prior, so their metric scores rank noise, not disentanglement.",
+        "hardly better than the prior, so their metric scores rank noise, not disentanglement."
     ]
     if "annealed_vae" in collapsed:
         lines[-1] += (

@@ -40,9 +40,8 @@ from disent.metrics.utils import generate_batch_factor_code, with_fixed_factor
 
 log = logging.getLogger(__name__)
 
-Encode = Callable[
-    [np.ndarray], tuple[np.ndarray, np.ndarray]
-]  # observations -> (mu, logvar), (N, Z) each
+# observations -> (mu, logvar), (N, Z) each
+Encode = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 REPRESENTATIONS = ("mean", "sampled")
 
 
@@ -303,9 +302,8 @@ class _SharedDraws:
             bytes, np.ndarray
         ] = {}  # factors of a drawn batch -> its rows in the tables
         self.size = 0
-        self.tables: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(
-            encoders
-        )  # (capacity, Z) each
+        # (capacity, Z) each
+        self.tables: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(encoders)
 
     def sample_factors(self, n: int, rng) -> np.ndarray:
         return self.data.sample_factors(n, rng)
@@ -326,9 +324,8 @@ class _SharedDraws:
 
     def _append(self, k: int, codes: tuple[np.ndarray, np.ndarray]) -> None:
         n, table = len(codes[0]), self.tables[k]
-        if (
-            table is None or len(table[0]) < self.size + n
-        ):  # grow by doubling: appending stays linear
+        # grow by doubling: appending stays linear
+        if table is None or len(table[0]) < self.size + n:
             capacity = max(2 * (0 if table is None else len(table[0])), self.size + n, 1024)
             grown = tuple(np.empty((capacity, *c.shape[1:]), dtype=c.dtype) for c in codes)
             if table is not None:
@@ -404,9 +401,8 @@ def evaluate_many(
     for view, codes in views:
         per_kind = {}
         for kind in cfg["representations"]:
-            noise = np.random.default_rng(
-                [cfg["seed"], 1 + REPRESENTATIONS.index(kind)]
-            )  # for "sampled"
+            # for "sampled"
+            noise = np.random.default_rng([cfg["seed"], 1 + REPRESENTATIONS.index(kind)])
             times: dict[str, float] = {}
             per_kind[kind] = score(
                 view,

@@ -59,9 +59,8 @@ def build_model(
     if model_cfg.name not in model_names():
         raise ValueError(f"unknown model '{model_cfg.name}': choose one of {model_names()}")
     model = _build(cfg, model_cfg, observation_shape, dataset_size)
-    model.observation_shape = tuple(
-        observation_shape
-    )  # what it encodes: disent-eval checks other data against it
+    # what it encodes: disent-eval checks other data against it
+    model.observation_shape = tuple(observation_shape)
     # saved in its checkpoints, so that load_model rebuilds it without building (or finding) its
     # data set
     model.hparams["data"] = {

@@ -126,14 +126,12 @@ class DisentModel(L.LightningModule):
         self.recent_losses.append(values[0])
         self.loss_trace.append(values[0]["loss"])
         logged = {f"train/{name}": value for name, value in values[0].items()}
-        self.log_dict(
-            logged, on_step=True, on_epoch=False, batch_size=1
-        )  # on_step only: no epoch mean to weight
+        # on_step only: no epoch mean to weight
+        self.log_dict(logged, on_step=True, on_epoch=False, batch_size=1)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["recent_losses"] = list(
-            self.recent_losses
-        )  # results.json's final losses span a resume
+        # results.json's final losses span a resume
+        checkpoint["recent_losses"] = list(self.recent_losses)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.recent_losses.extend(checkpoint.get("recent_losses", []))

@@ -53,13 +53,11 @@ class InfoGAN(DisentModel):
         self.register_buffer(
             "continuous_weight", torch.tensor(float(continuous_weight)), persistent=False
         )
-        self.code_dim = (
-            sum(self.categorical_codes) + continuous_codes
-        )  # one-hot codes + continuous codes
+        # one-hot codes + continuous codes
+        self.code_dim = sum(self.categorical_codes) + continuous_codes
         self.generator = Generator(net, observation_shape, noise_dim + self.code_dim, hidden_dim)
-        code_outputs = (
-            sum(self.categorical_codes) + 2 * continuous_codes
-        )  # logits, then means and log-variances
+        # logits, then means and log-variances
+        code_outputs = sum(self.categorical_codes) + 2 * continuous_codes
         self.discriminator = Discriminator(net, observation_shape, code_outputs, hidden_dim)
         self.generator_settings = dict(generator_optimizer)
         self.discriminator_settings = dict(discriminator_optimizer)

@@ -89,9 +89,8 @@ class LinearSchedule(nn.Module):
 
     def forward(self, step: int) -> torch.Tensor:
         progress = (step / self.steps.clamp(min=1)).clamp(max=1.0)
-        progress = torch.where(
-            self.steps > 0, progress, torch.ones_like(progress)
-        )  # no steps: `end` at once
+        # no steps: `end` at once
+        progress = torch.where(self.steps > 0, progress, torch.ones_like(progress))
         return self.start + (self.end - self.start) * progress
 
 
@@ -304,9 +303,8 @@ class FactorVAELoss(Regularizer):
     def draws(
         self, batch_size: int, latent_dim: int, generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        permuted = (
-            batch_size // 2 if self.splits_batch else batch_size
-        )  # the second half, or the whole batch
+        # the second half, or the whole batch
+        permuted = batch_size // 2 if self.splits_batch else batch_size
         return {"order": permutation_order(permuted, latent_dim, generator, generator.device)}
 
     def discriminator_terms(

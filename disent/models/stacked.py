@@ -25,13 +25,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from disent.models.base import (
-    DisentModel,
-    MemberCalls,
-    build_optimizers,
-    compiled,
-    finite_terms,
-)
+from disent.models.base import DisentModel, MemberCalls, build_optimizers, compiled, finite_terms
+from disent.schema import stack_fixed_keys
 
 
 class _Method(nn.Module):
@@ -61,12 +56,10 @@ class _StackedState(nn.Module):
         )
         for name, value in buffers.items():
             self.register_buffer(name.replace(".", "/"), value)
-        template = copy.deepcopy(models[0]).to(
-            "meta"
-        )  # the architecture only: the weights come from the stack
-        self._template = [
-            template
-        ]  # in a list: not a submodule, so Lightning never moves or saves it
+        # the architecture only: the weights come from the stack
+        template = copy.deepcopy(models[0]).to("meta")
+        # in a list: not a submodule, so Lightning never moves or saves it
+        self._template = [template]
 
     def named_member_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """The stacked parameters, named as in one member."""
@@ -141,23 +134,21 @@ class ModelStack(L.LightningModule):
         for member in members[1:]:
             if (
                 type(member) is not type(first)
-                or _plain_settings(member) != _plain_settings(first)
+                or stack_fixed_keys(member.hparams["config"].get("model", {}))
+                != stack_fixed_keys(first.hparams["config"].get("model", {}))
                 or [p.shape for p in member.parameters()] != [p.shape for p in first.parameters()]
             ):
                 raise ValueError(
                     "stacked members need the same model, nets and settings but for their loss weights"
                 )
-        self.vectorize = (
-            vectorize  # vmap the members' step (for GPUs), or call them one by one (CPUs)
-        )
+        # vmap the members' step (for GPUs), or call them one by one (CPUs)
+        self.vectorize = vectorize
         self.automatic_optimization = first.automatic_optimization
-        self.members = (
-            members  # a plain list: in a vmap stack their weights live in the stacked state
-        )
+        # a plain list: in a vmap stack their weights live in the stacked state
+        self.members = members
         if vectorize:
-            _check_plain_values_agree(
-                members
-            )  # vmap calls one template: only buffers differ per member
+            # vmap calls one template: only buffers differ per member
+            _check_plain_values_agree(members)
             self.state = _StackedState(members)
         else:
             self.nets = nn.ModuleList(members)  # the members themselves, trained in place
@@ -247,16 +238,6 @@ class ModelStack(L.LightningModule):
             member.recent_losses.clear()
             member.recent_losses.extend(self.recent_losses[k])
         return self.members
-
-
-def _plain_settings(member: DisentModel) -> dict:
-    """The member's model config but for its loss weights (the keys its schema marks per_member)."""
-    from disent.schema import MODELS
-
-    model = dict(dict(member.hparams)["config"].get("model", {}))
-    schema = MODELS.get(model.get("name"))
-    per_member = schema.per_member_keys() if schema else []
-    return {key: value for key, value in model.items() if key not in per_member}
 
 
 def _check_plain_values_agree(members: list[DisentModel]) -> None:

@@ -117,9 +117,8 @@ class VAE(DisentModel):
         members at once."""
         posterior = self.posterior(x, draws["noise"])
         second = None
-        if (
-            self.regularizer.splits_batch
-        ):  # FactorVAE's paper variant: the second half only feeds the discriminator
+        # FactorVAE's paper variant: the second half only feeds the discriminator
+        if self.regularizer.splits_batch:
             x = x.chunk(2)[0]
             posterior, second = posterior.halves()
         reconstruction = reconstruction_loss(self.decode(posterior.z), x, self.reconstruction)

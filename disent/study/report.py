@@ -347,9 +347,8 @@ def run_study(preset_name: str, out: Path, extra: list[str], dry_run: bool) -> i
     for command in study_commands(preset, out, extra):
         print(" ".join(command[2:]), flush=True)
         if not dry_run:
-            failures += (
-                subprocess.run(command).returncode != 0
-            )  # a failed job must not stop the other models
+            # a failed job must not stop the other models
+            failures += subprocess.run(command).returncode != 0
     return failures
 
 

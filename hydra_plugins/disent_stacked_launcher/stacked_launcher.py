@@ -44,14 +44,11 @@ ConfigStore.instance().store(
 
 class StackedLauncher(Launcher):
     def __init__(self, stack_size: int = 8, member_calls: str = "auto") -> None:
-        from disent.stack import MEMBER_CALLS
+        from disent.stack import vectorize
 
         if stack_size < 1:
             raise ValueError(f"hydra.launcher.stack_size = {stack_size}: must be an integer >= 1")
-        if member_calls not in MEMBER_CALLS:
-            raise ValueError(
-                f"hydra.launcher.member_calls = {member_calls!r}: must be one of {list(MEMBER_CALLS)}"
-            )
+        vectorize(member_calls)  # refuses a bad value before any job starts
         self.stack_size = stack_size
         self.member_calls = member_calls
         self.config: DictConfig | None = None
