@@ -41,6 +41,11 @@ PROTOCOL = (
 )
 
 
+def flat(images: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) images -> (N, C·H·W) pixel vectors: the raw-pixel representation."""
+    return images.reshape(len(images), -1)
+
+
 def _fixed_scores(data, suite: dict, represent, seed: int, view=None) -> float:
     """The BetaVAE eval accuracy (x100) of `represent` over `data` (or over grid indices with `view`)."""
     values = beta_vae_score(
@@ -59,7 +64,6 @@ def analyze(runs: Runs, out: Path) -> Section:
     suite = OmegaConf.to_container(metrics.suite)
     first = next(iter(vaes.values()))[0]
     data = build_dataset(first.config.dataset)
-    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
     view = GridIndices(data)
     scores: dict[str, list[float]] = {}
     scores["ground truth"] = [
