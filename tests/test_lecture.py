@@ -17,6 +17,7 @@ from disent.lecture.capacity import order_holds, order_verdict, shared_latents
 from disent.lecture.cli import Plan, index_table, main, plan, sweep_commands, unrecorded_commands
 from disent.lecture.infogan_digits import claim_verdict, matched_accuracy
 from disent.lecture.measures import batch_capacity_gap, information_bound
+from disent.lecture.metric_table import kept_baselines
 from disent.lecture.page import Section, replace_marked, update_section
 from disent.lecture.samples_vs_means import weakest_and_strongest
 from disent.lecture.study_findings import (
@@ -595,3 +596,23 @@ def test_a_report_cites_its_commit_as_dirty_only_for_uncommitted_changes_to_what
     (tmp_path / "conf.yaml").write_text("b\n")
     assert git_version(tmp_path)["dirty"] is True
     assert git_version(tmp_path / "docs" / "not a checkout") == {}
+
+
+def test_baseline_scores_are_kept_for_their_settings_and_computed_again_for_others(tmp_path):
+    path = tmp_path / "metric_table" / "baselines.json"
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"scores": {"raw pixels": [50.0 + len(calls)]}, "spread": 0.1}
+
+    key = {"seeds": (0, 1), "fit_points": 200}
+    first = kept_baselines(path, key, compute)
+    # the same settings (a tuple reads back as a list): read from the file, not computed
+    again = kept_baselines(path, {"seeds": [0, 1], "fit_points": 200}, compute)
+    assert len(calls) == 1 and again == first and first["scores"]["raw pixels"] == [51.0]
+    assert "version" in first["code"] and first["seconds"] >= 0
+    other = kept_baselines(path, {"seeds": [0, 1], "fit_points": 300}, compute)
+    assert len(calls) == 2 and other["scores"]["raw pixels"] == [52.0]
+    path.write_text("{ not json")  # a damaged file is computed again, not an error
+    assert kept_baselines(path, key, compute)["scores"]["raw pixels"] == [53.0]
