@@ -128,8 +128,8 @@ def resume_point(
         )
     try:
         previous = json.loads((job_dir / "results.json").read_bytes())
-    # missing, or not JSON (UnicodeDecodeError and JSONDecodeError are ValueErrors)
     except (OSError, ValueError):
+        # missing, or not JSON (UnicodeDecodeError and JSONDecodeError are ValueErrors)
         previous = {}
     finished = (
         isinstance(previous, dict)

@@ -123,9 +123,8 @@ def train_stack(
                 continue
             if finished:
                 outcomes[i] = results
-            # a single run's checkpoint is there: it continues alone
             elif "resumed_from_step" in results:
-                alone.append(i)
+                alone.append(i)  # a single run's checkpoint is there: it continues alone
             else:
                 members.append(i)
                 started[i] = results
