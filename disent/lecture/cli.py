@@ -20,7 +20,7 @@ from disent.lecture import (
     preset_overrides,
     sweep_dir,
 )
-from disent.lecture.page import Section, hours, replace_marked, table, update_section
+from disent.lecture.page import Section, cited_commit, hours, replace_marked, table, update_section
 from disent.lecture.runs import Plan, Runs, read_jobs
 from disent.results import code_version, write_atomic
 
@@ -327,8 +327,7 @@ def _provenance(name: str, spec: dict, runs: Runs, preset: str, status: list[dic
         )
     report = code_version()
     lines.append(
-        f"Report made at commit {report.get('commit', report['version'])[:10]}"
-        f"{' (with uncommitted changes)' if report.get('dirty') else ''}, preset `{preset}`. Jobs run two at "
+        f"Report made at commit {cited_commit(report)}, preset `{preset}`. Jobs run two at "
         "a time on the `cpu` preset, so the item's wall time is about half the job time (≥: some jobs, "
         "trained before disent recorded `job_time_s`, count only their last process's time).\n"
     )

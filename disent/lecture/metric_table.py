@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA, FastICA
 
 from disent.config import load_config
 from disent.data import build_dataset
-from disent.lecture.page import Section, hours, mean_sd, table
+from disent.lecture.page import Section, cited_commit, hours, mean_sd, table
 from disent.lecture.runs import Runs
 from disent.metrics import beta_vae_score
 from disent.metrics.suite import GridIndices, evaluate
@@ -98,12 +98,6 @@ def baseline_scores(
     return {"scores": scores, "spread": float(np.mean(spread))}
 
 
-def _commit(code: dict) -> str:
-    """A code_version() as the page cites it."""
-    dirty = " (with uncommitted changes)" if code.get("dirty") else ""
-    return f"{code.get('commit', code['version'])[:10]}{dirty}"
-
-
 def kept_baselines(path: Path, key: dict, compute: Callable[[], dict]) -> dict:
     """`compute()`'s baseline scores, kept in `path` with the settings they were computed for (`key`)
     and the code that computed them: a later report with the same settings reads them instead of
@@ -180,7 +174,7 @@ def analyze(runs: Runs, out: Path) -> Section:
         "their own classifier.",
         "",
         f"The rows that need no training (ground truth to the untrained VAE) were computed at commit "
-        f"{_commit(baselines['code'])} and are kept in `{BASELINES_FILE}` beside this item's figures "
+        f"{cited_commit(baselines['code'])} and are kept in `{BASELINES_FILE}` beside this item's figures "
         "with the settings they were computed for; a report with the same settings reads them (delete "
         f"the file to compute them again: that took {hours(baselines['seconds'])}).",
         "",

@@ -133,3 +133,10 @@ def mean_sd(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str
 
 def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+
+
+def cited_commit(code: dict) -> str:
+    """A code_version() as the page cites it: the commit's first 10 digits (the version where git
+    could not tell), and whether the code had uncommitted changes."""
+    dirty = " (with uncommitted changes)" if code.get("dirty") else ""
+    return f"{code.get('commit', code['version'])[:10]}{dirty}"
